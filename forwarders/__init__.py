@@ -1,0 +1,1 @@
+"""Built-in forwarders; each is registered under the `relay.forwarders` entry point group."""

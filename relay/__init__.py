@@ -1,0 +1,5 @@
+"""relay: a durable relay for deployment events."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

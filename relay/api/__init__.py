@@ -1,0 +1,11 @@
+"""The HTTP API: one module per resource, thin handlers."""
+
+from __future__ import annotations
+
+from relay.api import ops, records
+from relay.api.routes import Route
+
+
+def all_routes() -> list[Route]:
+    """Every route of the API, in documentation order."""
+    return [*records.routes(), *ops.routes()]

@@ -1,0 +1,120 @@
+"""Middlewares: request id and access log, JSON errors, authentication."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from aiohttp import web
+
+from relay.auth import extract_token
+from relay.errors import (
+    BodyTooLarge,
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    Unauthenticated,
+)
+from relay.keys import AUTH, PRINCIPAL, REQUEST_ID
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("relay.http")
+
+PUBLIC_ATTR = "relay_public"
+
+
+H = TypeVar("H")
+
+
+def public(handler: H) -> H:
+    """Mark a handler as reachable without a token."""
+    setattr(handler, PUBLIC_ATTR, True)
+    return handler
+
+
+def error_response(exc: RelayError, request_id: str | None = None) -> web.Response:
+    """The JSON answer of a RelayError."""
+    headers = {"X-Request-ID": request_id} if request_id else {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="relay"'
+    return web.json_response(exc.to_json(), status=exc.status, headers=headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> RelayError:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(
+            f"method {exc.method} is not allowed here; use {allowed}",
+            extra={"allowed_methods": sorted(exc.allowed_methods)},
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such route")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return BodyTooLarge("the body is larger than the configured limit")
+    error = RelayError(exc.reason)
+    error.status, error.code = exc.status, exc.reason.lower().replace(" ", "_")
+    return error
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, turn every failure into JSON, log one line per request."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if 0 < len(incoming) <= 100 else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    response: web.StreamResponse | None = None
+    try:
+        response = await _answer(request, handler, request_id)
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        log.info(
+            "http_request",
+            method=request.method,
+            path=request.path,  # never the query string: it may carry access_token
+            status=response.status if response is not None else 500,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RelayError as exc:
+        return error_response(exc, request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc), request_id)
+    except Exception:
+        log.exception("unhandled_error", method=request.method, path=request.path)
+        return error_response(RelayError("internal error; see the server log"), request_id)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the request's token to a Principal unless the route is public."""
+    route_handler = request.match_info.handler
+    if getattr(route_handler, PUBLIC_ATTR, False) or request.match_info.http_exception:
+        return await handler(request)
+    token = extract_token(request.headers, request.query)
+    if token is None:
+        raise Unauthenticated(
+            "no API token: send `Authorization: Bearer <token>` or `?access_token=<token>`"
+        )
+    principal = await request.app[AUTH].authenticate(token)
+    if principal is None:
+        raise Unauthenticated("the API token is unknown or revoked")
+    request[PRINCIPAL] = principal
+    structlog.contextvars.bind_contextvars(token_name=principal.name)
+    try:
+        return await handler(request)
+    finally:
+        structlog.contextvars.unbind_contextvars("token_name")

@@ -1,0 +1,76 @@
+"""Operational endpoints: liveness, readiness, the API description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from relay.api.middleware import public
+from relay.api.records import json_answer
+from relay.api.routes import Route
+from relay.errors import StoreError
+from relay.keys import OPENAPI, STORE
+
+DOCS_PAGE = Path(__file__).with_name("docs.html")
+
+
+class Health(BaseModel):
+    """Answer of /healthz and /readyz."""
+
+    status: str
+    reason: str | None = None
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return json_answer({"status": "ok"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and its migrations are applied (503 otherwise)."""
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        return json_answer({"status": "unavailable", "reason": exc.message}, status=503)
+    return json_answer({"status": "ready"})
+
+
+@public
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API."""
+    return json_answer(request.app[OPENAPI])
+
+
+@public
+async def docs(request: web.Request) -> web.Response:
+    """A readable page of the API, rendered in the browser from /openapi.json."""
+    return web.Response(text=DOCS_PAGE.read_text(encoding="utf-8"), content_type="text/html")
+
+
+def routes() -> list[Route]:
+    """Routes of this module."""
+    return [
+        Route("GET", "/healthz", healthz, "Liveness", "operations", response=Health, public=True),
+        Route("GET", "/readyz", readyz, "Readiness", "operations", response=Health, public=True),
+        Route(
+            "GET",
+            "/openapi.json",
+            openapi_json,
+            "This API as OpenAPI 3.1",
+            "operations",
+            public=True,
+        ),
+        Route(
+            "GET",
+            "/docs",
+            docs,
+            "API documentation page",
+            "operations",
+            public=True,
+            content_type="text/html",
+        ),
+    ]

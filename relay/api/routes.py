@@ -1,0 +1,37 @@
+"""The route table: one list feeds both the aiohttp router and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation of the HTTP API and what the OpenAPI document says about it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    response_is_list: bool = False
+    status: int = 200
+    public: bool = False
+    content_type: str = "application/json"
+    aliases: tuple[str, ...] = ()
+
+
+def register(app: web.Application, routes: list[Route]) -> None:
+    """Add every route (and its aliases, e.g. the trailing-slash form) to the router."""
+    for route in routes:
+        for path in (route.path, *route.aliases):
+            app.router.add_route(route.method, path, route.handler)

@@ -1,0 +1,164 @@
+"""The `relay` command: serve, check-config, migrate, tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import structlog
+from aiohttp import web
+
+from relay import __version__
+from relay.auth import generate_token, new_token_record
+from relay.errors import ConfigError, RelayError
+from relay.logging import configure
+from relay.settings import SCOPES, Settings, load_settings
+from relay.store import Store, open_store
+
+T = TypeVar("T")
+log = structlog.get_logger("relay.cli")
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    print(f"error: {exc.message}", file=sys.stderr)
+    for detail in exc.details:
+        print(f"  {detail['field']}: {detail['message']}", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    configure(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
+    from relay.app import create_app
+
+    settings = _load(args)
+    app = create_app(settings)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    log.info("relay_starting", version=__version__, host=host, port=port)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    log.info("relay_stopped")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file and explain every problem with its location."""
+    settings = load_settings(args.path)
+    print(f"{args.path or 'config'}: OK")
+    print(f"  storage: {settings.storage.url.split('://', 1)[0]}")
+    print(f"  listen:  {settings.server.host}:{settings.server.port}")
+    print(f"  tokens:  {', '.join(t.name for t in settings.tokens) or '(none in file)'}")
+    return 0
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = open_store(settings.storage.url)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending schema migrations and exit."""
+    settings = _load(args)
+
+    async def noop(store: Store) -> None:
+        await store.ping()
+
+    asyncio.run(_with_store(settings, noop))
+    print("migrations applied")
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """Create, list or revoke API tokens kept in the database."""
+    settings = _load(args)
+    if args.action == "create":
+        token = generate_token()
+        record = new_token_record(args.name, token, args.scope or SCOPES[:2], args.component)
+        asyncio.run(_with_store(settings, lambda s: s.add_token(record)))
+        print(f"created token {args.name!r} ({', '.join(record.scopes)}); it is shown only once:")
+        print(token)
+        return 0
+    if args.action == "revoke":
+        done = asyncio.run(_with_store(settings, lambda s: s.revoke_token(args.name)))
+        print(f"revoked {args.name!r}" if done else f"no active token named {args.name!r}")
+        return 0 if done else 1
+    tokens = asyncio.run(_with_store(settings, lambda s: s.list_tokens()))
+    print(f"{'NAME':20} {'SCOPES':35} {'COMPONENTS':20} {'CREATED':20} STATE")
+    for t in tokens:
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        print(
+            f"{t.name:20} {','.join(t.scopes):35} {','.join(t.components):20} "
+            f"{t.created_at:%Y-%m-%d %H:%M:%S}  {state}"
+        )
+    for c in settings.tokens:
+        scopes, globs = ",".join(c.scopes), ",".join(c.components)
+        print(f"{c.name:20} {scopes:35} {globs:20} {'(config file)':20} active")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `relay` command."""
+    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"relay {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", "-c", help="TOML config (default: $RELAY_CONFIG or config/relay.toml)"
+        )
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the HTTP API"))
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("path", nargs="?", help="config file (default: config/relay.toml)")
+    check.set_defaults(func=cmd_check_config)
+
+    with_config(sub.add_parser("migrate", help="apply schema migrations")).set_defaults(
+        func=cmd_migrate
+    )
+
+    tokens = with_config(sub.add_parser("tokens", help="manage API tokens"))
+    actions = tokens.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a token and print it once")
+    create.add_argument("name")
+    create.add_argument("--scope", action="append", choices=SCOPES, help="repeatable")
+    create.add_argument("--component", action="append", default=None, help="glob, repeatable")
+    actions.add_parser("list", help="list tokens (never their values)")
+    revoke = actions.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    tokens.set_defaults(func=cmd_tokens)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `relay` console script."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "action", None) == "create" and args.component is None:
+        args.component = ["*"]
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return 2
+    except RelayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Every `web.AppKey` and request key of the application, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from relay.auth import Authenticator
+from relay.service import RecordService
+from relay.settings import Settings
+from relay.store.base import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+AUTH = web.AppKey("authenticator", Authenticator)
+RECORDS = web.AppKey("records", RecordService)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+
+# Request-scoped values set by middlewares.
+PRINCIPAL = "relay.principal"
+REQUEST_ID = "relay.request_id"

@@ -1,0 +1,169 @@
+"""Pydantic models of the domain and of request bodies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+from relay.timeutil import format_wire, to_utc
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(to_utc),
+    PlainSerializer(format_wire, return_type=str, when_used="json"),
+]
+
+
+Version = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+class Status(StrEnum):
+    """Lifecycle states (Scalingo vocabulary)."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    PUSHING = "pushing"
+    STARTING = "starting"
+    SUCCESS = "success"
+    BUILD_ERROR = "build-error"
+    CRASHED_ERROR = "crashed-error"
+    TIMEOUT_ERROR = "timeout-error"
+    ABORTED = "aborted"
+
+    @property
+    def terminal(self) -> bool:
+        """True when no further transition is allowed."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        Status.SUCCESS,
+        Status.BUILD_ERROR,
+        Status.CRASHED_ERROR,
+        Status.TIMEOUT_ERROR,
+        Status.ABORTED,
+    }
+)
+
+Kind = Literal["deployment", "build"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class BuildIn(_Strict):
+    """Body of `POST /components/{slug}/builds`."""
+
+    version: Version
+    result: ShortText | None = None
+    code_name: ShortText | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    commit_sha: ShortText | None = None
+    branch: ShortText | None = None
+    tag: ShortText | None = None
+    meta_data: dict[str, Any] | None = None
+    status: Status | None = Field(
+        default=None, description="Lifecycle state; defaults to one derived from `result`."
+    )
+
+
+class DeploymentIn(BuildIn):
+    """Body of `POST /components/{slug}/deployments` (ReleaseBits field names)."""
+
+    stage: ShortText | None = None
+    host: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class DeliverySummary(BaseModel):
+    """One forwarder's view of a deployment."""
+
+    forwarder: str
+    status: str
+    attempts: int
+
+
+class Deployment(BaseModel):
+    """A recorded deployment or build as the API returns it."""
+
+    id: str
+    kind: Kind = "deployment"
+    component: str
+    version: str
+    result: str | None = None
+    status: Status
+    stage: str | None = None
+    host: str | None = None
+    code_name: str | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    commit_sha: str | None = None
+    branch: str | None = None
+    tag: str | None = None
+    meta_data: dict[str, Any] = Field(default_factory=dict)
+    triggered_by: str | None = Field(default=None, description="Name of the token that sent it.")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    deliveries: list[DeliverySummary] | None = Field(
+        default=None, description="Per-forwarder delivery state (single-item answers only)."
+    )
+
+
+class CreatedAnswer(BaseModel):
+    """The 201 answer of a POST that records something."""
+
+    id: str
+    warnings: list[str] | None = None
+
+
+class Component(BaseModel):
+    """A component with its latest deployment per stage."""
+
+    slug: str
+    created_at: UtcDatetime
+    latest_deployments: list[Deployment]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorAnswer(BaseModel):
+    """Every non-2xx answer."""
+
+    error: ErrorBody
+
+
+def initial_status(result: str | None, status: Status | None) -> Status:
+    """Status of a deployment recorded in one call, derived from its `result`."""
+    if status is not None:
+        return status
+    if result is None or result.lower() == "success":
+        return Status.SUCCESS
+    try:
+        return Status(result.lower())
+    except ValueError:
+        return Status.BUILD_ERROR

@@ -1,0 +1,181 @@
+"""Use cases: record a deployment or build, read them back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from relay.auth import Principal
+from relay.errors import NotFound, ValidationFailed
+from relay.models import (
+    SLUG_RE,
+    BuildIn,
+    Deployment,
+    DeploymentIn,
+    Kind,
+    initial_status,
+)
+from relay.store.base import (
+    ComponentRow,
+    IdempotencyRequest,
+    ListQuery,
+    NewDelivery,
+    NewEvent,
+    Page,
+    RecordCommand,
+    RecordResult,
+    Store,
+    StoredAnswer,
+)
+from relay.timeutil import utcnow
+
+M = TypeVar("M", bound=BaseModel)
+Planner = Callable[[NewEvent, Deployment], list[NewDelivery]]
+
+_INPUT_MODELS: dict[Kind, type[BuildIn]] = {"deployment": DeploymentIn, "build": BuildIn}
+_COLLECTION: dict[Kind, str] = {"deployment": "deployments", "build": "builds"}
+
+
+def no_deliveries(event: NewEvent, record: Deployment) -> list[NewDelivery]:
+    """The planner of a relay with no forwarders configured."""
+    return []
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as the API's `details` items (`field`, `message`)."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_body(model: type[M], fields: dict[str, Any]) -> tuple[M, list[str]]:
+    """Validate `fields` against `model`; unknown keys are ignored and reported as warnings."""
+    try:
+        parsed = model.model_validate(fields)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the request body is not valid", details=validation_details(exc)
+        ) from None
+    unknown = sorted(set(fields) - set(model.model_fields))
+    return parsed, [f"unknown field {name!r} was ignored" for name in unknown]
+
+
+def check_slug(component: str) -> None:
+    """ValidationFailed unless `component` is a valid slug."""
+    if not SLUG_RE.match(component):
+        raise ValidationFailed(
+            "invalid component slug",
+            details=[
+                {
+                    "field": "component",
+                    "message": "use 1-100 characters: lowercase letters, digits, '.', '_' "
+                    "or '-', starting with a letter or digit",
+                }
+            ],
+        )
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of a request's meaning, to recognise an idempotent repeat."""
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class RecordService:
+    """Records deployments and builds and answers queries about them."""
+
+    store: Store
+    planner: Planner = no_deliveries
+    strict_components: bool = False
+
+    async def record(
+        self,
+        kind: Kind,
+        component: str,
+        fields: dict[str, Any],
+        principal: Principal,
+        idempotency_key: str | None = None,
+    ) -> RecordResult:
+        """Validate and durably record one deployment or build with its event and deliveries."""
+        check_slug(component)
+        principal.require("events:write", component)
+        if self.strict_components and not await self.store.component_exists(component):
+            raise NotFound(f"component {component!r} does not exist (strict_components is on)")
+        body, warnings = parse_body(_INPUT_MODELS[kind], fields)
+        record = self._new_record(kind, component, body, principal)
+        event = NewEvent(
+            id=str(uuid.uuid4()),
+            type=f"{kind}.created" if record.status.terminal else f"{kind}.started",
+            created_at=record.created_at,
+            data=record.model_dump(mode="json", exclude={"deliveries"}),
+        )
+        answer: dict[str, Any] = {"id": record.id}
+        if warnings:
+            answer["warnings"] = warnings
+        idem = None
+        if idempotency_key is not None:
+            idem = IdempotencyRequest(
+                scope=principal.name,
+                key=idempotency_key,
+                fingerprint=fingerprint(kind, component, fields),
+            )
+        command = RecordCommand(
+            record=record,
+            event=event,
+            answer=StoredAnswer(
+                201, answer, f"/components/{component}/{_COLLECTION[kind]}/{record.id}"
+            ),
+            deliveries=self.planner(event, record),
+            idempotency=idem,
+        )
+        return await self.store.record(command)
+
+    @staticmethod
+    def _new_record(kind: Kind, component: str, body: BuildIn, principal: Principal) -> Deployment:
+        now = utcnow()
+        status = initial_status(body.result, body.status)
+        data = body.model_dump(exclude_none=True)
+        data.pop("status", None)
+        if status.terminal and body.finished_at is None:
+            data["finished_at"] = now
+        return Deployment(
+            **data,
+            id=str(uuid.uuid4()),
+            kind=kind,
+            component=component,
+            status=status,
+            triggered_by=principal.name,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def get(
+        self, kind: Kind, component: str, record_id: str, principal: Principal
+    ) -> Deployment:
+        """One record, or NotFound."""
+        check_slug(component)
+        principal.require("events:read", component)
+        found = await self.store.get_record(kind, component, record_id)
+        if found is None:
+            raise NotFound(f"no {kind} {record_id!r} in component {component!r}")
+        return found
+
+    async def page(self, query: ListQuery, principal: Principal) -> Page:
+        """A page of records, newest first."""
+        check_slug(query.component)
+        principal.require("events:read", query.component)
+        return await self.store.list_records(query)
+
+    async def components(self, principal: Principal) -> list[ComponentRow]:
+        """Components the token may see, each with its latest deployment per stage."""
+        principal.require("events:read")
+        rows = await self.store.list_components()
+        return [row for row in rows if principal.can_access(row.slug)]

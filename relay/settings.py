@@ -1,0 +1,153 @@
+"""Configuration: a TOML file with ${VAR} interpolation, overridden by RELAY_* env vars."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from relay.errors import ConfigError
+
+DEFAULT_CONFIG = "config/relay.toml"
+SCOPES = ("events:write", "events:read", "admin")
+Scope = Literal["events:write", "events:read", "admin"]
+
+DEFAULT_SCOPES: tuple[Scope, ...] = ("events:write", "events:read")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    strict_components: bool = False
+    public_url: str | None = Field(
+        default=None, description="Base URL used in Location and Link headers behind a proxy."
+    )
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///data/relay.db"
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class TokenSettings(_Section):
+    name: str = Field(min_length=1, max_length=100)
+    token: SecretStr
+    scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    components: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("a token must be at least 8 characters long")
+        return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one relay process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tokens: list[TokenSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; RELAY_<SECTION>__<KEY> must win over it.
+        return env_settings, init_settings
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this configuration, for log redaction."""
+        return [t.token.get_secret_value() for t in self.tokens]
+
+
+def interpolate(value: Any, env: dict[str, str], path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed TOML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} is not set",
+            details=[{"field": path, "message": f"${{{name}}} is not set and has no default"}],
+        )
+
+    return _VAR.sub(sub, value)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def build_settings(data: dict[str, Any]) -> Settings:
+    """Validate a parsed config tree; ConfigError lists every problem with its location."""
+    data = interpolate(data, dict(os.environ))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        details = [
+            {"field": _location(err["loc"]), "message": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError("invalid configuration", details=details) from None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read, interpolate and validate a TOML config file."""
+    path = Path(path or os.environ.get("RELAY_CONFIG") or DEFAULT_CONFIG)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML", details=[{"field": str(path), "message": str(exc)}]
+        ) from None
+    try:
+        return build_settings(data)
+    except ConfigError as exc:
+        exc.message = f"{path}: {exc.message}"
+        raise

@@ -1,0 +1,35 @@
+"""Storage: the Store protocol and its backends, chosen by `storage.url`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from relay.errors import ConfigError
+from relay.store.base import Store
+
+__all__ = ["Store", "open_store", "sqlite_path"]
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///relative.db` or `sqlite:////abs/path.db` URL."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(f"not a SQLite URL: {url.split(':', 1)[0]}://…")
+    rest = url[len("sqlite:///") :]
+    if not rest:
+        raise ConfigError("the SQLite URL names no file")
+    return Path(rest)
+
+
+def open_store(url: str) -> Store:
+    """A Store for `url` (not yet opened)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from relay.store.sqlite import SqliteStore
+
+        return SqliteStore(sqlite_path(url))
+    if scheme in ("memory", ""):
+        from relay.store.memory import MemoryStore
+
+        return MemoryStore()
+    raise ConfigError(f"unsupported storage URL scheme {scheme!r}; use sqlite:///path.db")

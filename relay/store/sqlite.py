@@ -1,0 +1,287 @@
+"""The SQLite Store: embedded, zero set-up, durable with WAL and group commit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from relay.errors import Conflict, IdempotencyConflict, StoreError
+from relay.models import DeliverySummary, Deployment, Kind
+from relay.store import sqlite_sql as sql
+from relay.store.base import (
+    ComponentRow,
+    Cursor,
+    ListQuery,
+    Page,
+    RecordCommand,
+    RecordResult,
+    StoredAnswer,
+    TokenRecord,
+)
+from relay.store.sqlite_engine import SqliteEngine, known_migrations
+from relay.timeutil import format_db, parse_db, utcnow
+
+
+def _db_time(value: Any) -> str | None:
+    return None if value is None else format_db(value)
+
+
+def _deployment_row(d: Deployment) -> tuple[Any, ...]:
+    occurred = d.finished_at or d.started_at or d.created_at
+    return (
+        d.id,
+        d.kind,
+        d.component,
+        d.version,
+        d.result,
+        d.status.value,
+        d.stage,
+        d.host,
+        d.code_name,
+        _db_time(d.started_at),
+        _db_time(d.finished_at),
+        d.commit_sha,
+        d.branch,
+        d.tag,
+        json.dumps(d.meta_data, ensure_ascii=False),
+        d.triggered_by,
+        format_db(d.created_at),
+        format_db(d.updated_at),
+        format_db(occurred),
+    )
+
+
+def _deployment(row: sqlite3.Row) -> Deployment:
+    data = dict(row)
+    data.pop("seq", None)
+    data.pop("occurred_at", None)
+    data["meta_data"] = json.loads(data["meta_data"])
+    for key in ("started_at", "finished_at", "created_at", "updated_at"):
+        if data[key] is not None:
+            data[key] = parse_db(data[key])
+    return Deployment.model_validate(data)
+
+
+def _token(row: sqlite3.Row) -> TokenRecord:
+    return TokenRecord(
+        id=row["id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        scopes=tuple(json.loads(row["scopes"])),
+        components=tuple(json.loads(row["components"])),
+        created_at=parse_db(row["created_at"]),
+        revoked_at=parse_db(row["revoked_at"]) if row["revoked_at"] else None,
+    )
+
+
+def _cursor(row: sqlite3.Row) -> Cursor:
+    return Cursor(occurred_at=parse_db(row["occurred_at"]), seq=row["seq"])
+
+
+class SqliteStore:
+    """Store backed by one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.engine = SqliteEngine(Path(path))
+
+    async def open(self) -> None:
+        """Open the file (created if missing) and apply migrations."""
+        await self.engine.open()
+
+    async def close(self) -> None:
+        """Finish queued writes and close the file."""
+        await self.engine.close()
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the file answers and every migration is applied."""
+
+        def check(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(sql.MAX_MIGRATION).fetchone()[0] or 0)
+
+        newest = max(v for v, _, _ in known_migrations())
+        if await self.engine.read(check) < newest:
+            raise StoreError("database migrations are not applied")
+
+    async def record(self, command: RecordCommand) -> RecordResult:
+        """Write record, event, deliveries and idempotency key in one transaction."""
+        return await self.engine.write(lambda conn: _record(conn, command))
+
+    async def get_record(self, kind: Kind, component: str, record_id: str) -> Deployment | None:
+        """One record with a summary of its deliveries."""
+
+        def op(conn: sqlite3.Connection) -> Deployment | None:
+            row = conn.execute(sql.SELECT_DEPLOYMENT, (record_id, kind, component)).fetchone()
+            if row is None:
+                return None
+            record = _deployment(row)
+            summary = [
+                DeliverySummary(forwarder=r[0], status=r[1], attempts=r[2])
+                for r in conn.execute(sql.DELIVERY_SUMMARY, (record_id,))
+            ]
+            return record.model_copy(update={"deliveries": summary})
+
+        return await self.engine.read(op)
+
+    async def list_records(self, query: ListQuery) -> Page:
+        """Newest first by (occurred_at, seq), filtered, one page."""
+        text, params = _list_sql(query)
+
+        def op(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(text, params).fetchall()
+            more = len(rows) > query.limit
+            rows = rows[: query.limit]
+            nxt = _cursor(rows[-1]) if more and rows else None
+            return Page(items=[_deployment(r) for r in rows], next_cursor=nxt)
+
+        return await self.engine.read(op)
+
+    async def list_components(self) -> list[ComponentRow]:
+        """Components with their latest deployment per stage."""
+
+        def op(conn: sqlite3.Connection) -> list[ComponentRow]:
+            latest: dict[str, list[Deployment]] = {}
+            for row in conn.execute(sql.LATEST_PER_STAGE):
+                latest.setdefault(row["component"], []).append(_deployment(row))
+            return [
+                ComponentRow(
+                    slug=r["slug"],
+                    created_at=parse_db(r["created_at"]),
+                    latest=latest.get(r["slug"], []),
+                )
+                for r in conn.execute(sql.LIST_COMPONENTS)
+            ]
+
+        return await self.engine.read(op)
+
+    async def component_exists(self, slug: str) -> bool:
+        """True when the component has a row."""
+        return await self.engine.read(
+            lambda conn: conn.execute(sql.COMPONENT_EXISTS, (slug,)).fetchone() is not None
+        )
+
+    async def add_token(self, token: TokenRecord) -> None:
+        """Insert a token; Conflict when an active one has the same name."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    sql.INSERT_TOKEN,
+                    (
+                        token.id,
+                        token.name,
+                        token.token_hash,
+                        json.dumps(list(token.scopes)),
+                        json.dumps(list(token.components)),
+                        format_db(token.created_at),
+                        _db_time(token.revoked_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"an active token named {token.name!r} already exists") from exc
+
+        await self.engine.write(op)
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        """The active token with this hash."""
+
+        def op(conn: sqlite3.Connection) -> TokenRecord | None:
+            row = conn.execute(sql.FIND_TOKEN, (token_hash,)).fetchone()
+            return _token(row) if row else None
+
+        return await self.engine.read(op)
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """All tokens, oldest first."""
+        return await self.engine.read(
+            lambda conn: [_token(r) for r in conn.execute(sql.LIST_TOKENS)]
+        )
+
+    async def revoke_token(self, name: str) -> bool:
+        """Mark the active token `name` revoked."""
+        return await self.engine.write(
+            lambda conn: conn.execute(sql.REVOKE_TOKEN, (format_db(utcnow()), name)).rowcount > 0
+        )
+
+
+def _list_sql(query: ListQuery) -> tuple[str, list[Any]]:
+    text = sql.LIST_DEPLOYMENTS
+    params: list[Any] = [query.kind, query.component]
+    for column in ("stage", "result", "status"):
+        value = getattr(query, column)
+        if value is not None:
+            text += f" AND {column} = ?"
+            params.append(value)
+    if query.since is not None:
+        text += " AND occurred_at >= ?"
+        params.append(format_db(query.since))
+    if query.until is not None:
+        text += " AND occurred_at < ?"
+        params.append(format_db(query.until))
+    if query.after is not None:
+        text += " AND (occurred_at, seq) < (?, ?)"
+        params += [format_db(query.after.occurred_at), query.after.seq]
+    text += " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
+    params.append(query.limit + 1)
+    return text, params
+
+
+def _record(conn: sqlite3.Connection, command: RecordCommand) -> RecordResult:
+    idem = command.idempotency
+    if idem is not None:
+        row = conn.execute(sql.SELECT_IDEMPOTENCY, (idem.scope, idem.key)).fetchone()
+        if row is not None:
+            if row["fingerprint"] != idem.fingerprint:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was already used with a different request"
+                )
+            answer = StoredAnswer(row["status"], json.loads(row["body"]), row["location"])
+            return RecordResult(answer=answer, replayed=True)
+    record, event = command.record, command.event
+    created = format_db(record.created_at)
+    conn.execute(sql.INSERT_COMPONENT, (record.component, created))
+    conn.execute(sql.INSERT_DEPLOYMENT, _deployment_row(record))
+    cur = conn.execute(
+        sql.INSERT_EVENT,
+        (
+            event.id,
+            event.type,
+            record.id,
+            record.component,
+            format_db(event.created_at),
+            json.dumps(event.data, ensure_ascii=False),
+        ),
+    )
+    event_seq = cur.lastrowid
+    conn.executemany(
+        sql.INSERT_DELIVERY,
+        [
+            (
+                d.id,
+                event.id,
+                event_seq,
+                record.id,
+                d.forwarder,
+                format_db(d.next_attempt_at),
+                created,
+                created,
+            )
+            for d in command.deliveries
+        ],
+    )
+    if idem is not None:
+        answer = command.answer
+        conn.execute(
+            sql.INSERT_IDEMPOTENCY,
+            (
+                idem.scope,
+                idem.key,
+                idem.fingerprint,
+                answer.status,
+                json.dumps(answer.body),
+                answer.location,
+                created,
+            ),
+        )
+    return RecordResult(answer=command.answer, replayed=False)

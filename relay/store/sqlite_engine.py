@@ -1,0 +1,210 @@
+"""Thread-backed SQLite access: one writer with group commit, a pool of readers.
+
+Every write operation is a plain function of a `sqlite3.Connection`. The writer
+task gathers whatever operations are queued, runs them in one transaction on the
+writer thread (each inside its own SAVEPOINT so one failing operation does not
+undo the others), commits once, and only then resolves the callers' futures. With
+`synchronous=FULL` the commit has reached the disk when a caller resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from relay.errors import SchemaError, StoreError
+from relay.store import sqlite_sql as sql
+from relay.timeutil import format_db, utcnow
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+log = structlog.get_logger("relay.store")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations" / "sqlite"
+
+
+def translate(exc: sqlite3.Error) -> StoreError:
+    """A driver error as relay's StoreError, worded for an operator."""
+    text = str(exc)
+    if "readonly" in text:
+        return StoreError("the database is read-only")
+    if "disk" in text and "full" in text:
+        return StoreError("the disk holding the database is full")
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+        return SchemaError("the database file is corrupted")
+    return StoreError(f"database error: {text}")
+
+
+def known_migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with relay, in order."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        version = int(path.name.split("_", 1)[0])
+        found.append((version, path.stem, path.read_text(encoding="utf-8")))
+    return found
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations; refuse a schema newer than this relay knows."""
+    conn.execute(sql.CREATE_MIGRATIONS_TABLE)
+    applied = {row[0] for row in conn.execute(sql.SELECT_MIGRATIONS)}
+    known = known_migrations()
+    newest_known = max((v for v, _, _ in known), default=0)
+    if applied and max(applied) > newest_known:
+        raise SchemaError(
+            f"the database schema is version {max(applied)}, newer than this relay knows "
+            f"({newest_known}); upgrade relay"
+        )
+    done = []
+    for version, name, script in known:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(sql.INSERT_MIGRATION, (version, name, format_db(utcnow())))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(version)
+    return done
+
+
+class SqliteEngine:
+    """Owns the writer thread, the reader threads and their connections."""
+
+    def __init__(self, path: Path, *, readers: int = 2, batch_max: int = 512) -> None:
+        self.path = path
+        self._batch_max = batch_max
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="relay-sqlite-reader")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.commit_hooks: list[Callable[[], None]] = []
+
+    async def open(self) -> list[int]:
+        """Open the writer, apply migrations and start the group-commit loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            applied = await loop.run_in_executor(self._writer_pool, self._open_writer)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        self._task = asyncio.create_task(self._commit_loop(), name="relay-sqlite-commit")
+        return applied
+
+    def _open_writer(self) -> list[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in sql.PRAGMAS:
+            conn.execute(pragma)
+        self._writer = conn
+        return migrate(conn)
+
+    async def close(self) -> None:
+        """Drain queued writes, stop the loop and close every connection."""
+        if self._task is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0.005)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._writer_pool.submit(self._close_writer).result()
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group commit; return once its transaction is durable."""
+        if self._task is None:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return await future
+
+    async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` on a reader connection (sees every committed write)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader_pool, self._run_read, op)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    def _run_read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            for pragma in sql.READER_PRAGMAS:
+                conn.execute(pragma)
+            self._local.conn = conn
+            self._reader_conns.append(conn)
+        return op(conn)
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            if any(ok for ok, _ in outcomes):
+                for hook in self.commit_hooks:
+                    hook()
+
+    def _apply(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+        conn = self._writer
+        assert conn is not None
+        conn.row_factory = sqlite3.Row
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, _ in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, op(conn)))
+                    conn.execute("RELEASE op")
+                except sqlite3.OperationalError:
+                    raise  # I/O, disk full, read-only: the whole batch fails below
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = translate(exc)
+                    outcomes.append((False, exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("store_write_failed", error=str(exc), batch=len(batch))
+            return [(False, translate(exc)) for _ in batch]
+        return outcomes
