@@ -30,3 +30,23 @@ def format_db(value: datetime) -> str:
 def parse_db(value: str) -> datetime:
     """Read back what `format_db` wrote."""
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"1d"` or a plain number of seconds."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        unit = next((u for u in ("ms", "s", "m", "h", "d") if text.endswith(u)), "")
+        number = text[: len(text) - len(unit)] if unit else text
+        try:
+            seconds = float(number) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration like '10s', '5m' or '2h'") from None
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds

@@ -1,0 +1,140 @@
+"""Outgoing HTTP: a one-method transport interface, the real one and a mock.
+
+Forwarders build `HttpRequest`s with pure functions and hand them to a
+`Transport`; tests swap in `MockTransport` to check requests without a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from relay import __version__
+
+USER_AGENT = f"relay/{__version__}"
+# Responses are kept for diagnostics only: never read more than this from a target.
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An outgoing request, fully built before any I/O."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @classmethod
+    def json_request(
+        cls, method: str, url: str, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> HttpRequest:
+        """A request with a JSON body and the headers every target gets."""
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        merged = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        merged.update(headers or {})
+        return cls(method, url, merged, body)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A target's answer; `body` holds at most MAX_RESPONSE_BYTES."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """A header value, case-insensitively."""
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+    def text(self, limit: int = 2048) -> str:
+        """The first `limit` bytes of the body as text (for attempt records)."""
+        return self.body[:limit].decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class TransportError(OSError):
+    """The request did not get an answer (refused, reset, TLS, protocol error)."""
+
+
+class Transport(Protocol):
+    """Sends one request and returns its answer; raises OSError/TimeoutError on failure."""
+
+    async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        """Send `request`, waiting at most `timeout` seconds in all."""
+
+
+class AiohttpTransport:
+    """The real transport: one pooled aiohttp session, no redirects, bounded reads."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        self._session = session
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        """POST/PATCH/... `request`; the body read stops at MAX_RESPONSE_BYTES."""
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._client().request(
+                    request.method,
+                    request.url,
+                    data=request.body or None,
+                    headers=dict(request.headers),
+                    allow_redirects=False,
+                ) as resp,
+            ):
+                body = await resp.content.read(MAX_RESPONSE_BYTES)
+                return HttpResponse(resp.status, dict(resp.headers), body)
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+
+
+MockHandler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+
+
+class MockTransport:
+    """A transport answering from a function; keeps every request it was given."""
+
+    def __init__(self, handler: MockHandler) -> None:
+        self.handler = handler
+        self.requests: list[HttpRequest] = []
+
+    async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        """Record `request` and answer with the handler's response."""
+        self.requests.append(request)
+        result = self.handler(request)
+        if inspect.isawaitable(result):
+            async with asyncio.timeout(timeout):
+                return await result
+        return result
