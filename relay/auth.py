@@ -15,6 +15,8 @@ from relay.store.base import Store, TokenRecord
 from relay.timeutil import utcnow
 
 TOKEN_PREFIX = "rly_"
+# `Authorization: <scheme> T`; a scheme with no token after it is no token at all.
+_SCHEMES = frozenset({"bearer", "apikey", "token"})
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,10 @@ def extract_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str |
     auth = headers.get("Authorization", "").strip()
     if auth:
         scheme, _, rest = auth.partition(" ")
-        if scheme.lower() in ("bearer", "apikey", "token") and rest.strip():
-            return rest.strip()
-        if not rest:
+        if scheme.lower() in _SCHEMES:
+            if rest.strip():
+                return rest.strip()
+        elif not rest:
             return auth
     return query.get("access_token") or None
 

@@ -13,6 +13,8 @@ import structlog
 _SECRET_KEYS = re.compile(r"(token|secret|api_key|apikey|password|authorization)", re.I)
 _SECRET_QUERY = re.compile(r"((?:access_token|api_key|token)=)[^&\s\"']+", re.I)
 MASK = "***"
+# Keys that match _SECRET_KEYS but identify a token without revealing it.
+_NOT_SECRET = frozenset({"token_name", "token_hash"})
 
 _known_secrets: set[str] = set()
 
@@ -33,7 +35,7 @@ def _scrub(value: str) -> str:
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask secret-looking keys and any known secret value."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEYS.search(key) and key not in ("token_name",) and value is not None:
+        if _SECRET_KEYS.search(key) and key not in _NOT_SECRET and value is not None:
             event_dict[key] = MASK
         elif isinstance(value, str):
             event_dict[key] = _scrub(value)

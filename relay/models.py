@@ -30,6 +30,24 @@ UtcDatetime = Annotated[
 Version = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 
+MAX_META_DEPTH = 32
+
+
+def _shallow_enough(value: dict[str, Any]) -> dict[str, Any]:
+    # Deeper JSON would be accepted here and then fail to serialise (pydantic stops at
+    # 255 levels), turning a bad request into a 500.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_META_DEPTH:
+            raise ValueError(f"meta_data may be nested at most {MAX_META_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return value
+
+
+MetaData = Annotated[dict[str, Any], AfterValidator(_shallow_enough)]
+
 
 class Status(StrEnum):
     """Lifecycle states (Scalingo vocabulary)."""
@@ -78,7 +96,7 @@ class BuildIn(_Strict):
     commit_sha: ShortText | None = None
     branch: ShortText | None = None
     tag: ShortText | None = None
-    meta_data: dict[str, Any] | None = None
+    meta_data: MetaData | None = None
     status: Status | None = Field(
         default=None, description="Lifecycle state; defaults to one derived from `result`."
     )
@@ -167,3 +185,67 @@ def initial_status(result: str | None, status: Status | None) -> Status:
         return Status(result.lower())
     except ValueError:
         return Status.BUILD_ERROR
+
+
+DeliveryStatus = Literal["pending", "delivered", "skipped", "dead"]
+
+
+class Attempt(BaseModel):
+    """One try of a delivery."""
+
+    number: int
+    started_at: UtcDatetime
+    duration_ms: float
+    status_code: int | None = None
+    outcome: Literal["delivered", "skipped", "retry", "dead"]
+    error: str | None = None
+    response_excerpt: str | None = None
+
+
+class Delivery(BaseModel):
+    """One event on its way to one forwarder."""
+
+    id: str
+    event_id: str
+    event_type: str
+    deployment_id: str | None
+    component: str
+    forwarder: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: UtcDatetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    delivered_at: UtcDatetime | None = None
+    attempt_log: list[Attempt] | None = Field(
+        default=None, description="Every attempt, oldest first (single-delivery answers)."
+    )
+
+
+class ForwarderCounts(BaseModel):
+    """Deliveries of one forwarder by status, with recent attempt outcomes."""
+
+    pending: int = 0
+    delivered: int = 0
+    skipped: int = 0
+    dead: int = 0
+    attempts_24h: int = 0
+    failures_24h: int = 0
+    oldest_pending_at: UtcDatetime | None = None
+    last_error: str | None = None
+    last_error_at: UtcDatetime | None = None
+
+
+class ForwarderInfo(BaseModel):
+    """A configured forwarder as `GET /forwarders` shows it (no secrets)."""
+
+    name: str
+    type: str
+    state: Literal["active", "circuit-open", "disabled"]
+    disabled_reason: str | None = None
+    success_rate_24h: float | None = Field(
+        default=None, description="Share of attempts in the last 24 h that did not fail."
+    )
+    counts: ForwarderCounts

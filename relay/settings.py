@@ -8,14 +8,24 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from forwarders.base import ForwarderConfig
 from relay.errors import ConfigError
+from relay.plugins import Registry, default_registry
 
 DEFAULT_CONFIG = "config/relay.toml"
 SCOPES = ("events:write", "events:read", "admin")
@@ -74,6 +84,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
+    forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -89,7 +100,10 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value in this configuration, for log redaction."""
-        return [t.token.get_secret_value() for t in self.tokens]
+        values = [t.token.get_secret_value() for t in self.tokens]
+        for forwarder in self.forwarders:
+            values += forwarder.secrets()
+        return values
 
 
 def interpolate(value: Any, env: dict[str, str], path: str = "") -> Any:
@@ -122,17 +136,46 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def build_settings(data: dict[str, Any]) -> Settings:
+def build_settings(data: dict[str, Any], registry: Registry | None = None) -> Settings:
     """Validate a parsed config tree; ConfigError lists every problem with its location."""
     data = interpolate(data, dict(os.environ))
+    raw_forwarders = data.pop("forwarders", [])
+    details: list[dict[str, Any]] = []
+    settings = None
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        details = [
+        details += [
             {"field": _location(err["loc"]), "message": err["msg"]}
             for err in exc.errors(include_url=False, include_input=False)
         ]
-        raise ConfigError("invalid configuration", details=details) from None
+    forwarders = _forwarders(raw_forwarders, registry or default_registry(), details)
+    if details or settings is None:
+        raise ConfigError("invalid configuration", details=details)
+    settings.forwarders = forwarders
+    return settings
+
+
+def _forwarders(
+    raw: Any, registry: Registry, details: list[dict[str, Any]]
+) -> list[ForwarderConfig]:
+    if not isinstance(raw, list):
+        details.append({"field": "forwarders", "message": "use [[forwarders]] tables"})
+        return []
+    out: list[ForwarderConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"forwarders[{i}]"
+        try:
+            config = registry.validate(item if isinstance(item, dict) else {}, where)
+        except ConfigError as exc:
+            details += exc.details
+            continue
+        if config.name in seen:
+            details.append({"field": f"{where}.name", "message": f"duplicate name {config.name!r}"})
+        seen.add(config.name)
+        out.append(config)
+    return out
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -40,6 +40,8 @@ def error_response(exc: RelayError, request_id: str | None = None) -> web.Respon
     headers = {"X-Request-ID": request_id} if request_id else {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="relay"'
+    if exc.status == 405 and isinstance(allowed := exc.extra.get("allowed_methods"), list):
+        headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must say what is allowed
     return web.json_response(exc.to_json(), status=exc.status, headers=headers)
 
 

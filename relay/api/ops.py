@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -14,6 +15,7 @@ from relay.errors import StoreError
 from relay.keys import OPENAPI, STORE
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
+log = structlog.get_logger("relay.http")
 
 
 class Health(BaseModel):
@@ -36,6 +38,10 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[STORE].ping()
     except StoreError as exc:
         return json_answer({"status": "unavailable", "reason": exc.message}, status=503)
+    except Exception as exc:
+        # A store that fails in an unexpected way (e.g. already closed) is not ready either.
+        log.warning("readiness_check_failed", error=repr(exc))
+        return json_answer({"status": "unavailable", "reason": "the store does not answer"}, 503)
     return json_answer({"status": "ready"})
 
 

@@ -17,7 +17,8 @@ _BRACKET = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 # A `+` in a query string decodes to a space: restore UTC offsets that lost it.
 _LOST_PLUS = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+) (\d\d(?::?\d\d)?)$")
 NOT_FIELDS = frozenset({"access_token"})
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPE = "application/x-www-form-urlencoded"
+MULTIPART_TYPE = "multipart/form-data"
 
 
 def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
             continue
         match = _BRACKET.match(raw_key)
         if match is None:
-            out[raw_key] = _restore_plus(value)
+            out[raw_key] = restore_plus(value)
             continue
         keys = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
         target = out
@@ -41,7 +42,8 @@ def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
-def _restore_plus(value: str) -> str:
+def restore_plus(value: str) -> str:
+    """`2018-05-27T15:15:30 02:00` (a `+` decoded to a space) back to `...+02:00`."""
     match = _LOST_PLUS.match(value)
     return f"{match.group(1)}+{match.group(2)}" if match else value
 
@@ -50,10 +52,16 @@ def _looks_like_json(body: bytes) -> bool:
     return body.lstrip()[:1] in (b"{", b"[")
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not, and neither do
+    # the clients that read the record back.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def decode_json_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body; MalformedBody for anything else."""
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise MalformedBody("the body is not valid UTF-8") from None
     except (ValueError, RecursionError) as exc:
@@ -72,22 +80,36 @@ async def read_body(request: web.Request) -> bytes:
         raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
 
 
+async def _form_fields(request: web.Request) -> dict[str, Any]:
+    try:
+        form: MultiDictProxy[Any] = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].server.max_body_bytes
+        raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+    except (ValueError, UnicodeDecodeError, LookupError) as exc:
+        raise MalformedBody(f"the form body cannot be decoded: {exc}") from None
+    for value in form.values():
+        if isinstance(value, web.FileField):
+            value.file.close()  # uploaded files are not fields of a deployment
+    return nest_pairs((k, v) for k, v in form.items() if isinstance(v, str))
+
+
 async def request_fields(request: web.Request) -> dict[str, Any]:
     """Fields of a POST: a JSON object body whatever its declared type, else a form body,
     else (no body) the query string."""
-    body = await read_body(request)
     ctype = request.content_type
+    if ctype == MULTIPART_TYPE and request.body_exists:
+        # A multipart body is read by its parser: it cannot be read as bytes first.
+        fields = await _form_fields(request)
+        return fields or nest_pairs(request.query.items())
+    body = await read_body(request)
     if not body.strip():
         return nest_pairs(request.query.items())
     if _looks_like_json(body) or ctype == "application/json" or ctype.endswith("+json"):
         return decode_json_object(body)
-    if ctype in FORM_TYPES:
-        try:
-            form: MultiDictProxy[Any] = await request.post()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedBody(f"the form body cannot be decoded: {exc}") from None
-        return nest_pairs((k, v) for k, v in form.items() if isinstance(v, str))
+    if ctype == FORM_TYPE:
+        return await _form_fields(request)
     raise UnsupportedMediaType(
         f"unsupported content type {ctype!r}: send application/json or "
-        "application/x-www-form-urlencoded"
+        "application/x-www-form-urlencoded (or multipart/form-data)"
     )

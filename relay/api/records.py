@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from relay.api.parsing import request_fields
+from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
@@ -29,6 +29,9 @@ from relay.models import (
 from relay.service import validation_details
 from relay.store.base import Cursor, ListQuery
 from relay.timeutil import format_db, parse_db
+
+
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class ListParams(BaseModel):
@@ -69,7 +72,7 @@ def decode_cursor(text: str) -> Cursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         occurred, seq = json.loads(raw)
         return Cursor(occurred_at=parse_db(occurred), seq=int(seq))
-    except (binascii.Error, ValueError, TypeError):
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise ValidationFailed(
             "invalid cursor", details=[{"field": "cursor", "message": "not a cursor relay made"}]
         ) from None
@@ -77,13 +80,24 @@ def decode_cursor(text: str) -> Cursor:
 
 async def create_record(request: web.Request, kind: Kind) -> web.Response:
     """Record a deployment or build sent as JSON, a form body or a query string."""
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(
+            "invalid Idempotency-Key",
+            details=[
+                {
+                    "field": "Idempotency-Key",
+                    "message": f"use 1-{MAX_IDEMPOTENCY_KEY} characters",
+                }
+            ],
+        )
     fields = await request_fields(request)
     result = await request.app[RECORDS].record(
         kind,
         request.match_info["slug"],
         fields,
         principal_of(request),
-        request.headers.get("Idempotency-Key"),
+        idempotency_key,
     )
     answer = result.answer
     headers = {"Location": answer.location} if answer.location else {}
@@ -94,8 +108,12 @@ async def create_record(request: web.Request, kind: Kind) -> web.Response:
 
 async def list_records(request: web.Request, kind: Kind) -> web.Response:
     """A page of deployments or builds, newest first, next page in `Link`."""
+    query_params = dict(request.query)
+    for name in ("since", "until"):  # an unencoded `+02:00` arrives as ` 02:00`
+        if name in query_params:
+            query_params[name] = restore_plus(query_params[name])
     try:
-        params = ListParams.model_validate(dict(request.query))
+        params = ListParams.model_validate(query_params)
     except ValidationError as exc:
         raise ValidationFailed(
             "invalid query parameters", details=validation_details(exc)

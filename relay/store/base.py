@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from relay.models import Deployment, Kind
+from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, ForwarderCounts, Kind
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ class TokenRecord:
     revoked_at: datetime | None = None
 
 
-class Store(Protocol):
-    """Domain operations on durable storage; implemented per backend."""
+class RecordStore(Protocol):
+    """The recording side of the Store."""
 
     async def open(self) -> None:
         """Connect, apply migrations, start background writers."""
@@ -156,3 +156,107 @@ class Store(Protocol):
 
     async def revoke_token(self, name: str) -> bool:
         """Revoke the active token of this name; False if there is none."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A due delivery leased to this process, with everything the send needs."""
+
+    id: str
+    forwarder: str
+    attempts: int
+    deployment_id: str | None
+    event_id: str
+    event_type: str
+    event_created_at: datetime
+    payload: dict[str, Any]
+    state: dict[str, Any]
+    shared: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The outcome of one attempt, written in one transaction."""
+
+    delivery_id: str
+    forwarder: str
+    deployment_id: str | None
+    attempt: Attempt
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    state: dict[str, Any]
+    shared: dict[str, Any]
+    error: str | None
+    status_code: int | None
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """Filters of a deliveries search."""
+
+    status: str | None = None
+    forwarder: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    deployment_id: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A recorded event (for replays)."""
+
+    id: str
+    seq: int
+    type: str
+    deployment_id: str | None
+    created_at: datetime
+    payload: dict[str, Any]
+
+
+class OutboxStore(Protocol):
+    """The delivery side of the Store."""
+
+    async def claim(
+        self, forwarder: str, limit: int, now: datetime, lease_until: datetime, owner: str
+    ) -> list[Claimed]:
+        """Lease up to `limit` due deliveries of `forwarder`, oldest first, one per
+        (deployment, forwarder) at a time so that events arrive in order."""
+
+    async def complete(self, completion: Completion) -> None:
+        """Record an attempt and the delivery's new status, state and lease release."""
+
+    async def release_claims(self, owner: str | None = None) -> int:
+        """Drop leases (all of them, or those of `owner`) so deliveries are claimable now."""
+
+    async def next_due(self) -> datetime | None:
+        """The earliest `next_attempt_at` among pending deliveries."""
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        """Deliveries matching `query`, newest first; with attempts for one deployment."""
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery with its attempts."""
+
+    async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
+        """Make a delivery (dead ones too) pending and due now."""
+
+    async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
+        """Recorded events in [since, until), oldest first."""
+
+    async def add_deliveries(self, rows: list[tuple[EventRow, NewDelivery]]) -> int:
+        """Add outbox rows for already recorded events (replays)."""
+
+    async def forwarder_counts(self, since: datetime) -> dict[str, ForwarderCounts]:
+        """Per-forwarder delivery counts and attempt outcomes since `since`."""
+
+    async def set_disabled(self, forwarder: str, reason: str | None) -> None:
+        """Disable (reason given) or re-enable (None) a forwarder, durably."""
+
+    async def disabled_forwarders(self) -> dict[str, str]:
+        """Disabled forwarders and why."""
+
+
+class Store(RecordStore, OutboxStore, Protocol):
+    """Domain operations on durable storage; implemented per backend."""

@@ -10,6 +10,7 @@ from relay.models import DeliverySummary, Deployment, Kind
 from relay.store.base import (
     ComponentRow,
     Cursor,
+    EventRow,
     IdempotencyRequest,
     ListQuery,
     Page,
@@ -18,6 +19,7 @@ from relay.store.base import (
     StoredAnswer,
     TokenRecord,
 )
+from relay.store.memory_outbox import MemoryOutbox
 from relay.timeutil import utcnow
 
 
@@ -25,14 +27,13 @@ def _occurred(d: Deployment) -> datetime:
     return d.finished_at or d.started_at or d.created_at
 
 
-class MemoryStore:
+class MemoryStore(MemoryOutbox):
     """Keeps everything in dicts; for tests that need no I/O."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.records: dict[str, tuple[int, Deployment]] = {}
         self.components: dict[str, datetime] = {}
-        self.events: list[tuple[int, RecordCommand]] = []
-        self.deliveries: dict[str, list[DeliverySummary]] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, StoredAnswer]] = {}
         self.tokens: list[TokenRecord] = []
         self._seq = 0
@@ -55,11 +56,16 @@ class MemoryStore:
         rec = command.record
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
-        self.events.append((self._seq, command))
-        self.deliveries.setdefault(rec.id, []).extend(
-            DeliverySummary(forwarder=d.forwarder, status="pending", attempts=0)
-            for d in command.deliveries
+        event = EventRow(
+            id=command.event.id,
+            seq=self._seq,
+            type=command.event.type,
+            deployment_id=rec.id,
+            created_at=command.event.created_at,
+            payload=command.event.data,
         )
+        self.event_rows.append(event)
+        await self.add_deliveries([(event, d) for d in command.deliveries])
         if idem is not None:
             self.idempotency[(idem.scope, idem.key)] = (idem.fingerprint, command.answer)
         return RecordResult(answer=command.answer, replayed=False)
@@ -80,7 +86,12 @@ class MemoryStore:
         found = self.records.get(record_id)
         if found is None or found[1].kind != kind or found[1].component != component:
             return None
-        return found[1].model_copy(update={"deliveries": self.deliveries.get(record_id, [])})
+        summary = [
+            DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=len(r.attempts))
+            for r in sorted(self.rows.values(), key=lambda r: (r.event.seq, r.forwarder))
+            if r.event.deployment_id == record_id
+        ]
+        return found[1].model_copy(update={"deliveries": summary})
 
     async def list_records(self, query: ListQuery) -> Page:
         """Filter and sort in Python."""

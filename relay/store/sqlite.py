@@ -21,6 +21,7 @@ from relay.store.base import (
     TokenRecord,
 )
 from relay.store.sqlite_engine import SqliteEngine, known_migrations
+from relay.store.sqlite_outbox import SqliteOutbox
 from relay.timeutil import format_db, parse_db, utcnow
 
 
@@ -80,15 +81,19 @@ def _cursor(row: sqlite3.Row) -> Cursor:
     return Cursor(occurred_at=parse_db(row["occurred_at"]), seq=row["seq"])
 
 
-class SqliteStore:
+class SqliteStore(SqliteOutbox):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.engine = SqliteEngine(Path(path))
 
     async def open(self) -> None:
-        """Open the file (created if missing) and apply migrations."""
+        """Open the file (created if missing), apply migrations, free stale leases.
+
+        One SQLite file has one relay process, so any lease found at start belongs to
+        a process that died: its deliveries are claimable again at once."""
         await self.engine.open()
+        await self.release_claims()
 
     async def close(self) -> None:
         """Finish queued writes and close the file."""

@@ -77,3 +77,91 @@ INSERT_TOKEN = f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 
 FIND_TOKEN = f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"
 LIST_TOKENS = f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, name"
 REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"
+
+# -- outbox -----------------------------------------------------------------
+CLAIM_CANDIDATES = """
+SELECT d.id, d.forwarder, d.attempts, d.deployment_id, d.state,
+       e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at, e.payload,
+       s.state AS shared
+FROM deliveries d
+JOIN events e ON e.id = d.event_id
+LEFT JOIN delivery_shared s ON s.deployment_id = d.deployment_id AND s.forwarder = d.forwarder
+WHERE d.forwarder = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
+  AND (d.locked_until IS NULL OR d.locked_until < ?)
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries p
+      WHERE p.deployment_id = d.deployment_id AND p.forwarder = d.forwarder
+        AND p.status = 'pending' AND p.event_seq < d.event_seq
+  )
+ORDER BY d.next_attempt_at, d.event_seq
+LIMIT ?
+"""
+LEASE = "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE id = ?"
+RELEASE_ALL = (
+    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by IS NOT NULL"
+)
+RELEASE_OWNER = "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = ?"
+NEXT_DUE = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+
+INSERT_ATTEMPT = """
+INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, outcome, error,
+                      response_excerpt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+COMPLETE_DELIVERY = """
+UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+    locked_until = NULL, locked_by = NULL, state = ?, last_error = ?, last_status_code = ?,
+    updated_at = ?, delivered_at = ?
+WHERE id = ?
+"""
+UPSERT_SHARED = """
+INSERT INTO delivery_shared (deployment_id, forwarder, state) VALUES (?, ?, ?)
+ON CONFLICT (deployment_id, forwarder) DO UPDATE SET state = excluded.state
+"""
+
+DELIVERY_COLUMNS = """
+d.id, d.event_id, e.type AS event_type, d.deployment_id, e.component, d.forwarder, d.status,
+d.attempts, d.next_attempt_at, d.last_error, d.last_status_code, d.created_at, d.updated_at,
+d.delivered_at
+"""
+SELECT_DELIVERIES = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1 = 1"
+)
+SELECT_ATTEMPTS = """
+SELECT number, started_at, duration_ms, status_code, outcome, error, response_excerpt
+FROM attempts WHERE delivery_id = ? ORDER BY number, id
+"""
+RETRY_NOW = """
+UPDATE deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL,
+    locked_by = NULL, updated_at = ?
+WHERE id = ?
+"""
+
+EVENTS_BETWEEN = """
+SELECT id, seq, type, deployment_id, created_at, payload FROM events
+WHERE created_at >= ? AND created_at < ? ORDER BY seq
+"""
+
+COUNT_BY_STATUS = """
+SELECT forwarder, status, COUNT(*) AS n,
+       MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+FROM deliveries GROUP BY forwarder, status
+"""
+ATTEMPT_OUTCOMES = """
+SELECT d.forwarder, a.outcome, COUNT(*) AS n FROM attempts a
+JOIN deliveries d ON d.id = a.delivery_id
+WHERE a.started_at >= ? GROUP BY d.forwarder, a.outcome
+"""
+LAST_ERRORS = """
+SELECT forwarder, last_error, MAX(updated_at) AS at FROM deliveries
+WHERE last_error IS NOT NULL GROUP BY forwarder
+"""
+
+UPSERT_FORWARDER_STATE = """
+INSERT INTO forwarder_states (name, disabled_reason, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason,
+    updated_at = excluded.updated_at
+"""
+DISABLED_FORWARDERS = (
+    "SELECT name, disabled_reason FROM forwarder_states WHERE disabled_reason IS NOT NULL"
+)

@@ -1,0 +1,241 @@
+"""Grafana: one annotation per deployment, a region from start to finish.
+
+`deployment.started` creates the annotation and keeps its id in the shared
+per-deployment state; `deployment.completed`/`cancelled` then PATCH that same
+annotation's end, tags and text instead of adding a second one. Events recorded
+in one call (`deployment.created`, `build.created`) create a finished region.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from forwarders.base import (
+    Delivered,
+    Event,
+    ForwarderConfig,
+    Outcome,
+    PermanentFailure,
+    SendContext,
+    Skipped,
+    send_raw,
+)
+from forwarders.base import check_response as _check
+from relay.http import HttpRequest, HttpResponse
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CREATE_EVENTS = frozenset({"deployment.created", "deployment.started", "build.created"})
+FINISH_EVENTS = frozenset({"deployment.completed", "deployment.cancelled"})
+# Terminal statuses stand in for a missing `result` when a deployment ends.
+_TERMINAL = frozenset({"success", "build-error", "crashed-error", "timeout-error", "aborted"})
+
+
+class GrafanaConfig(ForwarderConfig):
+    """Keys of a `type = "grafana"` forwarder (DESIGN §8)."""
+
+    url: str
+    token: SecretStr
+    dashboard_uid: str | None = None
+    panel_id: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    org_id: int | None = Field(default=None, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _panel_needs_dashboard(self) -> GrafanaConfig:
+        # A panel id alone points nowhere: Grafana resolves it inside a dashboard.
+        if self.panel_id is not None and self.dashboard_uid is None:
+            raise ValueError("panel_id needs dashboard_uid")
+        return self
+
+    def secrets(self) -> list[str]:
+        """The service-account token."""
+        return [self.token.get_secret_value()]
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds of a datetime (naive ones are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Integer arithmetic: float timestamps can be off by one millisecond.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def epoch_ms(value: Any) -> int | None:
+    """Epoch milliseconds of an ISO-8601 string; None when absent."""
+    if value is None or value == "":
+        return None
+    return to_ms(datetime.fromisoformat(str(value)))
+
+
+def outcome(event: Event) -> str | None:
+    """The deployment's result, or its terminal status when it ended without one."""
+    result = event.data.get("result")
+    if result:
+        return str(result)
+    status = event.data.get("status")
+    if event.type in FINISH_EVENTS and status in _TERMINAL:
+        return str(status)
+    return None
+
+
+def annotation_tags(config: GrafanaConfig, event: Event) -> list[str]:
+    """Configured tags, then `component:`, `stage:`, `version:`, `result:` (absent ones skipped)."""
+    data = event.data
+    tags = list(config.tags)
+    if event.type == "build.created":
+        tags.append("build")
+    pairs = (
+        ("component", data.get("component")),
+        ("stage", data.get("stage")),
+        ("version", data.get("version")),
+        ("result", outcome(event)),
+    )
+    tags.extend(f"{key}:{value}" for key, value in pairs if value)
+    return list(dict.fromkeys(tags))  # Grafana stores tags as a set: no duplicates.
+
+
+def summary(event: Event) -> str:
+    """A one-line human summary: what, where, how it went, which commit, a link."""
+    data = event.data
+    verb = "Build" if event.type == "build.created" else "Deploy"
+    text = f"{verb} {data.get('component')} {data.get('version')}"
+    if data.get("stage"):
+        text += f" to {data['stage']}"
+    result = outcome(event)
+    text += f": {result}" if result else f": {data.get('status') or 'started'}"
+    sha, branch = data.get("commit_sha"), data.get("branch")
+    if sha or branch:
+        where = " on ".join(p for p in (str(sha)[:7] if sha else "", branch or "") if p)
+        text += f" ({where})"
+    meta = data.get("meta_data") or {}
+    link = meta.get("url") or meta.get("uri")
+    if link:
+        text += f" {link}"
+    return " ".join(text.split())  # one line whatever the fields contain
+
+
+def _headers(config: GrafanaConfig, delivery_id: str) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {config.token.get_secret_value()}",
+        "Idempotency-Key": delivery_id,
+    }
+    if config.org_id is not None:
+        headers["X-Grafana-Org-Id"] = str(config.org_id)
+    return headers
+
+
+def region(event: Event) -> tuple[int, int | None]:
+    """(time, timeEnd) in ms: start (or finish, or the event time) and a differing finish."""
+    started = epoch_ms(event.data.get("started_at"))
+    finished = epoch_ms(event.data.get("finished_at"))
+    start = started if started is not None else finished
+    if start is None:
+        start = to_ms(event.created_at)
+    end = finished if finished is not None and finished != start else None
+    return start, end
+
+
+def build_create(config: GrafanaConfig, event: Event, delivery_id: str) -> HttpRequest:
+    """`POST {url}/api/annotations` for `event` (a point, or a region when it has ended)."""
+    start, end = region(event)
+    body: dict[str, Any] = {
+        "text": summary(event),
+        "time": start,
+        "tags": annotation_tags(config, event),
+        "data": {"deployment_id": event.data.get("id"), "event": event.type},
+    }
+    if end is not None:
+        body["timeEnd"] = end
+    if config.dashboard_uid is not None:
+        body["dashboardUID"] = config.dashboard_uid
+    if config.panel_id is not None:
+        body["panelId"] = config.panel_id
+    return HttpRequest.json_request(
+        "POST", f"{config.url}/api/annotations", body, _headers(config, delivery_id)
+    )
+
+
+def build_patch(
+    config: GrafanaConfig, event: Event, annotation_id: int, delivery_id: str
+) -> HttpRequest:
+    """`PATCH {url}/api/annotations/{id}` closing the region with the end, tags and text."""
+    end = epoch_ms(event.data.get("finished_at"))
+    if end is None:
+        end = to_ms(event.created_at)
+    body = {"timeEnd": end, "tags": annotation_tags(config, event), "text": summary(event)}
+    return HttpRequest.json_request(
+        "PATCH",
+        f"{config.url}/api/annotations/{annotation_id}",
+        body,
+        _headers(config, delivery_id),
+    )
+
+
+def check_response(response: HttpResponse, now: datetime) -> None:
+    """Retry 408/429/5xx; 400/401/403/404 and other 4xx are permanent."""
+    _check(response, now, what="Grafana")
+
+
+def created_id(response: HttpResponse) -> int:
+    """The annotation id of a 200 answer to a create; PermanentFailure when it has none."""
+    payload = response.json()
+    value = payload.get("id") if isinstance(payload, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        # e.g. an auth proxy's HTML login page answered 200: nothing was created.
+        raise PermanentFailure(
+            "Grafana answered 200 without an annotation id",
+            status_code=response.status,
+            excerpt=response.text(),
+        )
+    return value
+
+
+class GrafanaForwarder:
+    """Annotates Grafana dashboards with deployments and builds."""
+
+    type: ClassVar[str] = "grafana"
+    Config: ClassVar[builtins.type[ForwarderConfig]] = GrafanaConfig
+
+    def __init__(self, config: GrafanaConfig) -> None:
+        self.config = config
+
+    async def send(self, event: Event, context: SendContext) -> Outcome:
+        """Create or finish the deployment's annotation."""
+        known = context.shared.get("annotation_id")
+        if event.type in FINISH_EVENTS and isinstance(known, int):
+            return await self._patch(event, context, known)
+        if event.type in CREATE_EVENTS or event.type in FINISH_EVENTS:
+            return await self._create(event, context)
+        return Skipped(f"Grafana annotations do not track {event.type}")
+
+    async def _create(self, event: Event, context: SendContext) -> Outcome:
+        request = build_create(self.config, event, context.delivery_id)
+        response = await send_raw(request, context, what="Grafana")
+        check_response(response, context.now)
+        annotation_id = created_id(response)
+        context.state["annotation_id"] = annotation_id
+        context.shared["annotation_id"] = annotation_id
+        return Delivered(response.status, f"annotation {annotation_id} added")
+
+    async def _patch(self, event: Event, context: SendContext, annotation_id: int) -> Outcome:
+        request = build_patch(self.config, event, annotation_id, context.delivery_id)
+        response = await send_raw(request, context, what="Grafana")
+        if response.status == 404:
+            raise PermanentFailure(
+                f"Grafana annotation {annotation_id} no longer exists",
+                status_code=404,
+                excerpt=response.text(),
+            )
+        check_response(response, context.now)
+        return Delivered(response.status, f"annotation {annotation_id} patched")

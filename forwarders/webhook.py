@@ -1,0 +1,348 @@
+"""Custom webhooks signed per the Standard Webhooks specification.
+
+`POST {url}` with the event envelope (or a templated body) as JSON, and the
+`webhook-id`, `webhook-timestamp` and `webhook-signature` headers. During a
+secret rotation every configured secret signs, so a receiver that still has
+the old secret and one that already has the new one both verify the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from forwarders.base import (
+    Delivered,
+    Event,
+    ForwarderConfig,
+    SendContext,
+    TargetGone,
+    check_response,
+    send_raw,
+)
+from relay.http import HttpRequest
+
+SECRET_PREFIX = "whsec_"
+# Headers relay computes itself: a static header may not replace them.
+RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "idempotency-key",
+        "user-agent",
+    }
+)
+BUILTIN_TEMPLATES = ("slack", "teams")
+FIELDS = (
+    "component",
+    "version",
+    "stage",
+    "result",
+    "status",
+    "type",
+    "commit_sha",
+    "branch",
+    "tag",
+    "host",
+    "code_name",
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# `{{`/`}}` are literal braces; `{name}` and `{meta_data[key]}` are placeholders.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(\w+)(?:\[([^\[\]{}]+)\])?\}")
+# Header names whose values are credentials (e.g. `Authorization = "Bearer …"`).
+_SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|signature|password|cookie", re.I)
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret; ValueError if it is not one."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r}")
+    encoded = secret[len(SECRET_PREFIX) :]
+    try:
+        # Unpadded base64 is common in generated secrets: pad before strict decoding.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the part after {SECRET_PREFIX!r} is not valid base64") from None
+    if not key:
+        raise ValueError("a webhook secret may not be empty")
+    return key
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One `v1,<base64 HMAC-SHA256>` entry over `{msg_id}.{timestamp}.{body}`."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def signature_header(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one entry per secret, space-separated."""
+    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets)
+
+
+class WebhookConfig(ForwarderConfig):
+    """`[[forwarders]]` keys of a webhook (DESIGN §8)."""
+
+    url: str
+    secret: SecretStr
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_template: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("url must be an absolute http:// or https:// URL")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _valid_secret(cls, value: SecretStr) -> SecretStr:
+        secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _valid_previous(cls, values: list[SecretStr]) -> list[SecretStr]:
+        for value in values:
+            secret_key(value.get_secret_value())
+        return values
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by relay and cannot be overridden")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"the value of header {name!r} contains a line break")
+        return headers
+
+    @field_validator("body_template")
+    @classmethod
+    def _valid_template(cls, value: str | None) -> str | None:
+        if value is None or value in BUILTIN_TEMPLATES:
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"body_template must be 'slack', 'teams' or a JSON template: {exc}"
+            ) from None
+        if not isinstance(parsed, dict | list):
+            raise ValueError("a JSON body_template must be an object or an array")
+        _walk_strings(parsed, _check_placeholders)
+        return value
+
+    def signing_secrets(self) -> list[str]:
+        """The current secret first, then the previous ones still accepted by receivers."""
+        return [self.secret.get_secret_value()] + [
+            s.get_secret_value() for s in self.previous_secrets
+        ]
+
+    def secrets(self) -> list[str]:
+        """Signing secrets, credential-like header values and the URL (Slack and
+        Teams webhook URLs are credentials themselves)."""
+        headers = [v for k, v in self.headers.items() if _SENSITIVE_HEADER.search(k)]
+        return [*self.signing_secrets(), *headers, self.url]
+
+
+def _check_placeholders(text: str) -> str:
+    for match in _PLACEHOLDER.finditer(text):
+        name, key = match.group(1), match.group(2)
+        if name is None:
+            continue
+        if name == "meta_data" and key is not None:
+            continue
+        if name not in FIELDS or key is not None:
+            known = ", ".join(f"{{{f}}}" for f in FIELDS)
+            raise ValueError(
+                f"unknown placeholder {match.group(0)}; use {known} or {{meta_data[key]}}"
+            )
+    return text
+
+
+def _walk_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` with `fn` applied to every string inside it (keys left as they are)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _walk_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk_strings(v, fn) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def substitute(text: str, event: Event) -> str:
+    """`text` with its placeholders replaced by the event's values (absent → "")."""
+    meta = event.data.get("meta_data") or {}
+
+    def value(match: re.Match[str]) -> str:
+        token, name, key = match.group(0), match.group(1), match.group(2)
+        if name is None:
+            return token[0]
+        if name == "meta_data":
+            return _text(meta.get(key))
+        return event.type if name == "type" else _text(event.data.get(name))
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def render_template(template: str, event: Event) -> Any:
+    """The JSON payload of a custom template.
+
+    The template is parsed first and values go into its strings, so quotes or
+    newlines in a value are JSON-escaped on output and can never break the body.
+    """
+    return _walk_strings(json.loads(template), lambda s: substitute(s, event))
+
+
+def summary(event: Event) -> str:
+    """A one-line human description: `api 1.4.2 → production: deployment completed (success)`."""
+    data = event.data
+    text = f"{data.get('component', '?')} {data.get('version', '?')}"
+    if data.get("stage"):
+        text += f" → {data['stage']}"
+    text += f": {event.type.replace('.', ' ').replace('_', ' ')}"
+    # A status change is only worth reading with the new status.
+    status_change = event.type.endswith("status_changed")
+    detail = data.get("result") or (data.get("status") if status_change else None)
+    if detail:
+        text += f" ({detail})"
+    return text
+
+
+def _link(event: Event) -> str | None:
+    url = (event.data.get("meta_data") or {}).get("url")
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
+def _facts(event: Event) -> list[tuple[str, str]]:
+    data = event.data
+    sha = data.get("commit_sha")
+    pairs = [
+        ("Component", data.get("component")),
+        ("Version", data.get("version")),
+        ("Stage", data.get("stage")),
+        ("Result", data.get("result")),
+        ("Status", data.get("status")),
+        ("Commit", sha[:12] if isinstance(sha, str) else None),
+        ("Branch", data.get("branch")),
+        ("Host", data.get("host")),
+    ]
+    return [(name, str(value)) for name, value in pairs if value]
+
+
+def _slack_escape(text: str) -> str:
+    # Slack reads &, < and > as markup: user values must not form links or mentions.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(event: Event) -> dict[str, Any]:
+    """A Slack incoming-webhook message (also accepted by Mattermost and Rocket.Chat)."""
+    text = _slack_escape(summary(event))
+    link = _link(event)
+    if link:
+        text += f" <{_slack_escape(link)}|details>"
+    return {"text": text}
+
+
+def teams_message(event: Event) -> dict[str, Any]:
+    """A Teams message with an Adaptive Card, as Teams Workflows webhooks expect."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": summary(event), "weight": "Bolder", "wrap": True},
+        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in _facts(event)]},
+    ]
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    link = _link(event)
+    if link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Details", "url": link}]
+    attachment = {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+    return {"type": "message", "attachments": [attachment]}
+
+
+def render_body(template: str | None, event: Event) -> Any:
+    """The JSON payload to send: the envelope, a built-in message or a custom template."""
+    if template is None:
+        return event.envelope()
+    if template == "slack":
+        return slack_message(event)
+    if template == "teams":
+        return teams_message(event)
+    return render_template(template, event)
+
+
+def build_request(
+    config: WebhookConfig, event: Event, delivery_id: str, now: datetime
+) -> HttpRequest:
+    """The signed POST: the signature covers the body bytes exactly as they are sent."""
+    unsigned = HttpRequest.json_request(
+        "POST", config.url, render_body(config.body_template, event), headers=config.headers
+    )
+    timestamp = math.floor(now.timestamp())
+    signature = signature_header(config.signing_secrets(), delivery_id, timestamp, unsigned.body)
+    headers = {
+        **unsigned.headers,
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+        "Idempotency-Key": delivery_id,
+    }
+    return replace(unsigned, headers=headers)
+
+
+class WebhookForwarder:
+    """Delivers every event to one Standard Webhooks endpoint."""
+
+    type: ClassVar[str] = "webhook"
+    Config: ClassVar[builtins.type[WebhookConfig]] = WebhookConfig
+
+    def __init__(self, config: WebhookConfig) -> None:
+        self.config = config
+
+    async def send(self, event: Event, context: SendContext) -> Delivered:
+        """POST the signed event; 410 disables the forwarder, 3xx is never followed."""
+        request = build_request(self.config, event, context.delivery_id, context.now)
+        response = await send_raw(request, context, what="webhook")
+        if response.status == 410:
+            raise TargetGone(
+                "webhook endpoint answered HTTP 410 Gone: it asks not to be called again, "
+                f"so forwarder {self.config.name!r} is disabled",
+                status_code=410,
+                excerpt=response.text(),
+            )
+        check_response(response, context.now, what="webhook")
+        return Delivered(response.status, response.text())

@@ -1,0 +1,207 @@
+"""The delivery side of the in-memory Store (for unit tests of the dispatcher)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from relay.models import Attempt, Delivery, DeliveryStatus, ForwarderCounts
+from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDelivery
+
+
+@dataclass
+class Row:
+    """A delivery as the memory store keeps it."""
+
+    id: str
+    event: EventRow
+    component: str
+    forwarder: str
+    next_attempt_at: datetime
+    created_at: datetime
+    status: DeliveryStatus = "pending"
+    attempts: list[Attempt] = field(default_factory=list)
+    locked_until: datetime | None = None
+    owner: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    last_error: str | None = None
+    last_status_code: int | None = None
+    updated_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    def view(self, with_log: bool) -> Delivery:
+        """The API model of this row."""
+        return Delivery(
+            id=self.id,
+            event_id=self.event.id,
+            event_type=self.event.type,
+            deployment_id=self.event.deployment_id,
+            component=self.component,
+            forwarder=self.forwarder,
+            status=self.status,
+            attempts=len(self.attempts),
+            next_attempt_at=self.next_attempt_at if self.status == "pending" else None,
+            last_error=self.last_error,
+            last_status_code=self.last_status_code,
+            created_at=self.created_at,
+            updated_at=self.updated_at or self.created_at,
+            delivered_at=self.delivered_at,
+            attempt_log=list(self.attempts) if with_log else None,
+        )
+
+
+class MemoryOutbox:
+    """Outbox operations over `self.rows`; mixed into MemoryStore."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.event_rows: list[EventRow] = []
+        self.shared: dict[tuple[str, str], dict[str, Any]] = {}
+        self.disabled: dict[str, str] = {}
+
+    def _blocked(self, row: Row) -> bool:
+        return any(
+            other.status == "pending"
+            and other.forwarder == row.forwarder
+            and other.event.deployment_id == row.event.deployment_id
+            and other.event.seq < row.event.seq
+            for other in self.rows.values()
+        )
+
+    async def claim(
+        self, forwarder: str, limit: int, now: datetime, lease_until: datetime, owner: str
+    ) -> list[Claimed]:
+        """Lease due, unblocked deliveries of one forwarder."""
+        due = sorted(
+            (
+                r
+                for r in self.rows.values()
+                if r.forwarder == forwarder
+                and r.status == "pending"
+                and r.next_attempt_at <= now
+                and (r.locked_until is None or r.locked_until < now)
+                and not self._blocked(r)
+            ),
+            key=lambda r: (r.next_attempt_at, r.event.seq),
+        )[:limit]
+        out = []
+        for r in due:
+            r.locked_until, r.owner = lease_until, owner
+            key = (r.event.deployment_id or "", r.forwarder)
+            out.append(
+                Claimed(
+                    id=r.id,
+                    forwarder=r.forwarder,
+                    attempts=len(r.attempts),
+                    deployment_id=r.event.deployment_id,
+                    event_id=r.event.id,
+                    event_type=r.event.type,
+                    event_created_at=r.event.created_at,
+                    payload=r.event.payload,
+                    state=dict(r.state),
+                    shared=dict(self.shared.get(key, {})),
+                )
+            )
+        return out
+
+    async def complete(self, completion: Completion) -> None:
+        """Apply an attempt's outcome."""
+        r = self.rows[completion.delivery_id]
+        r.attempts.append(completion.attempt)
+        r.status = completion.status
+        r.next_attempt_at = completion.next_attempt_at or completion.finished_at
+        r.locked_until = r.owner = None
+        r.state = dict(completion.state)
+        r.last_error, r.last_status_code = completion.error, completion.status_code
+        r.updated_at = completion.finished_at
+        if completion.status == "delivered":
+            r.delivered_at = completion.finished_at
+        if completion.shared and completion.deployment_id:
+            self.shared[(completion.deployment_id, completion.forwarder)] = dict(completion.shared)
+
+    async def release_claims(self, owner: str | None = None) -> int:
+        """Drop leases."""
+        count = 0
+        for r in self.rows.values():
+            if r.owner is not None and owner in (None, r.owner):
+                r.locked_until = r.owner = None
+                count += 1
+        return count
+
+    async def next_due(self) -> datetime | None:
+        """Earliest pending next_attempt_at."""
+        times = [r.next_attempt_at for r in self.rows.values() if r.status == "pending"]
+        return min(times, default=None)
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        """Filter rows."""
+        rows = [
+            r
+            for r in self.rows.values()
+            if query.status in (None, r.status)
+            and query.forwarder in (None, r.forwarder)
+            and query.deployment_id in (None, r.event.deployment_id)
+            and (query.since is None or r.created_at >= query.since)
+            and (query.until is None or r.created_at < query.until)
+        ]
+        if query.deployment_id:
+            rows.sort(key=lambda r: (r.event.seq, r.forwarder))
+        else:
+            rows.sort(key=lambda r: r.created_at, reverse=True)
+        return [r.view(query.deployment_id is not None) for r in rows[: query.limit]]
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One row with attempts."""
+        row = self.rows.get(delivery_id)
+        return row.view(True) if row else None
+
+    async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
+        """Make a row due now."""
+        row = self.rows.get(delivery_id)
+        if row is None:
+            return None
+        row.status, row.next_attempt_at, row.locked_until, row.owner = "pending", now, None, None
+        return row.view(True)
+
+    async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
+        """Events in [since, until)."""
+        return [e for e in self.event_rows if since <= e.created_at < until]
+
+    async def add_deliveries(self, rows: list[tuple[EventRow, NewDelivery]]) -> int:
+        """Insert rows for recorded events."""
+        for event, d in rows:
+            component = str(event.payload.get("component", ""))
+            self.rows[d.id] = Row(
+                d.id, event, component, d.forwarder, d.next_attempt_at, d.next_attempt_at
+            )
+        return len(rows)
+
+    async def forwarder_counts(self, since: datetime) -> dict[str, ForwarderCounts]:
+        """Counts per forwarder."""
+        out: dict[str, ForwarderCounts] = {}
+        for r in self.rows.values():
+            c = out.setdefault(r.forwarder, ForwarderCounts())
+            setattr(c, r.status, getattr(c, r.status) + 1)
+            if r.status == "pending" and (
+                c.oldest_pending_at is None or r.created_at < c.oldest_pending_at
+            ):
+                c.oldest_pending_at = r.created_at
+            recent = [a for a in r.attempts if a.started_at >= since]
+            c.attempts_24h += len(recent)
+            c.failures_24h += sum(a.outcome in ("retry", "dead") for a in recent)
+            changed = r.updated_at or r.created_at
+            if r.last_error and (c.last_error_at is None or changed > c.last_error_at):
+                c.last_error, c.last_error_at = r.last_error, changed
+        return out
+
+    async def set_disabled(self, forwarder: str, reason: str | None) -> None:
+        """Flip the disabled flag."""
+        if reason is None:
+            self.disabled.pop(forwarder, None)
+        else:
+            self.disabled[forwarder] = reason
+
+    async def disabled_forwarders(self) -> dict[str, str]:
+        """Disabled forwarders."""
+        return dict(self.disabled)
