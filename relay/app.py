@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import TextIO
 
 import structlog
@@ -13,13 +14,29 @@ from relay.api import all_routes
 from relay.api.middleware import authenticate, request_context
 from relay.api.routes import register
 from relay.auth import Authenticator, generate_token, hash_token, new_token_record
-from relay.keys import AUTH, OPENAPI, RECORDS, SETTINGS, STORE
+from relay.circuit import CircuitBreaker
+from relay.deliveries import DeliveryService
+from relay.dispatch import Dispatcher, Target
+from relay.http import AiohttpTransport, Transport
+from relay.keys import (
+    AUTH,
+    DELIVERIES,
+    DISPATCHER,
+    METRICS,
+    OPENAPI,
+    RECORDS,
+    SETTINGS,
+    STORE,
+    TRANSPORT,
+)
 from relay.logging import register_secrets
+from relay.metrics import Metrics
 from relay.openapi import build_openapi
-from relay.service import RecordService
+from relay.plugins import Registry, default_registry
+from relay.service import RecordService, planner_for
 from relay.settings import Settings
 from relay.store import Store, open_store
-from relay.store.base import TokenRecord
+from relay.store.base import NewEvent, TokenRecord
 
 log = structlog.get_logger("relay.app")
 
@@ -49,23 +66,68 @@ async def bootstrap_admin_token(store: Store, settings: Settings, out: TextIO) -
     return token
 
 
-def create_app(settings: Settings, store: Store | None = None) -> web.Application:
-    """The relay web application for `settings` (its store opens on startup)."""
+def build_dispatcher(
+    settings: Settings, store: Store, transport: Transport, registry: Registry | None = None
+) -> Dispatcher:
+    """A dispatcher running every configured forwarder."""
+    registry = registry or default_registry()
+    delivery = settings.delivery
+    targets = [
+        Target(
+            config=config,
+            forwarder=registry.get(config.type)(config),
+            breaker=CircuitBreaker(
+                threshold=delivery.circuit_threshold,
+                cooldown=timedelta(seconds=delivery.circuit_cooldown),
+            ),
+        )
+        for config in settings.forwarders
+    ]
+    return Dispatcher(
+        store, targets, transport, poll_interval=delivery.poll_interval, lease=delivery.lease
+    )
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    transport: AiohttpTransport | None = None,
+    registry: Registry | None = None,
+    dispatch: bool = True,
+) -> web.Application:
+    """The relay web application for `settings` (store and dispatcher start on startup)."""
     register_secrets(settings.secrets())
     store = store or open_store(settings.storage.url)
     app = web.Application(
         middlewares=[request_context, authenticate],
         client_max_size=settings.server.max_body_bytes,
     )
-    app[SETTINGS] = settings
-    app[STORE] = store
+    app[SETTINGS], app[STORE], app[METRICS] = settings, store, Metrics()
+    app[TRANSPORT] = transport or AiohttpTransport()
+    dispatcher = build_dispatcher(settings, store, app[TRANSPORT], registry)
+    dispatcher.listeners.append(app[METRICS].observe_delivery)
+    app[DISPATCHER] = dispatcher
     app[AUTH] = Authenticator(store, static_tokens(settings))
-    app[RECORDS] = RecordService(store, strict_components=settings.server.strict_components)
+    app[RECORDS] = RecordService(
+        store,
+        planner_for(settings.forwarders),
+        strict_components=settings.server.strict_components,
+        on_recorded=lambda event: _recorded(app, event),
+    )
+    app[DELIVERIES] = DeliveryService(store, dispatcher)
     routes = all_routes()
     register(app, routes)
     app[OPENAPI] = build_openapi(routes)
     app.cleanup_ctx.append(_store_lifecycle)
+    if dispatch:
+        app.cleanup_ctx.append(_dispatch_lifecycle)
     return app
+
+
+def _recorded(app: web.Application, event: NewEvent) -> None:
+    app[METRICS].events.labels(event.type, str(event.data.get("component"))).inc()
+    app[DISPATCHER].wake()
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -76,6 +138,16 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await store.close()
     log.info("store_closed")
+
+
+async def _dispatch_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = app[DISPATCHER]
+    await dispatcher.start()
+    log.info("dispatcher_started", forwarders=sorted(dispatcher.targets))
+    yield
+    await dispatcher.stop(app[SETTINGS].delivery.shutdown_grace)
+    await app[TRANSPORT].close()
+    log.info("dispatcher_stopped")
 
 
 def _safe_url(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -39,12 +40,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.app import create_app
 
     settings = _load(args)
-    app = create_app(settings)
+    app = create_app(settings, dispatch=not args.no_dispatch)
     host, port = args.host or settings.server.host, args.port or settings.server.port
     log.info("relay_starting", version=__version__, host=host, port=port)
     web.run_app(app, host=host, port=port, access_log=None, print=None)
     log.info("relay_stopped")
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run only the delivery loop (no HTTP API) until SIGINT/SIGTERM."""
+    settings = _load(args)
+    asyncio.run(_worker(settings))
+    return 0
+
+
+async def _worker(settings: Settings) -> None:
+    from relay.app import build_dispatcher
+    from relay.http import AiohttpTransport
+
+    store = open_store(settings.storage.url)
+    await store.open()
+    transport = AiohttpTransport()
+    dispatcher = build_dispatcher(settings, store, transport)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await dispatcher.start()
+    log.info("worker_started", forwarders=sorted(dispatcher.targets))
+    await stop.wait()
+    await dispatcher.stop(settings.delivery.shutdown_grace)
+    await transport.close()
+    await store.close()
+    log.info("worker_stopped")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -54,6 +83,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  storage: {settings.storage.url.split('://', 1)[0]}")
     print(f"  listen:  {settings.server.host}:{settings.server.port}")
     print(f"  tokens:  {', '.join(t.name for t in settings.tokens) or '(none in file)'}")
+    for f in settings.forwarders:
+        state = "" if f.enabled else " (disabled)"
+        print(f"  forwarder {f.name}: {f.type}{state}")
     return 0
 
 
@@ -121,7 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the HTTP API"))
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument(
+        "--no-dispatch", action="store_true", help="do not deliver (a `relay worker` does)"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = with_config(sub.add_parser("worker", help="run only the delivery loop"))
+    worker.set_defaults(func=cmd_worker)
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", nargs="?", help="config file (default: config/relay.toml)")

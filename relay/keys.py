@@ -7,6 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from relay.auth import Authenticator
+from relay.deliveries import DeliveryService
+from relay.dispatch import Dispatcher
+from relay.http import AiohttpTransport
+from relay.metrics import Metrics
 from relay.service import RecordService
 from relay.settings import Settings
 from relay.store.base import Store
@@ -16,6 +20,10 @@ STORE = web.AppKey("store", Store)
 AUTH = web.AppKey("authenticator", Authenticator)
 RECORDS = web.AppKey("records", RecordService)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+DELIVERIES = web.AppKey("deliveries", DeliveryService)
+METRICS = web.AppKey("metrics", Metrics)
+TRANSPORT = web.AppKey("transport", AiohttpTransport)
 
 # Request-scoped values set by middlewares.
 PRINCIPAL = "relay.principal"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from forwarders.base import ForwarderConfig
 from relay.auth import Principal
 from relay.errors import NotFound, ValidationFailed
 from relay.models import (
@@ -45,6 +46,20 @@ _COLLECTION: dict[Kind, str] = {"deployment": "deployments", "build": "builds"}
 def no_deliveries(event: NewEvent, record: Deployment) -> list[NewDelivery]:
     """The planner of a relay with no forwarders configured."""
     return []
+
+
+def planner_for(forwarders: Sequence[ForwarderConfig]) -> Planner:
+    """One delivery per enabled forwarder whose `match` accepts the event, due at once."""
+    enabled = [f for f in forwarders if f.enabled]
+
+    def plan(event: NewEvent, record: Deployment) -> list[NewDelivery]:
+        return [
+            NewDelivery(id=str(uuid.uuid4()), forwarder=f.name, next_attempt_at=event.created_at)
+            for f in enabled
+            if f.match.accepts(event.type, event.data)
+        ]
+
+    return plan
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -95,6 +110,7 @@ class RecordService:
     store: Store
     planner: Planner = no_deliveries
     strict_components: bool = False
+    on_recorded: Callable[[NewEvent], None] | None = None
 
     async def record(
         self,
@@ -136,7 +152,10 @@ class RecordService:
             deliveries=self.planner(event, record),
             idempotency=idem,
         )
-        return await self.store.record(command)
+        result = await self.store.record(command)
+        if not result.replayed and self.on_recorded is not None:
+            self.on_recorded(event)
+        return result
 
     @staticmethod
     def _new_record(kind: Kind, component: str, body: BuildIn, principal: Principal) -> Deployment:

@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from forwarders.base import ForwarderConfig
+from forwarders.base import Duration, ForwarderConfig
 from relay.errors import ConfigError
 from relay.plugins import Registry, default_registry
 
@@ -52,6 +52,14 @@ class ServerSettings(_Section):
 
 class StorageSettings(_Section):
     url: str = "sqlite:///data/relay.db"
+
+
+class DeliverySettings(_Section):
+    poll_interval: Duration = Field(default=5.0, gt=0, description="Safety-net poll period.")
+    lease: Duration = Field(default=60.0, gt=0, description="How long a claim is held.")
+    circuit_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown: Duration = Field(default=30.0, gt=0)
+    shutdown_grace: Duration = Field(default=10.0, ge=0)
 
 
 class LoggingSettings(_Section):
@@ -83,6 +91,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
     forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 
@@ -107,11 +116,30 @@ class Settings(BaseSettings):
 
 
 def interpolate(value: Any, env: dict[str, str], path: str = "") -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string of a parsed TOML tree."""
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed TOML tree.
+
+    A variable that is unset (or empty) and has no default is an error; ConfigError
+    lists every such variable with the location of the setting that uses it.
+    """
+    missing: list[dict[str, Any]] = []
+    result = _interpolate(value, env, path, missing)
+    if missing:
+        names = sorted({m["name"] for m in missing})
+        raise ConfigError(
+            f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            f"{'are' if len(names) > 1 else 'is'} not set",
+            details=[{"field": m["field"], "message": m["message"]} for m in missing],
+        )
+    return result
+
+
+def _interpolate(value: Any, env: dict[str, str], path: str, missing: list[dict[str, Any]]) -> Any:
     if isinstance(value, dict):
-        return {k: interpolate(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else k, missing) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", missing) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -121,10 +149,11 @@ def interpolate(value: Any, env: dict[str, str], path: str = "") -> Any:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(
-            f"environment variable {name} is not set",
-            details=[{"field": path, "message": f"${{{name}}} is not set and has no default"}],
+        state = "is empty" if name in env else "is not set"
+        missing.append(
+            {"name": name, "field": path, "message": f"${{{name}}} {state} and has no default"}
         )
+        return ""
 
     return _VAR.sub(sub, value)
 

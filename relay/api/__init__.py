@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from relay.api import ops, records
+from relay.api import deliveries, ops, records
 from relay.api.routes import Route
 
 
 def all_routes() -> list[Route]:
     """Every route of the API, in documentation order."""
-    return [*records.routes(), *ops.routes()]
+    return [*records.routes(), *deliveries.routes(), *ops.routes()]

@@ -30,7 +30,6 @@ from relay.service import validation_details
 from relay.store.base import Cursor, ListQuery
 from relay.timeutil import format_db, parse_db
 
-
 MAX_IDEMPOTENCY_KEY = 255
 
 

@@ -1,0 +1,62 @@
+"""A per-forwarder circuit breaker: pure state, driven by the dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+CircuitState = Literal["closed", "open", "half-open"]
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after `threshold` consecutive transient failures; while open no delivery of
+    the forwarder is claimed (so no attempt is spent); after `cooldown` one probe is let
+    through; its success closes the circuit, its failure re-opens it for twice as long."""
+
+    threshold: int = 5
+    cooldown: timedelta = timedelta(seconds=30)
+    max_cooldown: timedelta = timedelta(minutes=10)
+    failures: int = 0
+    opened_until: datetime | None = None
+    current_cooldown: timedelta | None = None
+    probing: bool = False
+
+    def state(self, now: datetime) -> CircuitState:
+        """closed, open (waiting), or half-open (a probe may go)."""
+        if self.opened_until is None:
+            return "closed"
+        return "open" if now < self.opened_until else "half-open"
+
+    def allowance(self, now: datetime, free_slots: int) -> int:
+        """How many deliveries may be claimed now."""
+        state = self.state(now)
+        if state == "closed":
+            return free_slots
+        if state == "half-open" and not self.probing:
+            return min(1, free_slots)
+        return 0
+
+    def on_claimed(self, now: datetime) -> None:
+        """Note that a probe went out while half-open."""
+        if self.state(now) == "half-open":
+            self.probing = True
+
+    def on_success(self) -> None:
+        """The target answered: close the circuit."""
+        self.failures, self.opened_until, self.current_cooldown, self.probing = 0, None, None, False
+
+    def on_failure(self, now: datetime) -> bool:
+        """A transient failure; returns True when this failure opened the circuit."""
+        self.failures += 1
+        was_probe, self.probing = self.probing, False
+        if was_probe:
+            previous = self.current_cooldown or self.cooldown
+            self.current_cooldown = min(previous * 2, self.max_cooldown)
+        elif self.failures >= self.threshold and self.opened_until is None:
+            self.current_cooldown = self.cooldown
+        else:
+            return False
+        self.opened_until = now + self.current_cooldown
+        return True

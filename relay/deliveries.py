@@ -1,0 +1,106 @@
+"""Use cases of the delivery side: inspect, retry, replay, forwarder health."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from relay.auth import Principal
+from relay.dispatch import Dispatcher, Target
+from relay.errors import NotFound, ValidationFailed
+from relay.models import Delivery, ForwarderCounts, ForwarderInfo
+from relay.store.base import DeliveryQuery, NewDelivery, Store
+from relay.timeutil import utcnow
+
+
+@dataclass
+class DeliveryService:
+    """Deliveries as the API and CLI see them."""
+
+    store: Store
+    dispatcher: Dispatcher
+
+    async def of_deployment(self, deployment_id: str) -> list[Delivery]:
+        """Every delivery of one deployment with its attempts, in event order."""
+        return await self.store.list_deliveries(DeliveryQuery(deployment_id=deployment_id))
+
+    async def search(self, query: DeliveryQuery, principal: Principal) -> list[Delivery]:
+        """Deliveries matching `query`, limited to components the token may see."""
+        principal.require("events:read")
+        found = await self.store.list_deliveries(query)
+        return [d for d in found if principal.can_access(d.component)]
+
+    async def retry(self, delivery_id: str, principal: Principal) -> Delivery:
+        """Send a delivery again now, dead ones included."""
+        principal.require("admin")
+        found = await self.store.retry_now(delivery_id, utcnow())
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        self.dispatcher.wake()
+        return found
+
+    async def replay(
+        self, forwarder: str, since: datetime, until: datetime, principal: Principal
+    ) -> int:
+        """Deliver again to `forwarder` every event in [since, until) that it matches."""
+        principal.require("admin")
+        target = self._target(forwarder)
+        if until <= since:
+            raise ValidationFailed(
+                "nothing to replay",
+                details=[{"field": "until", "message": "must be later than since"}],
+            )
+        now = utcnow()
+        rows = [
+            (event, NewDelivery(id=str(uuid.uuid4()), forwarder=forwarder, next_attempt_at=now))
+            for event in await self.store.events_between(since, until)
+            if target.config.match.accepts(event.type, event.payload)
+        ]
+        count = await self.store.add_deliveries(rows) if rows else 0
+        self.dispatcher.wake()
+        return count
+
+    def _target(self, name: str) -> Target:
+        target = self.dispatcher.targets.get(name)
+        if target is None:
+            raise NotFound(f"no forwarder named {name!r}")
+        return target
+
+    async def enable(self, name: str, principal: Principal) -> None:
+        """Re-enable a forwarder that a target (HTTP 410) disabled."""
+        principal.require("admin")
+        target = self._target(name)
+        await self.store.set_disabled(name, None)
+        target.disabled_reason = None
+        self.dispatcher.wake()
+
+    async def forwarders(self) -> list[ForwarderInfo]:
+        """Each configured forwarder with its state, success rate and last error."""
+        counts = await self.store.forwarder_counts(utcnow() - timedelta(hours=24))
+        now = utcnow()
+        out = []
+        for name, target in self.dispatcher.targets.items():
+            c = counts.get(name) or ForwarderCounts()
+            state: Literal["active", "circuit-open", "disabled"]
+            if target.disabled_reason is not None or not target.config.enabled:
+                state = "disabled"
+            elif target.breaker.state(now) != "closed":
+                state = "circuit-open"
+            else:
+                state = "active"
+            rate = None
+            if c.attempts_24h:
+                rate = round(1 - c.failures_24h / c.attempts_24h, 4)
+            out.append(
+                ForwarderInfo(
+                    name=name,
+                    type=target.config.type,
+                    state=state,
+                    disabled_reason=target.disabled_reason,
+                    success_rate_24h=rate,
+                    counts=c,
+                )
+            )
+        return out

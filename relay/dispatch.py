@@ -1,0 +1,263 @@
+"""The delivery loop: claim due deliveries, send them, record what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from forwarders.base import (
+    Delivered,
+    Event,
+    Forwarder,
+    ForwarderConfig,
+    ForwarderError,
+    PermanentFailure,
+    RetryLater,
+    SendContext,
+    Skipped,
+    TargetGone,
+)
+from relay.circuit import CircuitBreaker
+from relay.http import Transport
+from relay.models import Attempt
+from relay.retry import next_attempt
+from relay.store.base import Claimed, Completion, Store
+from relay.timeutil import utcnow
+
+log = structlog.get_logger("relay.dispatch")
+EXCERPT_BYTES = 2048
+
+
+@dataclass
+class Target:
+    """A configured forwarder as the dispatcher runs it."""
+
+    config: ForwarderConfig
+    forwarder: Forwarder
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    in_flight: int = 0
+    disabled_reason: str | None = None
+
+
+Listener = Callable[[Completion, Claimed], None]
+
+
+class Dispatcher:
+    """Runs every target's deliveries with its own concurrency limit and timeout."""
+
+    def __init__(
+        self,
+        store: Store,
+        targets: list[Target],
+        transport: Transport,
+        *,
+        poll_interval: float = 5.0,
+        lease: float = 60.0,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.targets = {t.config.name: t for t in targets}
+        self.transport = transport
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.owner = owner or uuid.uuid4().hex
+        self.listeners: list[Listener] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for due deliveries now (called after a commit that added some)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Load durable forwarder state and start the loop."""
+        for name, reason in (await self.store.disabled_forwarders()).items():
+            if name in self.targets:
+                self.targets[name].disabled_reason = reason
+        self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let sends in flight finish up to `grace` seconds, free leases."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._sends:
+            _, pending = await asyncio.wait(self._sends, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.store.release_claims(self.owner)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self._claim_round()
+            except Exception:
+                log.exception("dispatch_round_failed")
+                claimed = 0
+            if claimed:
+                continue
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = self.poll_interval
+        with contextlib.suppress(Exception):
+            due = await self.store.next_due()
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
+        for target in self.targets.values():
+            if target.breaker.opened_until is not None:
+                until = (target.breaker.opened_until - utcnow()).total_seconds()
+                timeout = min(timeout, max(0.0, until))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.005))
+
+    async def _claim_round(self) -> int:
+        now = utcnow()
+        total = 0
+        for target in self.targets.values():
+            if target.disabled_reason is not None or not target.config.enabled:
+                continue
+            free = target.config.concurrency - target.in_flight
+            allowed = target.breaker.allowance(now, free)
+            if allowed <= 0:
+                continue
+            lease_until = now + timedelta(seconds=self.lease)
+            claims = await self.store.claim(
+                target.config.name, allowed, now, lease_until, self.owner
+            )
+            for claimed in claims:
+                target.breaker.on_claimed(now)
+                target.in_flight += 1
+                task = asyncio.create_task(self._deliver(target, claimed))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+            total += len(claims)
+        return total
+
+    async def _deliver(self, target: Target, claimed: Claimed) -> None:
+        try:
+            completion = await self._attempt(target, claimed)
+            await self.store.complete(completion)
+            for listener in self.listeners:
+                listener(completion, claimed)
+        except Exception:
+            # The lease runs out and the delivery is claimed again: nothing is lost.
+            log.exception("delivery_not_recorded", delivery_id=claimed.id)
+        finally:
+            target.in_flight -= 1
+            self.wake()
+
+    async def _attempt(self, target: Target, claimed: Claimed) -> Completion:
+        config = target.config
+        event = Event(
+            claimed.event_id, claimed.event_type, claimed.event_created_at, claimed.payload
+        )
+        number = claimed.attempts + 1
+        started = utcnow()
+        context = SendContext(
+            delivery_id=claimed.id,
+            attempt=number,
+            transport=self.transport,
+            timeout=config.timeout,
+            now=started,
+            state=dict(claimed.state),
+            shared=dict(claimed.shared),
+        )
+        clock = time.perf_counter()
+        outcome: Delivered | Skipped | ForwarderError
+        try:
+            # The forwarder times each request; this bounds a whole multi-step send.
+            async with asyncio.timeout(config.timeout * 3 + 1):
+                outcome = await target.forwarder.send(event, context)
+        except ForwarderError as exc:
+            outcome = exc
+        except TimeoutError:
+            outcome = RetryLater(f"no answer within {config.timeout:g}s")
+        except Exception as exc:
+            log.exception("forwarder_crashed", forwarder=config.name, delivery_id=claimed.id)
+            outcome = RetryLater(f"forwarder error: {type(exc).__name__}")
+        duration_ms = round((time.perf_counter() - clock) * 1000, 2)
+        return self._settle(target, claimed, context, outcome, started, number, duration_ms)
+
+    def _settle(
+        self,
+        target: Target,
+        claimed: Claimed,
+        context: SendContext,
+        outcome: Delivered | Skipped | ForwarderError,
+        started: datetime,
+        number: int,
+        duration_ms: float,
+    ) -> Completion:
+        finished = utcnow()
+        name = target.config.name
+        fields = {"forwarder": name, "delivery_id": claimed.id, "attempt": number}
+        status_code = getattr(outcome, "status_code", None)
+        excerpt = getattr(outcome, "excerpt", "")[:EXCERPT_BYTES] or None
+        next_at: datetime | None = None
+        error: str | None = None
+        if isinstance(outcome, Delivered):
+            status, kind = "delivered", "delivered"
+            target.breaker.on_success()
+            log.info("delivery_succeeded", duration_ms=duration_ms, **fields)
+        elif isinstance(outcome, Skipped):
+            status, kind, error = "skipped", "skipped", outcome.reason
+            log.info("delivery_skipped", reason=outcome.reason, **fields)
+        elif isinstance(outcome, PermanentFailure):
+            status, kind, error = "dead", "dead", outcome.reason
+            target.breaker.on_success()  # the target answered; it is not down
+            log.warning("delivery_dead", reason=outcome.reason, status_code=status_code, **fields)
+            if isinstance(outcome, TargetGone):
+                target.disabled_reason = outcome.reason
+                asyncio.get_running_loop().create_task(
+                    self.store.set_disabled(name, outcome.reason)
+                )
+                log.warning("forwarder_disabled", forwarder=name, reason=outcome.reason)
+        else:
+            assert isinstance(outcome, RetryLater)
+            error = outcome.reason
+            decision = next_attempt(target.config.retry, number, finished, outcome.at)
+            if target.breaker.on_failure(finished):
+                log.warning(
+                    "circuit_opened", forwarder=name, until=str(target.breaker.opened_until)
+                )
+            if decision.dead:
+                status, kind = "dead", "dead"
+                log.warning("delivery_dead", reason=f"{error}; {decision.reason}", **fields)
+            else:
+                status, kind, next_at = "pending", "retry", decision.at
+                log.info("delivery_retry_scheduled", reason=error, at=str(next_at), **fields)
+        attempt = Attempt(
+            number=number,
+            started_at=started,
+            duration_ms=duration_ms,
+            status_code=status_code,
+            outcome=kind,
+            error=error,
+            response_excerpt=excerpt,
+        )
+        return Completion(
+            delivery_id=claimed.id,
+            forwarder=name,
+            deployment_id=claimed.deployment_id,
+            attempt=attempt,
+            status=status,  # type: ignore[arg-type]
+            next_attempt_at=next_at,
+            state=context.state,
+            shared=context.shared,
+            error=error,
+            status_code=status_code,
+            finished_at=finished,
+        )
