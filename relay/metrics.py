@@ -15,7 +15,7 @@ from relay.models import ForwarderInfo
 from relay.store.base import Claimed, Completion
 
 # The *_created series only add noise to every scrape.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CIRCUIT_VALUES = {"active": 0.0, "circuit-open": 1.0, "disabled": 2.0}
 
