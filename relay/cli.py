@@ -76,6 +76,13 @@ async def _worker(settings: Settings) -> None:
     log.info("worker_stopped")
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Show fan-out with local stand-ins for every target."""
+    from relay.demo import main as demo
+
+    return demo(sys.stdout)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file and explain every problem with its location."""
     settings = load_settings(args.path)
@@ -160,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = with_config(sub.add_parser("worker", help="run only the delivery loop"))
     worker.set_defaults(func=cmd_worker)
+
+    demo = sub.add_parser("demo", help="fan one deployment out to local stand-in targets")
+    demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", nargs="?", help="config file (default: config/relay.toml)")
