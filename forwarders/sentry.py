@@ -7,6 +7,7 @@ Sentry's side) is never sent twice for one delivery.
 
 from __future__ import annotations
 
+import builtins
 import re
 import string
 from datetime import datetime
@@ -35,6 +36,7 @@ SENTRY_RETRY_STATUSES = RETRY_STATUSES | {409}
 MAX_VERSION = 200
 MAX_ENVIRONMENT = 64
 MAX_DEPLOY_NAME = 64
+MAX_URL = 200
 _BAD_VERSION_CHARS = frozenset("/\\\n\r\t\f")
 _RESERVED_VERSIONS = frozenset({".", "..", "latest"})
 _BAD_ENVIRONMENT_CHARS = frozenset("/\n\r\f")
@@ -186,8 +188,8 @@ def build_release_request(
     if config.repository and commit:
         body["refs"] = [{"repository": config.repository, "commit": commit}]
     url = (data.get("meta_data") or {}).get("url")
-    if isinstance(url, str) and url:
-        body["url"] = url
+    if isinstance(url, str) and 0 < len(url) <= MAX_URL:
+        body["url"] = url  # a longer link would make Sentry refuse the whole release
     if data.get("kind", "deployment") == "deployment":
         released = _wire_time(data.get("finished_at"))
         if released:
@@ -240,7 +242,7 @@ class SentryForwarder:
     """Creates a Sentry release and, for deployments, a deploy to the stage's environment."""
 
     type: ClassVar[str] = "sentry"
-    Config: ClassVar[type[SentryConfig]] = SentryConfig
+    Config: ClassVar[builtins.type[SentryConfig]] = SentryConfig
 
     def __init__(self, config: SentryConfig) -> None:
         self.config = config
