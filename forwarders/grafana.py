@@ -26,12 +26,11 @@ from forwarders.base import (
 )
 from forwarders.base import check_response as _check
 from relay.http import HttpRequest, HttpResponse
+from relay.models import TERMINAL_STATUSES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CREATE_EVENTS = frozenset({"deployment.created", "deployment.started", "build.created"})
 FINISH_EVENTS = frozenset({"deployment.completed", "deployment.cancelled"})
-# Terminal statuses stand in for a missing `result` when a deployment ends.
-_TERMINAL = frozenset({"success", "build-error", "crashed-error", "timeout-error", "aborted"})
 
 
 class GrafanaConfig(ForwarderConfig):
@@ -84,7 +83,8 @@ def outcome(event: Event) -> str | None:
     if result:
         return str(result)
     status = event.data.get("status")
-    if event.type in FINISH_EVENTS and status in _TERMINAL:
+    # A terminal status stands in for a missing result when a deployment ends.
+    if event.type in FINISH_EVENTS and status in TERMINAL_STATUSES:
         return str(status)
     return None
 
@@ -220,6 +220,10 @@ class GrafanaForwarder:
         return Skipped(f"Grafana annotations do not track {event.type}")
 
     async def _create(self, event: Event, context: SendContext) -> Outcome:
+        done = context.state.get("annotation_id")
+        if isinstance(done, int):
+            # This delivery already created it (e.g. re-run after a crash): never add twice.
+            return Delivered(None, f"annotation {done} already added")
         request = build_create(self.config, event, context.delivery_id)
         response = await send_raw(request, context, what="Grafana")
         check_response(response, context.now)

@@ -73,13 +73,15 @@ class GrafanaReceiver(Receiver):
         ]
 
     def _authorize(self, request: web.Request, action: str) -> None:
-        require_bearer(request, self.token)
-        if request.headers.get("Authorization", "")[7:] in self.forbidden:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        if token in self.forbidden:
             message = (
                 "You'll need additional permissions to perform this action. "
                 f"Permissions needed: {action}"
             )
             raise Rejected(403, {"message": message})
+        require_bearer(request, self.token)
 
     async def create(self, request: web.Request, raw: bytes) -> tuple[int, Any]:
         """Add an annotation: text required, time/timeEnd integer ms, not both zero."""

@@ -1,0 +1,356 @@
+"""Grafana forwarder: annotation builders, classification, create-then-patch lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from forwarders.base import (
+    Delivered,
+    Event,
+    PermanentFailure,
+    RetryLater,
+    SendContext,
+    Skipped,
+)
+from forwarders.grafana import (
+    GrafanaConfig,
+    GrafanaForwarder,
+    annotation_tags,
+    build_create,
+    build_patch,
+    created_id,
+    epoch_ms,
+    region,
+    summary,
+)
+from relay.errors import ConfigError
+from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.plugins import GROUP, Registry
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+TOKEN = "glsa_secret_service_account_token"
+STARTED_MS = 1714564800000  # 2024-05-01T12:00:00Z
+FINISHED_MS = 1714564925500  # 2024-05-01T12:02:05.500Z
+
+
+def make_config(**overrides: Any) -> GrafanaConfig:
+    """A valid Grafana config with `overrides` applied."""
+    values: dict[str, Any] = {
+        "name": "grafana",
+        "type": "grafana",
+        "url": "https://grafana.example.com/",
+        "token": TOKEN,
+        "tags": ["deploy"],
+    }
+    values.update(overrides)
+    return GrafanaConfig.model_validate(values)
+
+
+def make_event(event_type: str = "deployment.created", **data: Any) -> Event:
+    """A deployment event; `data` overrides the deployment's fields."""
+    deployment: dict[str, Any] = {
+        "id": "dep-1",
+        "kind": "deployment",
+        "component": "web",
+        "version": "1.2.3",
+        "result": "success",
+        "status": "success",
+        "stage": "production",
+        "host": None,
+        "code_name": None,
+        "started_at": "2024-05-01T12:00:00.000Z",
+        "finished_at": "2024-05-01T12:02:05.500Z",
+        "commit_sha": "0123456789abcdef",
+        "branch": "main",
+        "tag": None,
+        "meta_data": {},
+        "triggered_by": "ci",
+        "created_at": "2024-05-01T12:02:06.000Z",
+        "updated_at": "2024-05-01T12:02:06.000Z",
+    }
+    deployment.update(data)
+    return Event("evt-1", event_type, NOW, deployment)
+
+
+def make_context(
+    handler: Callable[[HttpRequest], HttpResponse], **kwargs: Any
+) -> tuple[SendContext, MockTransport]:
+    """A send context over a MockTransport answering with `handler`."""
+    transport = MockTransport(handler)
+    context = SendContext("dlv-1", 1, transport, 5.0, now=NOW, **kwargs)
+    return context, transport
+
+
+def added(annotation_id: int = 7) -> Callable[[HttpRequest], HttpResponse]:
+    """A handler answering like Grafana to a create (and to a patch)."""
+
+    def handle(request: HttpRequest) -> HttpResponse:
+        if request.method == "PATCH":
+            return HttpResponse(200, {}, b'{"message":"Annotation patched"}')
+        body = b'{"message":"Annotation added","id":%d}' % annotation_id
+        return HttpResponse(200, {}, body)
+
+    return handle
+
+
+def answering(
+    status: int, body: bytes = b"{}", headers: dict[str, str] | None = None
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A handler always answering `status`."""
+    return lambda request: HttpResponse(status, headers or {}, body)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_config_strips_trailing_slash_and_keeps_token_secret() -> None:
+    """The base URL loses its trailing slash; the token is a secret absent from repr."""
+    config = make_config()
+    assert config.url == "https://grafana.example.com"
+    assert config.secrets() == [TOKEN]
+    assert TOKEN not in repr(config)
+
+
+def test_config_rejects_panel_without_dashboard() -> None:
+    """A panel id alone points nowhere, so it needs a dashboard uid."""
+    with pytest.raises(ValidationError, match="panel_id needs dashboard_uid"):
+        make_config(panel_id=4)
+
+
+def test_config_rejects_non_http_url() -> None:
+    """The url must be http(s)."""
+    with pytest.raises(ValidationError, match="http"):
+        make_config(url="grafana.example.com")
+
+
+def test_config_loads_through_the_registry() -> None:
+    """The entry point resolves to the forwarder and validates its keys, unknown ones rejected."""
+    ep = EntryPoint("grafana", "forwarders.grafana:GrafanaForwarder", GROUP)
+    registry = Registry([ep])
+    raw = {"name": "g", "type": "grafana", "url": "https://g.example", "token": TOKEN}
+    assert isinstance(registry.validate(raw, "forwarders[0]"), GrafanaConfig)
+    with pytest.raises(ConfigError):
+        registry.validate({**raw, "dashboard_id": 3}, "forwarders[0]")
+
+
+# -- pure builders ------------------------------------------------------------------------
+
+
+def test_epoch_ms_is_exact_milliseconds() -> None:
+    """ISO-8601 with a Z becomes integer epoch milliseconds, without float rounding."""
+    assert epoch_ms("2024-05-01T12:02:05.500Z") == FINISHED_MS
+    assert epoch_ms("2024-05-01T14:00:00+02:00") == STARTED_MS
+    assert epoch_ms(None) is None
+
+
+def test_create_request_for_a_finished_deployment() -> None:
+    """A one-call deployment is a region annotation with the documented fields only."""
+    config = make_config(dashboard_uid="abc123", panel_id=4, org_id=2)
+    request = build_create(config, make_event(meta_data={"url": "https://ci/1"}), "dlv-9")
+    assert request.method == "POST"
+    assert request.url == "https://grafana.example.com/api/annotations"
+    assert request.headers == {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Authorization": f"Bearer {TOKEN}",
+        "Idempotency-Key": "dlv-9",
+        "X-Grafana-Org-Id": "2",
+    }
+    assert request.json() == {
+        "text": "Deploy web 1.2.3 to production: success (0123456 on main) https://ci/1",
+        "time": STARTED_MS,
+        "timeEnd": FINISHED_MS,
+        "tags": ["deploy", "component:web", "stage:production", "version:1.2.3", "result:success"],
+        "dashboardUID": "abc123",
+        "panelId": 4,
+        "data": {"deployment_id": "dep-1", "event": "deployment.created"},
+    }
+
+
+def test_create_request_without_optional_keys_sends_no_dashboard_fields() -> None:
+    """No org header, no dashboardUID/panelId and never the deprecated dashboardId."""
+    request = build_create(make_config(), make_event(), "dlv-1")
+    assert "X-Grafana-Org-Id" not in request.headers
+    body = request.json()
+    assert not {"dashboardUID", "panelId", "dashboardId"} & body.keys()
+
+
+def test_started_event_is_a_point_at_the_start() -> None:
+    """A started deployment has no finish yet: time only, no timeEnd."""
+    event = make_event("deployment.started", finished_at=None, result=None, status="building")
+    body = build_create(make_config(), event, "d").json()
+    assert body["time"] == STARTED_MS
+    assert "timeEnd" not in body
+    assert body["text"] == "Deploy web 1.2.3 to production: building (0123456 on main)"
+    assert "result:building" not in body["tags"]
+
+
+def test_region_falls_back_to_finish_then_event_time() -> None:
+    """time = started_at, else finished_at, else the event time; equal ends are no region."""
+    assert region(make_event(started_at=None)) == (FINISHED_MS, None)
+    same = make_event(finished_at="2024-05-01T12:00:00Z")
+    assert region(same) == (STARTED_MS, None)
+    neither = make_event(started_at=None, finished_at=None)
+    assert region(neither) == (STARTED_MS, None)  # NOW is 12:00:00Z
+
+
+def test_tags_skip_absent_fields_and_duplicates() -> None:
+    """Absent stage/result give no tag; a configured tag equal to a computed one appears once."""
+    config = make_config(tags=["deploy", "component:web"])
+    event = make_event(stage=None, result=None, status="success")
+    assert annotation_tags(config, event) == ["deploy", "component:web", "version:1.2.3"]
+
+
+def test_build_event_is_tagged_build() -> None:
+    """build.created gets the `build` tag and a build summary."""
+    event = make_event("build.created", kind="build", stage=None)
+    assert annotation_tags(make_config(), event) == [
+        "deploy",
+        "build",
+        "component:web",
+        "version:1.2.3",
+        "result:success",
+    ]
+    assert summary(event).startswith("Build web 1.2.3: success")
+
+
+def test_cancelled_without_result_is_tagged_with_its_status() -> None:
+    """An ended deployment with no result uses its terminal status as the result tag."""
+    event = make_event("deployment.cancelled", result=None, status="aborted")
+    assert "result:aborted" in annotation_tags(make_config(), event)
+
+
+def test_summary_is_one_line_and_links_uri() -> None:
+    """Newlines in fields are collapsed; meta_data.uri serves as the link."""
+    event = make_event(branch="fix\nthings", meta_data={"uri": "https://deploys/9"})
+    text = summary(event)
+    assert "\n" not in text
+    assert text.endswith("(0123456 on fix things) https://deploys/9")
+
+
+def test_patch_request_sets_end_tags_and_text() -> None:
+    """Finishing a region PATCHes timeEnd, the full tags (with result) and the text."""
+    request = build_patch(make_config(), make_event("deployment.completed"), 42, "dlv-2")
+    assert request.method == "PATCH"
+    assert request.url == "https://grafana.example.com/api/annotations/42"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.json() == {
+        "timeEnd": FINISHED_MS,
+        "tags": ["deploy", "component:web", "stage:production", "version:1.2.3", "result:success"],
+        "text": "Deploy web 1.2.3 to production: success (0123456 on main)",
+    }
+
+
+def test_created_id_requires_an_integer_id() -> None:
+    """A 200 without an integer id (e.g. a proxy's login page) is a permanent failure."""
+    assert created_id(HttpResponse(200, {}, b'{"message":"Annotation added","id":3}')) == 3
+    with pytest.raises(PermanentFailure, match="without an annotation id"):
+        created_id(HttpResponse(200, {}, b"<html>login</html>"))
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+async def test_started_creates_and_remembers_the_annotation() -> None:
+    """deployment.started POSTs once and keeps the id in shared and state."""
+    context, transport = make_context(added(7))
+    event = make_event("deployment.started", finished_at=None, result=None, status="building")
+    outcome = await GrafanaForwarder(make_config()).send(event, context)
+    assert outcome == Delivered(200, "annotation 7 added")
+    assert [r.method for r in transport.requests] == ["POST"]
+    assert context.shared["annotation_id"] == 7
+    assert context.state["annotation_id"] == 7
+
+
+async def test_rerun_of_a_finished_create_sends_nothing() -> None:
+    """A delivery whose state already holds the created id does not create a second one."""
+    context, transport = make_context(added(8), state={"annotation_id": 7})
+    outcome = await GrafanaForwarder(make_config()).send(make_event(), context)
+    assert outcome == Delivered(None, "annotation 7 already added")
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize("event_type", ["deployment.completed", "deployment.cancelled"])
+async def test_end_patches_the_known_annotation(event_type: str) -> None:
+    """With a remembered id, completed/cancelled PATCH it and create nothing."""
+    context, transport = make_context(added(99), shared={"annotation_id": 7})
+    outcome = await GrafanaForwarder(make_config()).send(make_event(event_type), context)
+    assert outcome == Delivered(200, "annotation 7 patched")
+    assert [(r.method, r.url.rsplit("/", 1)[-1]) for r in transport.requests] == [("PATCH", "7")]
+    assert context.shared["annotation_id"] == 7
+
+
+async def test_end_without_known_annotation_creates_a_region() -> None:
+    """No remembered id: completed creates a region annotation and remembers it."""
+    context, transport = make_context(added(5))
+    outcome = await GrafanaForwarder(make_config()).send(
+        make_event("deployment.completed"), context
+    )
+    assert isinstance(outcome, Delivered)
+    (request,) = transport.requests
+    assert request.method == "POST"
+    assert request.json()["timeEnd"] == FINISHED_MS
+    assert context.shared["annotation_id"] == 5
+
+
+@pytest.mark.parametrize("event_type", ["deployment.status_changed", "release.created"])
+async def test_other_events_are_skipped(event_type: str) -> None:
+    """Events Grafana does not track are skipped without a request."""
+    context, transport = make_context(added())
+    outcome = await GrafanaForwarder(make_config()).send(make_event(event_type), context)
+    assert isinstance(outcome, Skipped)
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
+async def test_transient_answers_retry(status: int) -> None:
+    """429 and 5xx (and 408) ask for a retry and store no id."""
+    context, _ = make_context(answering(status))
+    with pytest.raises(RetryLater) as caught:
+        await GrafanaForwarder(make_config()).send(make_event(), context)
+    assert caught.value.status_code == status
+    assert "annotation_id" not in context.shared
+
+
+async def test_retry_after_is_honoured() -> None:
+    """A 429 with Retry-After says when to come back."""
+    context, _ = make_context(answering(429, headers={"Retry-After": "30"}))
+    with pytest.raises(RetryLater) as caught:
+        await GrafanaForwarder(make_config()).send(make_event(), context)
+    assert caught.value.at == datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+async def test_client_errors_are_permanent(status: int) -> None:
+    """400/401/403/404 (and other 4xx) are permanent; the token is never in the reason."""
+    context, _ = make_context(answering(status, b'{"message":"nope"}'))
+    with pytest.raises(PermanentFailure) as caught:
+        await GrafanaForwarder(make_config()).send(make_event(), context)
+    assert caught.value.status_code == status
+    assert TOKEN not in str(caught.value) + caught.value.excerpt
+
+
+async def test_patch_of_a_deleted_annotation_is_permanent() -> None:
+    """A 404 on PATCH says the remembered annotation is gone; no second annotation is made."""
+    context, transport = make_context(answering(404), shared={"annotation_id": 7})
+    with pytest.raises(PermanentFailure, match="annotation 7 no longer exists"):
+        await GrafanaForwarder(make_config()).send(make_event("deployment.completed"), context)
+    assert [r.method for r in transport.requests] == ["PATCH"]
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError("reset"), TimeoutError()])
+async def test_network_errors_retry(error: Exception) -> None:
+    """Network errors and timeouts become RetryLater."""
+
+    def fail(request: HttpRequest) -> HttpResponse:
+        raise error
+
+    context, _ = make_context(fail)
+    with pytest.raises(RetryLater):
+        await GrafanaForwarder(make_config()).send(make_event(), context)
