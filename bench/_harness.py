@@ -1,0 +1,314 @@
+"""Plumbing shared by the benchmarks: results, server subprocesses, load generators.
+
+Modules whose name starts with `_` are helpers; `bench/run.py` runs every other module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+QUOTA_LUA = BENCH_DIR / "_quota.lua"
+PYLOAD = BENCH_DIR / "_pyload.py"
+
+# One round must end well within this; it only bounds a round that hangs.
+ROUND_TIMEOUT_S = 60
+READY_TIMEOUT_S = 20.0
+
+
+class BenchError(Exception):
+    """A benchmark could not produce a trustworthy figure (not a missed target)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One line of the table: per-round figures of relay and of its baseline."""
+
+    benchmark: str
+    metric: str
+    relay: list[float]
+    baseline: list[float]
+    target: float  # on the ratio relay / baseline
+    higher_is_better: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def relay_median(self) -> float:
+        return statistics.median(self.relay)
+
+    @property
+    def baseline_median(self) -> float:
+        return statistics.median(self.baseline)
+
+    @property
+    def ratio(self) -> float:
+        return self.relay_median / self.baseline_median
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+
+@dataclass(frozen=True)
+class Load:
+    """A round of load: `requests` POSTs of `body` over `concurrency` keep-alive connections."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    requests: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a load generator saw during one round."""
+
+    sent: int
+    statuses: dict[int, int]
+    seconds: float  # first request sent to last answer received
+
+    def count(self, status: int) -> int:
+        return self.statuses.get(status, 0)
+
+    def rate(self, status: int) -> float:
+        """Answers with `status` per second."""
+        return self.count(status) / self.seconds
+
+
+class LoadGenerator(Protocol):
+    name: str
+
+    def run(self, load: Load, workdir: Path) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs every benchmark shares (set by bench/run.py's command line)."""
+
+    load: LoadGenerator
+    rounds: int = 5
+    requests: int = 4000
+    warmup: int = 1000
+    concurrency: int = 32
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a server: RELAY_* variables removed, because they would
+    override the benchmark's config file (a RELAY_STORAGE__URL would even move the
+    database)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("RELAY_")}
+
+
+class Server:
+    """A server subprocess on a loopback port; a context manager that stops it."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
+        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
+        self.log_path = workdir / f"{name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        with self.log_path.open("wb") as log:
+            # A file, not a pipe: nobody reads a pipe during a round and a full one
+            # would block the server's logging, and so the server.
+            self._proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=child_env()
+            )
+        self._wait_ready()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise BenchError(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BenchError(f"{self.name} did not listen on port {self.port}:\n{self.log_tail()}")
+
+    def stop(self) -> int | None:
+        """SIGTERM (a graceful shutdown), then SIGKILL after 15 s; the exit code."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class WrkLoad:
+    """wrk (C) driven by _quota.lua: cheap enough on 2 cores not to be the bottleneck."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"{wrk_version(path)} (C, 1 thread, bench/_quota.lua)"
+
+    def run(self, load: Load, workdir: Path) -> Outcome:
+        body_file = workdir / "wrk-body.json"
+        body_file.write_bytes(load.body)
+        proc = subprocess.Popen(
+            self._argv(load, body_file), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        statuses, done, seen = _read_wrk(proc)
+        # wrk sleeps for its whole -d even when every thread has stopped: SIGINT ends it.
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=15)
+        if done is None:
+            raise BenchError(f"wrk did not finish its {load.requests} requests:\n{seen}{rest}")
+        first, last, sent, received = float(done[0]), float(done[1]), int(done[2]), int(done[3])
+        if sent != load.requests or received != load.requests:
+            raise BenchError(f"wrk sent {sent}, received {received}, expected {load.requests}")
+        return Outcome(sent=sent, statuses=statuses, seconds=last - first)
+
+    def _argv(self, load: Load, body_file: Path) -> list[str]:
+        headers = [arg for k, v in load.headers.items() for arg in ("-H", f"{k}: {v}")]
+        return [
+            self.path,
+            "-t1",
+            f"-c{load.concurrency}",
+            f"-d{ROUND_TIMEOUT_S}s",
+            "--timeout=30s",
+            f"-s{QUOTA_LUA}",
+            *headers,
+            load.url,
+            "--",
+            str(load.requests),
+            str(body_file),
+        ]
+
+
+def _read_wrk(proc: subprocess.Popen[str]) -> tuple[dict[int, int], list[str] | None, str]:
+    assert proc.stdout is not None
+    statuses: dict[int, int] = {}
+    seen = ""
+    # Ends with BENCH_DONE, or at the latest when wrk's -d runs out and it exits.
+    for line in proc.stdout:
+        seen += line
+        word, *fields = line.split() or [""]
+        if word == "BENCH_STATUS":
+            statuses[int(fields[0])] = int(fields[1])
+        elif word == "BENCH_DONE":
+            return statuses, fields, seen
+    return statuses, None, seen
+
+
+def wrk_version(path: str) -> str:
+    out = subprocess.run([path, "-v"], capture_output=True, text=True, check=False).stdout
+    return " ".join(out.split()[:2]) or "wrk"
+
+
+class PythonLoad:
+    """aiohttp client in its own process: the fallback when wrk is missing. On 2 cores it
+    competes with the server for CPU and saturates first, which squeezes ratios to 1."""
+
+    name = "python aiohttp client (fallback: install wrk for trustworthy ratios)"
+
+    def run(self, load: Load, workdir: Path) -> Outcome:
+        spec = {
+            "url": load.url,
+            "headers": load.headers,
+            "body": load.body.decode("utf-8"),
+            "requests": load.requests,
+            "concurrency": load.concurrency,
+        }
+        done = subprocess.run(
+            [sys.executable, str(PYLOAD), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=ROUND_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BenchError(f"the python load generator failed:\n{done.stderr[-2000:]}")
+        data = json.loads(done.stdout.splitlines()[-1])
+        statuses = {int(k): v for k, v in data["statuses"].items()}
+        return Outcome(sent=data["sent"], statuses=statuses, seconds=data["seconds"])
+
+
+def find_wrk(install: bool) -> str | None:
+    """wrk's path; when missing, `apt-get install` it if allowed and running as root."""
+    path = shutil.which("wrk")
+    if path or not install or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return path
+    print("wrk is missing: installing it with apt-get…", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install_cmd = ["apt-get", "install", "-y", "-qq", "wrk"]
+    # A fresh container has no package lists yet: update only when the first try fails.
+    for step in ([install_cmd], [["apt-get", "update", "-qq"], install_cmd]):
+        if all(_quiet(cmd, env) for cmd in step) and shutil.which("wrk"):
+            return shutil.which("wrk")
+    print("could not install wrk; falling back to the python client", file=sys.stderr)
+    return None
+
+
+def _quiet(cmd: list[str], env: dict[str, str]) -> bool:
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem holding `path` (from /proc/mounts; "?" elsewhere)."""
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "?"
+    best, kind = "", "?"
+    resolved = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        point = parts[1]
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
