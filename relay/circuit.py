@@ -47,6 +47,10 @@ class CircuitBreaker:
         """The target answered: close the circuit."""
         self.failures, self.opened_until, self.current_cooldown, self.probing = 0, None, None, False
 
+    def on_skipped(self) -> None:
+        """The target was not called: the circuit stays as it is, another probe may go."""
+        self.probing = False
+
     def on_failure(self, now: datetime) -> bool:
         """A transient failure; returns True when this failure opened the circuit."""
         self.failures += 1

@@ -41,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)
-    host, port = args.host or settings.server.host, args.port or settings.server.port
+    host = args.host if args.host is not None else settings.server.host
+    port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
     log.info("relay_starting", version=__version__, host=host, port=port)
     web.run_app(app, host=host, port=port, access_log=None, print=None)
     log.info("relay_stopped")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -10,6 +9,7 @@ from typing import Literal
 from relay.auth import Principal
 from relay.dispatch import Dispatcher, Target
 from relay.errors import NotFound, ValidationFailed
+from relay.ids import new_id
 from relay.models import Delivery, ForwarderCounts, ForwarderInfo
 from relay.store.base import DeliveryQuery, NewDelivery, Store
 from relay.timeutil import utcnow
@@ -54,7 +54,7 @@ class DeliveryService:
             )
         now = utcnow()
         rows = [
-            (event, NewDelivery(id=str(uuid.uuid4()), forwarder=forwarder, next_attempt_at=now))
+            (event, NewDelivery(id=new_id(), forwarder=forwarder, next_attempt_at=now))
             for event in await self.store.events_between(since, until)
             if target.config.match.accepts(event.type, event.payload)
         ]

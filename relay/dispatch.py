@@ -33,6 +33,13 @@ from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
 EXCERPT_BYTES = 2048
+# A claim outlives the longest possible send by this much (seconds).
+LEASE_MARGIN = 5.0
+
+
+def send_bound(config: ForwarderConfig) -> float:
+    """The longest a whole (multi-step) send of this forwarder may take, in seconds."""
+    return config.timeout * 3 + 1
 
 
 @dataclass
@@ -101,30 +108,37 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            started = utcnow()
             try:
-                claimed = await self._claim_round()
+                claimed = await self._claim_round(started)
             except Exception:
                 log.exception("dispatch_round_failed")
                 claimed = 0
             if claimed:
                 continue
-            await self._sleep()
+            await self._sleep(started)
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, round_at: datetime) -> None:
+        # What was due at `round_at` and not claimed is in flight, blocked behind an
+        # earlier event, or held by a full, open or disabled forwarder: what frees it
+        # calls wake(). Only later times may set the timer, or the loop would spin.
+        now = utcnow()
         timeout = self.poll_interval
         with contextlib.suppress(Exception):
-            due = await self.store.next_due()
+            due = await self.store.next_due(after=round_at)
             if due is not None:
-                timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
+                timeout = min(timeout, max(0.0, (due - now).total_seconds()))
         for target in self.targets.values():
-            if target.breaker.opened_until is not None:
-                until = (target.breaker.opened_until - utcnow()).total_seconds()
-                timeout = min(timeout, max(0.0, until))
+            until = target.breaker.opened_until
+            if until is not None and until > round_at:
+                timeout = min(timeout, max(0.0, (until - now).total_seconds()))
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+        # the wake-up does, and stop() would then wait for this loop forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.005))
+            async with asyncio.timeout(max(timeout, 0.005)):
+                await self._wake.wait()
 
-    async def _claim_round(self) -> int:
-        now = utcnow()
+    async def _claim_round(self, now: datetime) -> int:
         total = 0
         for target in self.targets.values():
             if target.disabled_reason is not None or not target.config.enabled:
@@ -133,7 +147,9 @@ class Dispatcher:
             allowed = target.breaker.allowance(now, free)
             if allowed <= 0:
                 continue
-            lease_until = now + timedelta(seconds=self.lease)
+            # The lease must outlive the send, or the delivery would be sent twice at once.
+            lease = max(self.lease, send_bound(target.config) + LEASE_MARGIN)
+            lease_until = now + timedelta(seconds=lease)
             claims = await self.store.claim(
                 target.config.name, allowed, now, lease_until, self.owner
             )
@@ -179,8 +195,10 @@ class Dispatcher:
         outcome: Delivered | Skipped | ForwarderError
         try:
             # The forwarder times each request; this bounds a whole multi-step send.
-            async with asyncio.timeout(config.timeout * 3 + 1):
+            async with asyncio.timeout(send_bound(config)):
                 outcome = await target.forwarder.send(event, context)
+            if not isinstance(outcome, Delivered | Skipped):
+                raise TypeError(f"send() returned {type(outcome).__name__}, not an outcome")
         except ForwarderError as exc:
             outcome = exc
         except TimeoutError:
@@ -214,6 +232,7 @@ class Dispatcher:
             log.info("delivery_succeeded", duration_ms=duration_ms, **fields)
         elif isinstance(outcome, Skipped):
             status, kind, error = "skipped", "skipped", outcome.reason
+            target.breaker.on_skipped()
             log.info("delivery_skipped", reason=outcome.reason, **fields)
         elif isinstance(outcome, PermanentFailure):
             status, kind, error = "dead", "dead", outcome.reason
@@ -221,9 +240,10 @@ class Dispatcher:
             log.warning("delivery_dead", reason=outcome.reason, status_code=status_code, **fields)
             if isinstance(outcome, TargetGone):
                 target.disabled_reason = outcome.reason
-                asyncio.get_running_loop().create_task(
-                    self.store.set_disabled(name, outcome.reason)
-                )
+                # Tracked like a send, so that stop() waits for it to be durable.
+                task = asyncio.create_task(self.store.set_disabled(name, outcome.reason))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
                 log.warning("forwarder_disabled", forwarder=name, reason=outcome.reason)
         else:
             assert isinstance(outcome, RetryLater)

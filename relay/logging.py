@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import logging
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
@@ -32,14 +37,66 @@ def _scrub(value: str) -> str:
     return value
 
 
+@functools.cache
+def _secret_key(key: str) -> bool:
+    return key not in _NOT_SECRET and _SECRET_KEYS.search(key) is not None
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask secret-looking keys and any known secret value."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEYS.search(key) and key not in _NOT_SECRET and value is not None:
+        if _secret_key(key) and value is not None:
             event_dict[key] = MASK
         elif isinstance(value, str):
             event_dict[key] = _scrub(value)
     return event_dict
+
+
+class BufferedLogger:
+    """Writes rendered lines in batches, at most 50 ms after they were logged, instead of
+    one write per line: a write is a system call and the access log has a line per
+    request. Warnings and errors are written at once."""
+
+    FLUSH_EVERY = 0.05
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._pending = threading.Event()
+        threading.Thread(target=self._flusher, name="relay-log-flush", daemon=True).start()
+        atexit.register(self.flush)
+
+    def msg(self, message: str) -> None:
+        """Queue one line."""
+        with self._lock:
+            self._lines.append(message + "\n")
+        if not self._pending.is_set():
+            self._pending.set()
+
+    def msg_now(self, message: str) -> None:
+        """Queue one line and write everything queued."""
+        self.msg(message)
+        self.flush()
+
+    debug = info = msg
+    warning = error = critical = exception = msg_now
+
+    def flush(self) -> None:
+        """Write what is queued."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            self._pending.clear()
+        if lines:
+            with contextlib.suppress(ValueError, OSError):
+                self._stream.write("".join(lines))
+                self._stream.flush()
+
+    def _flusher(self) -> None:
+        while True:
+            self._pending.wait()
+            time.sleep(self.FLUSH_EVERY)
+            self.flush()
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -63,6 +120,17 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        logger_factory=_factory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+_loggers: dict[int, BufferedLogger] = {}
+
+
+def _factory(stream: TextIO) -> Any:
+    # One buffer (and flusher thread) per stream, however often configure() is called.
+    logger = _loggers.get(id(stream))
+    if logger is None:
+        logger = _loggers[id(stream)] = BufferedLogger(stream)
+    return lambda *args: logger

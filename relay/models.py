@@ -18,7 +18,8 @@ from pydantic import (
 
 from relay.timeutil import format_wire, to_utc
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# \Z, not $: `$` also matches before a trailing newline ("api\n" is no slug).
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
 
 UtcDatetime = Annotated[
     datetime,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from forwarders.base import ForwarderConfig
 from relay.auth import Principal
 from relay.errors import NotFound, ValidationFailed
+from relay.ids import new_id
 from relay.models import (
     SLUG_RE,
     BuildIn,
@@ -54,7 +54,7 @@ def planner_for(forwarders: Sequence[ForwarderConfig]) -> Planner:
 
     def plan(event: NewEvent, record: Deployment) -> list[NewDelivery]:
         return [
-            NewDelivery(id=str(uuid.uuid4()), forwarder=f.name, next_attempt_at=event.created_at)
+            NewDelivery(id=new_id(), forwarder=f.name, next_attempt_at=event.created_at)
             for f in enabled
             if f.match.accepts(event.type, event.data)
         ]
@@ -128,7 +128,7 @@ class RecordService:
         body, warnings = parse_body(_INPUT_MODELS[kind], fields)
         record = self._new_record(kind, component, body, principal)
         event = NewEvent(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             type=f"{kind}.created" if record.status.terminal else f"{kind}.started",
             created_at=record.created_at,
             data=record.model_dump(mode="json", exclude={"deliveries"}),
@@ -161,13 +161,14 @@ class RecordService:
     def _new_record(kind: Kind, component: str, body: BuildIn, principal: Principal) -> Deployment:
         now = utcnow()
         status = initial_status(body.result, body.status)
-        data = body.model_dump(exclude_none=True)
+        data = {k: v for k, v in body.__dict__.items() if v is not None}
         data.pop("status", None)
         if status.terminal and body.finished_at is None:
             data["finished_at"] = now
-        return Deployment(
+        # Every value is already validated (body model, server-made ids and times).
+        return Deployment.model_construct(
             **data,
-            id=str(uuid.uuid4()),
+            id=new_id(),
             kind=kind,
             component=component,
             status=status,

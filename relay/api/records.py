@@ -11,11 +11,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.middleware import PRINCIPAL_KEY
 from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
-from relay.keys import PRINCIPAL, RECORDS, SETTINGS
+from relay.keys import RECORDS, SETTINGS
 from relay.models import (
     BuildIn,
     Component,
@@ -47,8 +48,7 @@ class ListParams(BaseModel):
 
 def principal_of(request: web.Request) -> Principal:
     """The authenticated caller (set by the auth middleware)."""
-    principal: Principal = request[PRINCIPAL]
-    return principal
+    return request[PRINCIPAL_KEY]
 
 
 def json_answer(

@@ -230,8 +230,8 @@ class OutboxStore(Protocol):
     async def release_claims(self, owner: str | None = None) -> int:
         """Drop leases (all of them, or those of `owner`) so deliveries are claimable now."""
 
-    async def next_due(self) -> datetime | None:
-        """The earliest `next_attempt_at` among pending deliveries."""
+    async def next_due(self, after: datetime | None = None) -> datetime | None:
+        """The earliest `next_attempt_at` among pending deliveries (later than `after`)."""
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """Deliveries matching `query`, newest first; with attempts for one deployment."""

@@ -129,9 +129,13 @@ class MemoryOutbox:
                 count += 1
         return count
 
-    async def next_due(self) -> datetime | None:
-        """Earliest pending next_attempt_at."""
-        times = [r.next_attempt_at for r in self.rows.values() if r.status == "pending"]
+    async def next_due(self, after: datetime | None = None) -> datetime | None:
+        """Earliest pending next_attempt_at (later than `after`)."""
+        times = [
+            r.next_attempt_at
+            for r in self.rows.values()
+            if r.status == "pending" and (after is None or r.next_attempt_at > after)
+        ]
         return min(times, default=None)
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:

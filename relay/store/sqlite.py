@@ -111,7 +111,8 @@ class SqliteStore(SqliteOutbox):
 
     async def record(self, command: RecordCommand) -> RecordResult:
         """Write record, event, deliveries and idempotency key in one transaction."""
-        return await self.engine.write(lambda conn: _record(conn, command))
+        result: RecordResult = await self.engine.write_bulk(_record_many, command)
+        return result
 
     async def get_record(self, kind: Kind, component: str, record_id: str) -> Deployment | None:
         """One record with a summary of its deliveries."""
@@ -232,40 +233,77 @@ def _list_sql(query: ListQuery) -> tuple[str, list[Any]]:
     return text, params
 
 
-def _record(conn: sqlite3.Connection, command: RecordCommand) -> RecordResult:
+def _idempotency(
+    conn: sqlite3.Connection, command: RecordCommand, batch: dict[tuple[str, str], Any]
+) -> tuple[bool, Any] | None:
+    """The answer of an idempotent repeat (or its conflict), None for a new request."""
     idem = command.idempotency
-    if idem is not None:
-        row = conn.execute(sql.SELECT_IDEMPOTENCY, (idem.scope, idem.key)).fetchone()
+    if idem is None:
+        return None
+    key = (idem.scope, idem.key)
+    found = batch.get(key)
+    if found is None:
+        row = conn.execute(sql.SELECT_IDEMPOTENCY, key).fetchone()
         if row is not None:
-            if row["fingerprint"] != idem.fingerprint:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used with a different request"
-                )
-            answer = StoredAnswer(row["status"], json.loads(row["body"]), row["location"])
-            return RecordResult(answer=answer, replayed=True)
-    record, event = command.record, command.event
-    created = format_db(record.created_at)
-    conn.execute(sql.INSERT_COMPONENT, (record.component, created))
-    conn.execute(sql.INSERT_DEPLOYMENT, _deployment_row(record))
-    cur = conn.execute(
-        sql.INSERT_EVENT,
-        (
-            event.id,
-            event.type,
-            record.id,
-            record.component,
-            format_db(event.created_at),
-            json.dumps(event.data, ensure_ascii=False),
-        ),
-    )
-    event_seq = cur.lastrowid
-    conn.executemany(
-        sql.INSERT_DELIVERY,
-        [
+            found = (
+                row["fingerprint"],
+                StoredAnswer(row["status"], json.loads(row["body"]), row["location"]),
+            )
+    if found is None:
+        batch[key] = (idem.fingerprint, command.answer)
+        return None
+    if found[0] != idem.fingerprint:
+        return (
+            False,
+            IdempotencyConflict("this Idempotency-Key was already used with a different request"),
+        )
+    return (True, RecordResult(answer=found[1], replayed=True))
+
+
+def _record_many(conn: sqlite3.Connection, commands: list[RecordCommand]) -> list[tuple[bool, Any]]:
+    """Record many commands with one executemany per table (group commit's bulk step)."""
+    seen: dict[tuple[str, str], Any] = {}
+    results: list[tuple[bool, Any]] = []
+    fresh: list[RecordCommand] = []
+    for command in commands:
+        answer = _idempotency(conn, command, seen)
+        if answer is None:
+            fresh.append(command)
+            answer = (True, RecordResult(answer=command.answer, replayed=False))
+        results.append(answer)
+    if fresh:
+        _insert(conn, fresh)
+    return results
+
+
+def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
+    row = conn.execute(sql.LAST_EVENT_SEQ).fetchone()
+    seq = int(row[0]) if row else 0
+    components: dict[str, str] = {}
+    events: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
+    keys: list[tuple[Any, ...]] = []
+    for command in commands:
+        record, event = command.record, command.event
+        seq += 1
+        created = format_db(record.created_at)
+        components.setdefault(record.component, created)
+        events.append(
+            (
+                seq,
+                event.id,
+                event.type,
+                record.id,
+                record.component,
+                format_db(event.created_at),
+                json.dumps(event.data, ensure_ascii=False),
+            )
+        )
+        deliveries += [
             (
                 d.id,
                 event.id,
-                event_seq,
+                seq,
                 record.id,
                 d.forwarder,
                 format_db(d.next_attempt_at),
@@ -273,20 +311,24 @@ def _record(conn: sqlite3.Connection, command: RecordCommand) -> RecordResult:
                 created,
             )
             for d in command.deliveries
-        ],
-    )
-    if idem is not None:
-        answer = command.answer
-        conn.execute(
-            sql.INSERT_IDEMPOTENCY,
-            (
-                idem.scope,
-                idem.key,
-                idem.fingerprint,
-                answer.status,
-                json.dumps(answer.body),
-                answer.location,
-                created,
-            ),
-        )
-    return RecordResult(answer=command.answer, replayed=False)
+        ]
+        if (idem := command.idempotency) is not None:
+            answer = command.answer
+            keys.append(
+                (
+                    idem.scope,
+                    idem.key,
+                    idem.fingerprint,
+                    answer.status,
+                    json.dumps(answer.body),
+                    answer.location,
+                    created,
+                )
+            )
+    conn.executemany(sql.INSERT_COMPONENT, list(components.items()))
+    conn.executemany(sql.INSERT_DEPLOYMENT, [_deployment_row(c.record) for c in commands])
+    conn.executemany(sql.INSERT_EVENT_WITH_SEQ, events)
+    if deliveries:
+        conn.executemany(sql.INSERT_DELIVERY, deliveries)
+    if keys:
+        conn.executemany(sql.INSERT_IDEMPOTENCY, keys)

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +27,18 @@ from relay.timeutil import format_db, utcnow
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+# A bulk operation handles many callers' payloads at once (one executemany per table
+# instead of one execute per row) and answers (ok, result-or-exception) per payload.
+Bulk = Callable[[sqlite3.Connection, list[Any]], list[tuple[bool, Any]]]
+
+
+@dataclass
+class _Item:
+    op: Op | None
+    bulk: Bulk | None
+    payload: Any
+    future: asyncio.Future[Any]
+
 
 log = structlog.get_logger("relay.store")
 
@@ -93,7 +106,8 @@ class SqliteEngine:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.on_failure: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.commit_hooks: list[Callable[[], None]] = []
 
@@ -141,7 +155,16 @@ class SqliteEngine:
         if self._task is None:
             raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((op, future))
+        self._queue.put_nowait(_Item(op, None, None, future))
+        return await future
+
+    async def write_bulk(self, bulk: Bulk, payload: Any) -> Any:
+        """Like `write`, but `payload` is handled together with the other payloads of the
+        same `bulk` function that are queued for the same commit."""
+        if self._task is None:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(None, bulk, payload, future))
         return await future
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
@@ -170,41 +193,78 @@ class SqliteEngine:
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
+            for item, (ok, value) in zip(batch, outcomes, strict=True):
+                if item.future.done():
                     continue
                 if ok:
-                    future.set_result(value)
+                    item.future.set_result(value)
                 else:
-                    future.set_exception(value)
+                    item.future.set_exception(value)
             if any(ok for ok, _ in outcomes):
                 for hook in self.commit_hooks:
                     hook()
 
-    def _apply(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+    def _apply(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         conn = self._writer
         assert conn is not None
         conn.row_factory = sqlite3.Row
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, _ in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, op(conn)))
-                    conn.execute("RELEASE op")
-                except sqlite3.OperationalError:
-                    raise  # I/O, disk full, read-only: the whole batch fails below
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = translate(exc)
-                    outcomes.append((False, exc))
+            for group in _groups(batch):
+                outcomes += self._apply_group(conn, group)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.error("store_write_failed", error=str(exc), batch=len(batch))
+            for hook in self.on_failure:
+                hook()
             return [(False, translate(exc)) for _ in batch]
         return outcomes
+
+    def _apply_group(self, conn: sqlite3.Connection, group: list[_Item]) -> list[tuple[bool, Any]]:
+        """Run one op, or one bulk call for many payloads, inside a savepoint; a bulk call
+        that fails is retried payload by payload so that only the bad one fails."""
+        head = group[0]
+        if head.bulk is None:
+            assert head.op is not None
+            op = head.op
+            return [_savepoint(conn, lambda: (True, op(conn)))]
+        bulk = head.bulk
+        payloads = [item.payload for item in group]
+        outcome = _savepoint(conn, lambda: (True, bulk(conn, payloads)))
+        if outcome[0]:
+            results: list[tuple[bool, Any]] = outcome[1]
+            return results
+
+        def one(payload: Any) -> tuple[bool, Any]:
+            return _savepoint(conn, lambda: bulk(conn, [payload])[0])
+
+        return [one(p) for p in payloads]
+
+
+def _groups(batch: list[_Item]) -> list[list[_Item]]:
+    """Consecutive items of the same bulk function form one group; plain ops stand alone."""
+    groups: list[list[_Item]] = []
+    for item in batch:
+        if item.bulk is not None and groups and groups[-1][0].bulk is item.bulk:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _savepoint(conn: sqlite3.Connection, run: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
+    """Run `run` so that its writes are undone if it raises; I/O errors fail the batch."""
+    conn.execute("SAVEPOINT op")
+    try:
+        result = run()
+    except sqlite3.OperationalError:
+        raise  # I/O, disk full, read-only: the whole batch fails
+    except Exception as exc:
+        conn.execute("ROLLBACK TO op")
+        conn.execute("RELEASE op")
+        return (False, translate(exc) if isinstance(exc, sqlite3.Error) else exc)
+    conn.execute("RELEASE op")
+    return result

@@ -112,9 +112,12 @@ class SqliteOutbox:
             lambda conn: conn.execute(sql.RELEASE_OWNER, (owner,)).rowcount
         )
 
-    async def next_due(self) -> datetime | None:
-        """Earliest next_attempt_at of a pending delivery."""
-        value = await self.engine.read(lambda conn: conn.execute(sql.NEXT_DUE).fetchone()[0])
+    async def next_due(self, after: datetime | None = None) -> datetime | None:
+        """Earliest next_attempt_at of a pending delivery (later than `after`)."""
+        text, params = sql.NEXT_DUE, []
+        if after is not None:
+            text, params = sql.NEXT_DUE_AFTER, [format_db(after)]
+        value = await self.engine.read(lambda conn: conn.execute(text, params).fetchone()[0])
         return _time(value)
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:

@@ -55,6 +55,12 @@ INSERT_EVENT = (
     "INSERT INTO events (id, type, deployment_id, component, created_at, payload) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+INSERT_EVENT_WITH_SEQ = (
+    "INSERT INTO events (seq, id, type, deployment_id, component, created_at, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# The highest seq ever given (AUTOINCREMENT keeps it even when that event is pruned).
+LAST_EVENT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, event_id, event_seq, deployment_id, forwarder, "
     "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -102,6 +108,7 @@ RELEASE_ALL = (
 )
 RELEASE_OWNER = "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = ?"
 NEXT_DUE = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+NEXT_DUE_AFTER = NEXT_DUE + " AND next_attempt_at > ?"
 
 INSERT_ATTEMPT = """
 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, outcome, error,

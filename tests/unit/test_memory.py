@@ -1,0 +1,28 @@
+"""The in-memory store (relay/store/memory.py) against the shared store contract."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from relay.store import open_store
+from relay.store.memory import MemoryStore
+from tests.store_contract import StoreContract
+
+
+class TestMemoryStore(StoreContract):
+    """MemoryStore behaves like every other store."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[MemoryStore]:
+        """An opened, empty in-memory store."""
+        store = MemoryStore()
+        await store.open()
+        yield store
+        await store.close()
+
+
+def test_memory_url_opens_a_memory_store() -> None:
+    """`storage.url = "memory://"` selects the in-memory store."""
+    assert isinstance(open_store("memory://"), MemoryStore)

@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 document built from the route table (relay/openapi.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from relay.api import all_routes
+from relay.openapi import build_openapi
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    """The OpenAPI document of every route."""
+    return build_openapi(all_routes())
+
+
+def test_is_openapi_3_1(doc: dict[str, Any]) -> None:
+    """The document declares OpenAPI 3.1.0 and has info, paths and components."""
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"]["title"] == "relay"
+    assert doc["info"]["version"]
+    assert set(doc) >= {"paths", "components", "security"}
+
+
+def test_deployment_paths_are_described(doc: dict[str, Any]) -> None:
+    """The ReleaseBits paths are there with the methods they answer."""
+    paths = doc["paths"]
+    assert set(paths["/components/{slug}/deployments"]) == {"get", "post"}
+    assert set(paths["/components/{slug}/deployments/{id}"]) == {"get"}
+    assert set(paths["/components/{slug}/builds"]) == {"get", "post"}
+    assert set(paths["/components"]) == {"get"}
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+        assert "get" in paths[path]
+
+
+def test_deployment_in_requires_version(doc: dict[str, Any]) -> None:
+    """DeploymentIn requires `version` and documents every ReleaseBits field."""
+    schema = doc["components"]["schemas"]["DeploymentIn"]
+    assert schema["required"] == ["version"]
+    assert set(schema["properties"]) >= {
+        "version",
+        "result",
+        "stage",
+        "host",
+        "code_name",
+        "started_at",
+        "finished_at",
+        "meta_data",
+        "commit_sha",
+        "tag",
+        "branch",
+    }
+
+
+def test_post_accepts_json_and_forms_and_answers_201(doc: dict[str, Any]) -> None:
+    """POST deployments takes JSON or form bodies, an Idempotency-Key, and answers 201."""
+    post = doc["paths"]["/components/{slug}/deployments"]["post"]
+    assert set(post["requestBody"]["content"]) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+    }
+    assert "201" in post["responses"]
+    assert {"401", "403", "413", "415", "422"} <= set(post["responses"])
+    headers = [p["name"] for p in post["parameters"] if p["in"] == "header"]
+    assert headers == ["Idempotency-Key"]
+
+
+def test_list_documents_its_query_parameters(doc: dict[str, Any]) -> None:
+    """GET deployments documents its filters and paging parameters."""
+    get = doc["paths"]["/components/{slug}/deployments"]["get"]
+    query = {p["name"] for p in get["parameters"] if p["in"] == "query"}
+    assert query == {"stage", "result", "status", "since", "until", "limit", "cursor"}
+    assert get["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+
+
+def test_public_operations_need_no_token(doc: dict[str, Any]) -> None:
+    """Health, readiness and the docs are marked as needing no security."""
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+        assert doc["paths"][path]["get"]["security"] == []
+    assert "security" not in doc["paths"]["/components"]["get"]
+
+
+def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    """Each $ref points at a schema the document defines."""
+    text = json.dumps(doc)
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', text))
+    assert refs
+    assert refs <= set(doc["components"]["schemas"])
+    assert "$defs" not in text
+
+
+def test_path_parameters_are_declared(doc: dict[str, Any]) -> None:
+    """Every {name} in a path is declared as a required path parameter."""
+    for path, item in doc["paths"].items():
+        names = set(re.findall(r"{(\w+)}", path))
+        for op in item.values():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == names, (path, declared)
+            assert all(p["required"] for p in op.get("parameters", []) if p["in"] == "path")
