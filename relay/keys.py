@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.auth import Authenticator
+from relay.auth import Authenticator, Principal
 from relay.deliveries import DeliveryService
 from relay.dispatch import Dispatcher
 from relay.http import AiohttpTransport
@@ -26,5 +26,5 @@ METRICS = web.AppKey("metrics", Metrics)
 TRANSPORT = web.AppKey("transport", AiohttpTransport)
 
 # Request-scoped values set by middlewares.
-PRINCIPAL = "relay.principal"
-REQUEST_ID = "relay.request_id"
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)

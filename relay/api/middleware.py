@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
 
-from relay.auth import Principal, extract_token
+from relay.auth import extract_token
 from relay.errors import (
     BodyTooLarge,
     MethodNotAllowed,
@@ -24,16 +24,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("relay.http")
 
 PUBLIC_ATTR = "relay_public"
-
-# Request storage keys. aiohttp 3.14 warns (NotAppKeyWarning) on plain string keys and
-# offers web.RequestKey; older releases have no RequestKey and accept strings silently.
-if TYPE_CHECKING or hasattr(web, "RequestKey"):
-    PRINCIPAL_KEY = web.RequestKey(PRINCIPAL, Principal)
-    REQUEST_ID_KEY = web.RequestKey(REQUEST_ID, str)
-else:  # pragma: no cover - aiohttp < 3.14
-    PRINCIPAL_KEY = PRINCIPAL
-    REQUEST_ID_KEY = REQUEST_ID
-
 
 H = TypeVar("H")
 
@@ -75,7 +65,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give each request an id, turn every failure into JSON, log one line per request."""
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if 0 < len(incoming) <= 100 else new_hex_id()
-    request[REQUEST_ID_KEY] = request_id
+    request[REQUEST_ID] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     response: web.StreamResponse | None = None
@@ -123,7 +113,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     principal = await request.app[AUTH].authenticate(token)
     if principal is None:
         raise Unauthenticated("the API token is unknown or revoked")
-    request[PRINCIPAL_KEY] = principal
+    request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(token_name=principal.name)
     try:
         return await handler(request)

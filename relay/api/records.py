@@ -11,12 +11,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from relay.api.middleware import PRINCIPAL_KEY
 from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
-from relay.keys import RECORDS, SETTINGS
+from relay.keys import PRINCIPAL, RECORDS, SETTINGS
 from relay.models import (
     BuildIn,
     Component,
@@ -48,7 +47,7 @@ class ListParams(BaseModel):
 
 def principal_of(request: web.Request) -> Principal:
     """The authenticated caller (set by the auth middleware)."""
-    return request[PRINCIPAL_KEY]
+    return request[PRINCIPAL]
 
 
 def json_answer(

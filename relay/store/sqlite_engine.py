@@ -10,7 +10,6 @@ undo the others), commits once, and only then resolves the callers' futures. Wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -106,7 +105,8 @@ class SqliteEngine:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._closed = False
         self.on_failure: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.commit_hooks: list[Callable[[], None]] = []
@@ -116,8 +116,11 @@ class SqliteEngine:
         loop = asyncio.get_running_loop()
         try:
             applied = await loop.run_in_executor(self._writer_pool, self._open_writer)
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
+        except BaseException as exc:
+            await loop.run_in_executor(self._writer_pool, self._close_writer)
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc) from exc
+            raise
         self._task = asyncio.create_task(self._commit_loop(), name="relay-sqlite-commit")
         return applied
 
@@ -130,15 +133,20 @@ class SqliteEngine:
         return migrate(conn)
 
     async def close(self) -> None:
-        """Drain queued writes, stop the loop and close every connection."""
+        """Finish every queued write (its caller gets its answer), then close everything.
+        Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
         if self._task is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0.005)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._queue.put_nowait(None)  # the loop ends after what was queued before it
+            await self._task
             self._task = None
-        self._writer_pool.submit(self._close_writer).result()
+        await loop.run_in_executor(self._writer_pool, self._close_writer)
+        await loop.run_in_executor(None, self._shutdown_pools)
+
+    def _shutdown_pools(self) -> None:
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
         for conn in self._reader_conns:
@@ -152,7 +160,7 @@ class SqliteEngine:
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op` in the next group commit; return once its transaction is durable."""
-        if self._task is None:
+        if self._task is None or self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(op, None, None, future))
@@ -161,7 +169,7 @@ class SqliteEngine:
     async def write_bulk(self, bulk: Bulk, payload: Any) -> Any:
         """Like `write`, but `payload` is handled together with the other payloads of the
         same `bulk` function that are queued for the same commit."""
-        if self._task is None:
+        if self._task is None or self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(None, bulk, payload, future))
@@ -169,6 +177,8 @@ class SqliteEngine:
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op` on a reader connection (sees every committed write)."""
+        if self._closed:
+            raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._reader_pool, self._run_read, op)
@@ -188,11 +198,23 @@ class SqliteEngine:
 
     async def _commit_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
+            except Exception as exc:  # a bug, not a database error: fail this batch only
+                log.exception("store_batch_crashed", batch=len(batch))
+                outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
             for item, (ok, value) in zip(batch, outcomes, strict=True):
                 if item.future.done():
                     continue
