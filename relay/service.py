@@ -194,6 +194,13 @@ class RecordService:
         principal.require("events:read", query.component)
         return await self.store.list_records(query)
 
+    async def register_component(self, component: str, principal: Principal) -> bool:
+        """Create a component ahead of its first event (needed with strict_components);
+        True when it is new."""
+        check_slug(component)
+        principal.require("admin", component)
+        return await self.store.add_component(component, utcnow())
+
     async def components(self, principal: Principal) -> list[ComponentRow]:
         """Components the token may see, each with its latest deployment per stage."""
         principal.require("events:read")

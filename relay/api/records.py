@@ -163,6 +163,13 @@ async def list_components(request: web.Request) -> web.Response:
     return json_answer(body)
 
 
+async def put_component(request: web.Request) -> web.Response:
+    """Register a component before its first event (admin; needed with strict_components)."""
+    slug = request.match_info["slug"]
+    created = await request.app[RECORDS].register_component(slug, principal_of(request))
+    return json_answer({"slug": slug, "created": created}, status=201 if created else 200)
+
+
 def _bind(handler: Callable[[web.Request, Kind], Awaitable[web.Response]], kind: Kind) -> Handler:
     async def bound(request: web.Request) -> web.Response:
         return await handler(request, kind)
@@ -182,7 +189,15 @@ def routes() -> list[Route]:
             "components",
             response=Component,
             response_is_list=True,
-        )
+        ),
+        Route(
+            "PUT",
+            "/components/{slug}",
+            put_component,
+            "Register a component",
+            "components",
+            status=201,
+        ),
     ]
     collections: tuple[tuple[Kind, str, type[BuildIn]], ...] = (
         ("deployment", "deployments", DeploymentIn),

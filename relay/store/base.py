@@ -145,6 +145,9 @@ class RecordStore(Protocol):
     async def component_exists(self, slug: str) -> bool:
         """True when the component has been recorded before."""
 
+    async def add_component(self, slug: str, created_at: datetime) -> bool:
+        """Register a component; False when it already existed."""
+
     async def add_token(self, token: TokenRecord) -> None:
         """Store a new token; Conflict if an active token has the same name."""
 

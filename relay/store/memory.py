@@ -137,6 +137,13 @@ class MemoryStore(MemoryOutbox):
         """True when a record of that component exists."""
         return slug in self.components
 
+    async def add_component(self, slug: str, created_at: datetime) -> bool:
+        """Register a component unless it exists."""
+        if slug in self.components:
+            return False
+        self.components[slug] = created_at
+        return True
+
     async def add_token(self, token: TokenRecord) -> None:
         """Append a token; Conflict on an active duplicate name."""
         if any(t.name == token.name and t.revoked_at is None for t in self.tokens):

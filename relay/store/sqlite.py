@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,13 @@ class SqliteStore(SqliteOutbox):
         """True when the component has a row."""
         return await self.engine.read(
             lambda conn: conn.execute(sql.COMPONENT_EXISTS, (slug,)).fetchone() is not None
+        )
+
+    async def add_component(self, slug: str, created_at: datetime) -> bool:
+        """Insert a component row unless it exists."""
+        stamp = format_db(created_at)
+        return await self.engine.write(
+            lambda conn: conn.execute(sql.INSERT_COMPONENT, (slug, stamp)).rowcount > 0
         )
 
     async def add_token(self, token: TokenRecord) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.acceptance.api import WIRE_TIME, Client, assert_error, bearer, create, get_json
-from tests.support import WEB_TOKEN, WRITE_TOKEN
+from tests.acceptance.conftest import MakeClient
+from tests.support import ADMIN_TOKEN, WEB_TOKEN, WRITE_TOKEN
 
 
 async def test_components_show_latest_deployment_per_stage(client: Client) -> None:
@@ -68,3 +69,24 @@ async def test_listing_components_needs_read_scope(client: Client) -> None:
     """A write-only token may not list components."""
     response = await client.get("/components", headers=bearer(WRITE_TOKEN))
     await assert_error(response, 403, "forbidden")
+
+
+async def test_admin_registers_a_component_for_strict_mode(make_client: MakeClient) -> None:
+    """With strict_components, an admin PUT /components/{slug} lets events for it in."""
+    strict = await make_client(server={"strict_components": True})
+    admin = bearer(ADMIN_TOKEN)
+    body = {"version": "v1"}
+    before = await strict.post("/components/billing/deployments", json=body, headers=admin)
+    assert before.status == 404
+    created = await strict.put("/components/billing", headers=admin)
+    assert (created.status, (await created.json())["created"]) == (201, True)
+    again = await strict.put("/components/billing", headers=admin)
+    assert (again.status, (await again.json())["created"]) == (200, False)
+    after = await strict.post("/components/billing/deployments", json=body, headers=admin)
+    assert after.status == 201
+
+
+async def test_only_admins_register_components(client: Client) -> None:
+    """A token without the admin scope gets 403 from PUT /components/{slug}."""
+    response = await client.put("/components/billing", headers=bearer(WRITE_TOKEN))
+    assert response.status == 403
