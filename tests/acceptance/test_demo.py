@@ -1,0 +1,27 @@
+"""`relay demo`: a newcomer's first look at fan-out, with no account anywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_delivers_to_all_five_stand_ins() -> None:
+    """`relay demo` exits 0 and prints one delivered row per target with what it received."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if " delivered " in line}
+    assert sorted(rows) == ["bugsnag", "grafana", "newrelic", "sentry", "webhook"]
+    assert "POST /api/annotations" in rows["grafana"]
+    assert "/releases/demo-api@v1.4.2/deploys/" in rows["sentry"]
+    assert "POST /graphql" in rows["newrelic"]
+    assert "every target got the deployment" in done.stdout
