@@ -24,7 +24,8 @@ def format_wire(value: datetime) -> str:
 
 def format_db(value: datetime) -> str:
     """Fixed-width ISO-8601 in UTC with microseconds: sorts as text."""
-    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is faster than strftime; in UTC it always ends with "+00:00".
+    return to_utc(value).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_db(value: str) -> datetime:
