@@ -256,4 +256,3 @@ async def send_raw(
         raise RetryLater(f"{what} did not answer within {context.timeout:g}s") from None
     except OSError as exc:
         raise RetryLater(f"could not reach {what}: {type(exc).__name__}: {exc}") from None
-

@@ -21,13 +21,13 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
-    ForwarderError,
     Outcome,
     SendContext,
     Skipped,
     send_raw,
 )
 from forwarders.base import check_response as _check
+from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking
 from relay.http import HttpRequest, HttpResponse
 
 DEFAULT_URL = "https://build.bugsnag.com"
@@ -48,18 +48,11 @@ class BugsnagConfig(ForwarderConfig):
     # The API key must never be echoed back in a validation error.
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    url: str = DEFAULT_URL
+    url: BaseUrl = DEFAULT_URL
     api_key: SecretStr
     repository: str | None = None
     provider: Provider | None = None
     builder_name: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("api_key")
     @classmethod
@@ -167,34 +160,23 @@ def skip_reason(event: Event) -> str | None:
 
 def check_response(response: HttpResponse, now: datetime, api_key: str = "") -> None:
     """Retry 408/429/5xx; any other 4xx is permanent. The key is masked in excerpts."""
-    try:
+    # A 400 may quote the body back, and the body carries the API key.
+    with masking([api_key]):
         _check(response, now, what="Bugsnag")
-    except ForwarderError as exc:
-        # A 400 may quote the body back, and the body carries the API key.
-        exc.excerpt = mask(exc.excerpt, api_key)
-        raise
-
-
-def mask(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` replaced by `***`."""
-    return text.replace(secret, "***") if secret else text
 
 
 def warnings(response: HttpResponse, api_key: str = "") -> str:
     """The warnings of a 200 answer, joined on one line ("" when none), key masked."""
     payload = response.json()
     found = payload.get("warnings") if isinstance(payload, dict) else None
-    return mask("; ".join(map(str, found)), api_key) if isinstance(found, list) else ""
+    return mask("; ".join(map(str, found)), [api_key]) if isinstance(found, list) else ""
 
 
-class BugsnagForwarder:
+class BugsnagForwarder(ConfiguredForwarder[BugsnagConfig]):
     """Reports releases to Bugsnag's Build API."""
 
     type: ClassVar[str] = "bugsnag"
     Config: ClassVar[builtins.type[ForwarderConfig]] = BugsnagConfig
-
-    def __init__(self, config: BugsnagConfig) -> None:
-        self.config = config
 
     async def send(self, event: Event, context: SendContext) -> Outcome:
         """Report the build, or skip events that put no version live."""

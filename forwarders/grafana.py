@@ -12,7 +12,7 @@ import builtins
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from forwarders.base import (
     Delivered,
@@ -25,6 +25,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.base import check_response as _check
+from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary
 from relay.http import HttpRequest, HttpResponse
 from relay.models import TERMINAL_STATUSES
 
@@ -36,19 +37,12 @@ FINISH_EVENTS = frozenset({"deployment.completed", "deployment.cancelled"})
 class GrafanaConfig(ForwarderConfig):
     """Keys of a `type = "grafana"` forwarder (DESIGN §8)."""
 
-    url: str
+    url: BaseUrl
     token: SecretStr
     dashboard_uid: str | None = None
     panel_id: int | None = None
     tags: list[str] = Field(default_factory=list)
     org_id: int | None = Field(default=None, ge=1)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _panel_needs_dashboard(self) -> GrafanaConfig:
@@ -105,24 +99,10 @@ def annotation_tags(config: GrafanaConfig, event: Event) -> list[str]:
     return list(dict.fromkeys(tags))  # Grafana stores tags as a set: no duplicates.
 
 
-def summary(event: Event) -> str:
-    """A one-line human summary: what, where, how it went, which commit, a link."""
-    data = event.data
-    verb = "Build" if event.type == "build.created" else "Deploy"
-    text = f"{verb} {data.get('component')} {data.get('version')}"
-    if data.get("stage"):
-        text += f" to {data['stage']}"
-    result = outcome(event)
-    text += f": {result}" if result else f": {data.get('status') or 'started'}"
-    sha, branch = data.get("commit_sha"), data.get("branch")
-    if sha or branch:
-        where = " on ".join(p for p in (str(sha)[:7] if sha else "", branch or "") if p)
-        text += f" ({where})"
-    meta = data.get("meta_data") or {}
-    link = meta.get("url") or meta.get("uri")
-    if link:
-        text += f" {link}"
-    return " ".join(text.split())  # one line whatever the fields contain
+def annotation_text(event: Event) -> str:
+    """The summary of the deployment, then its link when it has one."""
+    url = link(event.data)
+    return f"{summary(event)} {url}" if url else summary(event)
 
 
 def _headers(config: GrafanaConfig, delivery_id: str) -> dict[str, str]:
@@ -150,7 +130,7 @@ def build_create(config: GrafanaConfig, event: Event, delivery_id: str) -> HttpR
     """`POST {url}/api/annotations` for `event` (a point, or a region when it has ended)."""
     start, end = region(event)
     body: dict[str, Any] = {
-        "text": summary(event),
+        "text": annotation_text(event),
         "time": start,
         "tags": annotation_tags(config, event),
         "data": {"deployment_id": event.data.get("id"), "event": event.type},
@@ -173,7 +153,7 @@ def build_patch(
     end = epoch_ms(event.data.get("finished_at"))
     if end is None:
         end = to_ms(event.created_at)
-    body = {"timeEnd": end, "tags": annotation_tags(config, event), "text": summary(event)}
+    body = {"timeEnd": end, "tags": annotation_tags(config, event), "text": annotation_text(event)}
     return HttpRequest.json_request(
         "PATCH",
         f"{config.url}/api/annotations/{annotation_id}",
@@ -201,14 +181,11 @@ def created_id(response: HttpResponse) -> int:
     return value
 
 
-class GrafanaForwarder:
+class GrafanaForwarder(ConfiguredForwarder[GrafanaConfig]):
     """Annotates Grafana dashboards with deployments and builds."""
 
     type: ClassVar[str] = "grafana"
     Config: ClassVar[builtins.type[ForwarderConfig]] = GrafanaConfig
-
-    def __init__(self, config: GrafanaConfig) -> None:
-        self.config = config
 
     async def send(self, event: Event, context: SendContext) -> Outcome:
         """Create or finish the deployment's annotation."""

@@ -24,6 +24,7 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
+from forwarders.common import ConfiguredForwarder, summary
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
@@ -82,21 +83,6 @@ def applies(event: Event) -> Skipped | None:
     return None
 
 
-def summary(data: dict[str, Any]) -> str:
-    """A one-line human description of a deployment."""
-    text = f"{data.get('component')} {data.get('version')}"
-    if data.get("stage"):
-        text += f" deployed to {data['stage']}"
-    details = [f"result {data['result']}"] if data.get("result") else []
-    if data.get("commit_sha"):
-        details.append(f"commit {str(data['commit_sha'])[:7]}")
-    if data.get("branch"):
-        details.append(f"branch {data['branch']}")
-    if data.get("host"):
-        details.append(f"host {data['host']}")
-    return f"{text} ({', '.join(details)})" if details else text
-
-
 def deployed_at(event: Event) -> datetime:
     """When the deployment finished (else started, else when the event happened)."""
     for field in ("finished_at", "started_at"):
@@ -130,7 +116,7 @@ def build_nerdgraph_request(
     """The `changeTrackingCreateDeployment` mutation for `event`."""
     data = event.data
     when = deployed_at(event)
-    description = summary(data)
+    description = summary(event)
     deployment: dict[str, Any] = {
         "entityGuid": config.entity_guid,
         "version": str(data.get("version")),
@@ -164,7 +150,7 @@ def build_rest_request(
     deployment: dict[str, Any] = {
         # The full version stays in the description when the revision is cut.
         "revision": version[:MAX_REVISION],
-        "description": summary(data),
+        "description": summary(event),
         "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     user = _meta_str(data, "user_id")
@@ -228,14 +214,11 @@ def check_rest_answer(response: HttpResponse, now: datetime) -> None:
     check_response(response, now, retry_statuses=REST_RETRY_STATUSES, what=what)
 
 
-class NewRelicForwarder:
+class NewRelicForwarder(ConfiguredForwarder[NewRelicConfig]):
     """Records successful deployments in New Relic, via NerdGraph or the REST API."""
 
     type: ClassVar[str] = "newrelic"
-    Config: ClassVar[builtins.type[NewRelicConfig]] = NewRelicConfig
-
-    def __init__(self, config: NewRelicConfig) -> None:
-        self.config = config
+    Config: ClassVar[builtins.type[ForwarderConfig]] = NewRelicConfig
 
     async def send(self, event: Event, context: SendContext) -> Outcome:
         """Create one deployment in New Relic for a successful deployment event."""

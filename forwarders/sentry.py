@@ -8,8 +8,6 @@ Sentry's side) is never sent twice for one delivery.
 from __future__ import annotations
 
 import builtins
-import re
-import string
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -28,6 +26,14 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
+from forwarders.common import (
+    ConfiguredForwarder,
+    Placeholder,
+    fill,
+    lookup,
+    stray_brace,
+    unknown_placeholder,
+)
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
@@ -40,7 +46,7 @@ MAX_URL = 200
 _BAD_VERSION_CHARS = frozenset("/\\\n\r\t\f")
 _RESERVED_VERSIONS = frozenset({".", "..", "latest"})
 _BAD_ENVIRONMENT_CHARS = frozenset("/\n\r\f")
-_TEMPLATE_FIELD = re.compile(r"^(?:(component|version|stage)|meta_data\[([^\[\]]+)\])$")
+TEMPLATE_FIELDS = ("component", "version", "stage")
 
 Plan = Literal["release", "release+deploy"]
 
@@ -51,20 +57,17 @@ class TemplateError(ValueError):
 
 def check_template(template: str) -> None:
     """Raise TemplateError unless `template` only uses the documented fields."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise TemplateError(f"malformed template {template!r}: {exc}") from None
-    for _, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if spec or conversion:
-            raise TemplateError(f"template field {{{field}}} may not have a format or conversion")
-        if not _TEMPLATE_FIELD.match(field):
-            raise TemplateError(
-                f"unknown template field {{{field}}}: use {{component}}, {{version}}, "
-                "{stage} or {meta_data[key]}"
-            )
+    if stray_brace(template):
+        raise TemplateError(
+            f"malformed template {template!r}: a brace is neither doubled nor part of a "
+            "field (no format specs, conversions or attributes)"
+        )
+    unknown = unknown_placeholder(template, TEMPLATE_FIELDS)
+    if unknown is not None:
+        raise TemplateError(
+            f"unknown template field {unknown.token}: use {{component}}, {{version}}, "
+            "{stage} or {meta_data[key]}"
+        )
 
 
 def render_template(template: str, data: dict[str, Any]) -> str:
@@ -74,28 +77,18 @@ def render_template(template: str, data: dict[str, Any]) -> str:
     `meta_data[key]`), so a template cannot reach into Python objects.
     """
     check_template(template)
-    out: list[str] = []
-    for literal, field, _, _ in string.Formatter().parse(template):
-        out.append(literal)
-        if field is not None:
-            out.append(_template_value(field, data))
-    return "".join(out)
 
+    def value(placeholder: Placeholder) -> str:
+        found = lookup(data, placeholder)
+        if found is None or found == "":
+            raise TemplateError(
+                f"the template needs {placeholder.token}, which this event does not have"
+            )
+        if not isinstance(found, str | int | float):
+            raise TemplateError(f"template field {placeholder.token} is not a string or number")
+        return str(found)
 
-def _template_value(field: str, data: dict[str, Any]) -> str:
-    match = _TEMPLATE_FIELD.match(field)
-    assert match is not None  # check_template ran first
-    name, key = match.groups()
-    if name:
-        value = data.get(name)
-    else:
-        meta = data.get("meta_data")
-        value = meta.get(key) if isinstance(meta, dict) else None
-    if value is None or value == "":
-        raise TemplateError(f"the template needs {{{field}}}, which this event does not have")
-    if not isinstance(value, str | int | float):
-        raise TemplateError(f"template field {{{field}}} is not a string or number")
-    return str(value)
+    return fill(template, value)
 
 
 def version_problem(version: str) -> str | None:
@@ -238,14 +231,11 @@ def check_sentry_response(response: HttpResponse, context: SendContext, step: st
     check_response(response, context.now, retry_statuses=SENTRY_RETRY_STATUSES, what=what)
 
 
-class SentryForwarder:
+class SentryForwarder(ConfiguredForwarder[SentryConfig]):
     """Creates a Sentry release and, for deployments, a deploy to the stage's environment."""
 
     type: ClassVar[str] = "sentry"
-    Config: ClassVar[builtins.type[SentryConfig]] = SentryConfig
-
-    def __init__(self, config: SentryConfig) -> None:
-        self.config = config
+    Config: ClassVar[builtins.type[ForwarderConfig]] = SentryConfig
 
     async def send(self, event: Event, context: SendContext) -> Outcome:
         """Run the steps this event needs that earlier attempts did not finish."""

@@ -33,6 +33,18 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
+from forwarders.common import (
+    ConfiguredForwarder,
+    Placeholder,
+    fill,
+    link,
+    lookup,
+    mask,
+    masking,
+    short_sha,
+    summary,
+    unknown_placeholder,
+)
 from relay.http import HttpRequest
 
 SECRET_PREFIX = "whsec_"
@@ -65,8 +77,6 @@ FIELDS = (
     "code_name",
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# `{{`/`}}` are literal braces; `{name}` and `{meta_data[key]}` are placeholders.
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(\w+)(?:\[([^\[\]{}]+)\])?\}")
 # Header names whose values are credentials (e.g. `Authorization = "Bearer …"`).
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|signature|password|cookie", re.I)
 
@@ -170,17 +180,10 @@ class WebhookConfig(ForwarderConfig):
 
 
 def _check_placeholders(text: str) -> str:
-    for match in _PLACEHOLDER.finditer(text):
-        name, key = match.group(1), match.group(2)
-        if name is None:
-            continue
-        if name == "meta_data" and key is not None:
-            continue
-        if name not in FIELDS or key is not None:
-            known = ", ".join(f"{{{f}}}" for f in FIELDS)
-            raise ValueError(
-                f"unknown placeholder {match.group(0)}; use {known} or {{meta_data[key]}}"
-            )
+    unknown = unknown_placeholder(text, FIELDS)
+    if unknown is not None:
+        known = ", ".join(f"{{{f}}}" for f in FIELDS)
+        raise ValueError(f"unknown placeholder {unknown.token}; use {known} or {{meta_data[key]}}")
     return text
 
 
@@ -203,17 +206,13 @@ def _text(value: Any) -> str:
 
 def substitute(text: str, event: Event) -> str:
     """`text` with its placeholders replaced by the event's values (absent → "")."""
-    meta = event.data.get("meta_data") or {}
 
-    def value(match: re.Match[str]) -> str:
-        token, name, key = match.group(0), match.group(1), match.group(2)
-        if name is None:
-            return token[0]
-        if name == "meta_data":
-            return _text(meta.get(key))
-        return event.type if name == "type" else _text(event.data.get(name))
+    def value(placeholder: Placeholder) -> str:
+        if placeholder.name == "type":
+            return event.type
+        return _text(lookup(event.data, placeholder))
 
-    return _PLACEHOLDER.sub(value, text)
+    return fill(text, value)
 
 
 def render_template(template: str, event: Event) -> Any:
@@ -225,36 +224,15 @@ def render_template(template: str, event: Event) -> Any:
     return _walk_strings(json.loads(template), lambda s: substitute(s, event))
 
 
-def summary(event: Event) -> str:
-    """A one-line human description: `api 1.4.2 → production: deployment completed (success)`."""
-    data = event.data
-    text = f"{data.get('component', '?')} {data.get('version', '?')}"
-    if data.get("stage"):
-        text += f" → {data['stage']}"
-    text += f": {event.type.replace('.', ' ').replace('_', ' ')}"
-    # A status change is only worth reading with the new status.
-    status_change = event.type.endswith("status_changed")
-    detail = data.get("result") or (data.get("status") if status_change else None)
-    if detail:
-        text += f" ({detail})"
-    return text
-
-
-def _link(event: Event) -> str | None:
-    url = (event.data.get("meta_data") or {}).get("url")
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
-
-
 def _facts(event: Event) -> list[tuple[str, str]]:
     data = event.data
-    sha = data.get("commit_sha")
     pairs = [
         ("Component", data.get("component")),
         ("Version", data.get("version")),
         ("Stage", data.get("stage")),
         ("Result", data.get("result")),
         ("Status", data.get("status")),
-        ("Commit", sha[:12] if isinstance(sha, str) else None),
+        ("Commit", short_sha(data.get("commit_sha"), 12)),
         ("Branch", data.get("branch")),
         ("Host", data.get("host")),
     ]
@@ -269,9 +247,9 @@ def _slack_escape(text: str) -> str:
 def slack_message(event: Event) -> dict[str, Any]:
     """A Slack incoming-webhook message (also accepted by Mattermost and Rocket.Chat)."""
     text = _slack_escape(summary(event))
-    link = _link(event)
-    if link:
-        text += f" <{_slack_escape(link)}|details>"
+    url = link(event.data)
+    if url:
+        text += f" <{_slack_escape(url)}|details>"
     return {"text": text}
 
 
@@ -287,9 +265,9 @@ def teams_message(event: Event) -> dict[str, Any]:
         "version": "1.4",
         "body": body,
     }
-    link = _link(event)
-    if link:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Details", "url": link}]
+    url = link(event.data)
+    if url:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Details", "url": url}]
     attachment = {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
     return {"type": "message", "attachments": [attachment]}
 
@@ -324,25 +302,25 @@ def build_request(
     return replace(unsigned, headers=headers)
 
 
-class WebhookForwarder:
+class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
     """Delivers every event to one Standard Webhooks endpoint."""
 
     type: ClassVar[str] = "webhook"
-    Config: ClassVar[builtins.type[WebhookConfig]] = WebhookConfig
-
-    def __init__(self, config: WebhookConfig) -> None:
-        self.config = config
+    Config: ClassVar[builtins.type[ForwarderConfig]] = WebhookConfig
 
     async def send(self, event: Event, context: SendContext) -> Delivered:
         """POST the signed event; 410 disables the forwarder, 3xx is never followed."""
         request = build_request(self.config, event, context.delivery_id, context.now)
         response = await send_raw(request, context, what="webhook")
+        # An echoing endpoint could quote the URL or a credential header back.
+        excerpt = mask(response.text(), self.config.secrets())
         if response.status == 410:
             raise TargetGone(
                 "webhook endpoint answered HTTP 410 Gone: it asks not to be called again, "
                 f"so forwarder {self.config.name!r} is disabled",
                 status_code=410,
-                excerpt=response.text(),
+                excerpt=excerpt,
             )
-        check_response(response, context.now, what="webhook")
-        return Delivered(response.status, response.text())
+        with masking(self.config.secrets()):
+            check_response(response, context.now, what="webhook")
+        return Delivered(response.status, excerpt)

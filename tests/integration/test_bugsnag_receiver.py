@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -15,63 +14,40 @@ from forwarders.bugsnag import BugsnagConfig, BugsnagForwarder
 from relay.http import AiohttpTransport
 from relay.receivers.base import Fault
 from relay.receivers.bugsnag import BugsnagReceiver
+from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 NOW = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
 API_KEY = "c9d60ae4c7e70c4b6c4ebd3e8056d2b8"
+CONFIG = {
+    "name": "bugsnag",
+    "type": "bugsnag",
+    "api_key": API_KEY,
+    "repository": "https://github.com/acme/web",
+}
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[BugsnagReceiver]:
     """A Build API receiver on a free loopback port."""
-    server = BugsnagReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The real HTTP transport."""
-    real = AiohttpTransport()
-    yield real
-    await real.close()
+    async with serving(BugsnagReceiver()) as server:
+        yield server
 
 
 def forwarder(receiver: BugsnagReceiver, **overrides: Any) -> BugsnagForwarder:
     """A Bugsnag forwarder pointed at `receiver`."""
-    values: dict[str, Any] = {
-        "name": "bugsnag",
-        "type": "bugsnag",
-        "url": receiver.url,
-        "api_key": API_KEY,
-        "repository": "https://github.com/acme/web",
-    }
-    values.update(overrides)
+    values = {**CONFIG, "url": receiver.url, **overrides}
     return BugsnagForwarder(BugsnagConfig.model_validate(values))
 
 
 def event(event_type: str = "deployment.created", **data: Any) -> Event:
-    """A successful deployment of web 1.2.3 to production."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "commit_sha": "0123456789abcdef",
-        "branch": "main",
-        "host": "web-1",
-        "meta_data": {"user_id": 7, "pipeline": {"id": 12, "green": True}},
-    }
-    deployment.update(data)
-    return Event("evt", event_type, NOW, deployment)
+    """A successful deployment of web 1.2.3 to production on web-1, by user 7."""
+    meta = {"user_id": 7, "pipeline": {"id": 12, "green": True}}
+    return deployment_event(event_type, at=NOW, **{"host": "web-1", "meta_data": meta, **data})
 
 
 def context(transport: AiohttpTransport) -> SendContext:
     """A send context over the real transport."""
-    return SendContext("dlv-1", 1, transport, 5.0, now=NOW)
+    return send_context(transport, now=NOW)
 
 
 async def test_deployment_is_accepted_without_auth_header(
@@ -111,12 +87,8 @@ async def test_build_and_completed_events_are_accepted(
 
 async def test_warnings_reach_the_attempt_excerpt(transport: AiohttpTransport) -> None:
     """Warnings in the 200 answer become the delivered excerpt."""
-    server = BugsnagReceiver(warnings=["releaseStage unknown"])
-    await server.start()
-    try:
+    async with serving(BugsnagReceiver(warnings=["releaseStage unknown"])) as server:
         outcome = await forwarder(server).send(event(), context(transport))
-    finally:
-        await server.stop()
     assert outcome == Delivered(200, "releaseStage unknown")
 
 
@@ -145,23 +117,13 @@ async def test_rejected_build_is_permanent(
     assert receiver.builds == []
 
 
-async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """POST `body` (JSON, or raw bytes) directly; the status and JSON answer."""
-    kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, headers=headers or {}, **kwargs) as resp,
-    ):
-        return resp.status, await resp.json()
-
-
 VALID = {"apiKey": API_KEY, "appVersion": "1.2.3"}
 SOURCE = {"provider": "github", "repository": "https://github.com/a/b", "revision": "abc"}
 
 
 async def test_receiver_accepts_minimal_build_without_auth(receiver: BugsnagReceiver) -> None:
     """apiKey and appVersion suffice; no Authorization header is needed."""
-    assert await post(f"{receiver.url}/", VALID) == (200, {"status": "ok"})
+    assert await post_raw(f"{receiver.url}/", VALID) == (200, {"status": "ok"})
     assert receiver.builds == [VALID]
 
 
@@ -191,7 +153,7 @@ async def test_receiver_accepts_minimal_build_without_auth(receiver: BugsnagRece
 )
 async def test_receiver_rejects_invalid_builds(receiver: BugsnagReceiver, body: Any) -> None:
     """Every documented constraint is enforced with a 400 and an errors list."""
-    status, answer = await post(f"{receiver.url}/", body)
+    status, answer = await post_raw(f"{receiver.url}/", body)
     assert status == 400
     assert isinstance(answer["errors"], list)
     assert answer["errors"]
@@ -200,7 +162,7 @@ async def test_receiver_rejects_invalid_builds(receiver: BugsnagReceiver, body: 
 
 async def test_receiver_reports_every_problem_at_once(receiver: BugsnagReceiver) -> None:
     """All the problems of a body come back in one errors list."""
-    status, answer = await post(f"{receiver.url}/", {"metadata": {"n": 1}})
+    status, answer = await post_raw(f"{receiver.url}/", {"metadata": {"n": 1}})
     assert status == 400
     assert answer["errors"] == [
         "apiKey is required",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
@@ -14,66 +12,36 @@ from forwarders.grafana import GrafanaConfig, GrafanaForwarder
 from relay.http import AiohttpTransport
 from relay.receivers.base import Fault
 from relay.receivers.grafana import GrafanaReceiver
+from tests.forwarder_support import NOW, deployment_event, post_raw, send_context, serving
 
 TOKEN = "glsa_integration_token"
-NOW = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
 STARTED_MS = 1714564800000
 FINISHED_MS = 1714564925500
+CONFIG = {"name": "grafana", "type": "grafana", "token": TOKEN, "tags": ["deploy"]}
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[GrafanaReceiver]:
     """A Grafana receiver on a free loopback port."""
-    server = GrafanaReceiver(token=TOKEN, forbidden={"viewer-token"})
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The real HTTP transport."""
-    real = AiohttpTransport()
-    yield real
-    await real.close()
+    async with serving(GrafanaReceiver(token=TOKEN, forbidden={"viewer-token"})) as server:
+        yield server
 
 
 def forwarder(receiver: GrafanaReceiver, **overrides: Any) -> GrafanaForwarder:
     """A Grafana forwarder pointed at `receiver`."""
-    values: dict[str, Any] = {
-        "name": "grafana",
-        "type": "grafana",
-        "url": receiver.url,
-        "token": TOKEN,
-        "tags": ["deploy"],
-    }
-    values.update(overrides)
+    values = {**CONFIG, "url": receiver.url, **overrides}
     return GrafanaForwarder(GrafanaConfig.model_validate(values))
 
 
 def event(event_type: str, **data: Any) -> Event:
-    """A deployment event of web 1.2.3 to production."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "started_at": "2024-05-01T12:00:00.000Z",
-        "finished_at": "2024-05-01T12:02:05.500Z",
-        "commit_sha": "0123456789abcdef",
-        "branch": "main",
-        "meta_data": {},
-    }
-    deployment.update(data)
-    return Event("evt", event_type, NOW, deployment)
+    """A deployment event of web 1.2.3 to production, from 12:00 to 12:02:05.5."""
+    times = {"started_at": "2024-05-01T12:00:00.000Z", "finished_at": "2024-05-01T12:02:05.500Z"}
+    return deployment_event(event_type, **{**times, **data})
 
 
 def context(transport: AiohttpTransport, shared: dict[str, Any] | None = None) -> SendContext:
     """A send context over the real transport."""
-    return SendContext("dlv-1", 1, transport, 5.0, now=NOW, shared={} if shared is None else shared)
+    return send_context(transport, now=NOW, shared=shared)
 
 
 async def test_started_then_completed_makes_one_region(
@@ -160,12 +128,8 @@ async def test_patch_of_unknown_annotation_is_permanent(
 async def post(url: str, body: Any, token: str | None = TOKEN, method: str = "POST") -> int:
     """Send `body` (JSON, or raw bytes) directly and return the status."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, url, headers=headers, **kwargs) as resp,
-    ):
-        return resp.status
+    status, _ = await post_raw(url, body, headers=headers, method=method)
+    return status
 
 
 VALID = {"text": "deployed", "time": STARTED_MS}

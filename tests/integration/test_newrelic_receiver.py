@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
@@ -15,6 +14,7 @@ from relay.http import AiohttpTransport
 from relay.receivers.base import Fault
 from relay.receivers.newrelic import NewRelicReceiver
 from relay.timeutil import format_wire
+from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 KEY = "NRAK-INTEGRATION"
 GUID = "MTIzNDU2fEFQTXxBUFBMSUNBVElPTnwx"
@@ -24,60 +24,30 @@ GUID = "MTIzNDU2fEFQTXxBUFBMSUNBVElPTnwx"
 async def receiver() -> AsyncIterator[NewRelicReceiver]:
     """A New Relic receiver knowing one entity and application 1234."""
     server = NewRelicReceiver(api_key=KEY, entity_guids=[GUID], app_ids=[1234])
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The real HTTP transport."""
-    real = AiohttpTransport()
-    yield real
-    await real.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """A raw client for posting bad requests directly."""
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with serving(server):
+        yield server
 
 
 def forwarder(url: str, **overrides: Any) -> NewRelicForwarder:
     """A NerdGraph forwarder pointed at `url` (REST with api="rest", app_id=...)."""
-    values: dict[str, Any] = {
-        "name": "nr",
-        "type": "newrelic",
-        "url": url,
-        "api_key": KEY,
-        "entity_guid": GUID,
-    }
-    values.update(overrides)
-    return NewRelicForwarder(NewRelicConfig.model_validate(values))
+    values = {"name": "nr", "type": "newrelic", "url": url, "api_key": KEY, "entity_guid": GUID}
+    return NewRelicForwarder(NewRelicConfig.model_validate({**values, **overrides}))
 
 
 def event(finished: datetime | None = None, **data: Any) -> Event:
     """A successful deployment that finished at `finished` (default: a minute ago)."""
     when = finished or datetime.now(UTC) - timedelta(minutes=1)
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "status": "success",
-        "stage": "production",
+    fields = {
         "finished_at": format_wire(when),
         "commit_sha": "abc123",
         "meta_data": {"user_id": "alice", "deployment_type": "CANARY"},
     }
-    deployment.update(data)
-    return Event("evt-1", "deployment.completed", datetime.now(UTC), deployment)
+    return deployment_event("deployment.completed", at=datetime.now(UTC), **{**fields, **data})
 
 
 def context(transport: AiohttpTransport) -> SendContext:
     """A send context over the real transport, now = the current time."""
-    return SendContext("del-1", 1, transport, 5.0)
+    return send_context(transport)
 
 
 async def test_nerdgraph_deployment_is_created(
@@ -189,21 +159,19 @@ def mutation_body(**deployment: Any) -> dict[str, Any]:
     ],
 )
 async def test_nerdgraph_receiver_refuses_bad_input_in_errors_array(
-    receiver: NewRelicReceiver, session: aiohttp.ClientSession, body: dict[str, Any]
+    receiver: NewRelicReceiver, body: dict[str, Any]
 ) -> None:
     """Refused mutations answer HTTP 200 with an errors array, like NerdGraph."""
-    async with session.post(receiver.url + "/graphql", json=body, headers={"API-Key": KEY}) as resp:
-        assert resp.status == 200
-        assert (await resp.json())["errors"]
+    status, answer = await post_raw(receiver.url + "/graphql", body, headers={"API-Key": KEY})
+    assert status == 200
+    assert answer["errors"]
     assert receiver.change_deployments == []
 
 
-async def test_nerdgraph_receiver_requires_api_key(
-    receiver: NewRelicReceiver, session: aiohttp.ClientSession
-) -> None:
+async def test_nerdgraph_receiver_requires_api_key(receiver: NewRelicReceiver) -> None:
     """No API-Key header answers 401."""
-    async with session.post(receiver.url + "/graphql", json=mutation_body()) as resp:
-        assert resp.status == 401
+    status, _ = await post_raw(receiver.url + "/graphql", mutation_body())
+    assert status == 401
 
 
 REST_PATH = "/v2/applications/1234/deployments.json"
@@ -222,26 +190,20 @@ REST_PATH = "/v2/applications/1234/deployments.json"
     ],
 )
 async def test_rest_receiver_validates_markers(
-    receiver: NewRelicReceiver, session: aiohttp.ClientSession, body: dict[str, Any], status: int
+    receiver: NewRelicReceiver, body: dict[str, Any], status: int
 ) -> None:
     """Revision ≤127 required, user ≤31, timestamp ISO-8601 and not in the future."""
-    url = receiver.url + REST_PATH
-    async with session.post(url, json=body, headers={"X-Api-Key": KEY}) as resp:
-        assert resp.status == status
-        answer = await resp.json()
+    answered, answer = await post_raw(receiver.url + REST_PATH, body, headers={"X-Api-Key": KEY})
+    assert answered == status
     if status == 201:
         assert answer["deployment"]["revision"] == "1"
     else:
         assert answer["error"]["title"]
 
 
-async def test_rest_receiver_checks_key_and_app(
-    receiver: NewRelicReceiver, session: aiohttp.ClientSession
-) -> None:
+async def test_rest_receiver_checks_key_and_app(receiver: NewRelicReceiver) -> None:
     """A wrong key answers 401 and an unknown app id 404."""
     body = {"deployment": {"revision": "1"}}
-    async with session.post(receiver.url + REST_PATH, json=body) as resp:
-        assert resp.status == 401
+    assert (await post_raw(receiver.url + REST_PATH, body))[0] == 401
     url = receiver.url + "/v2/applications/42/deployments.json"
-    async with session.post(url, json=body, headers={"Api-Key": KEY}) as resp:
-        assert resp.status == 404
+    assert (await post_raw(url, body, headers={"Api-Key": KEY}))[0] == 404

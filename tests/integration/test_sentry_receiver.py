@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
@@ -14,71 +13,41 @@ from forwarders.sentry import SentryConfig, SentryForwarder
 from relay.http import AiohttpTransport
 from relay.receivers.base import Fault
 from relay.receivers.sentry import SentryReceiver
+from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 TOKEN = "sntrys_test_token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CONFIG = {
+    "name": "sentry",
+    "type": "sentry",
+    "token": TOKEN,
+    "org": "acme",
+    "projects": ["web", "api"],
+    "repository": "acme/web",
+}
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[SentryReceiver]:
     """A Sentry receiver for org `acme` with projects web and api."""
-    server = SentryReceiver(token=TOKEN, org="acme", projects=["web", "api"])
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The real HTTP transport."""
-    real = AiohttpTransport()
-    yield real
-    await real.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """A raw client for posting bad requests directly."""
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with serving(SentryReceiver(token=TOKEN, org="acme", projects=["web", "api"])) as server:
+        yield server
 
 
 def forwarder(url: str, **overrides: Any) -> SentryForwarder:
     """A Sentry forwarder pointed at `url`."""
-    values: dict[str, Any] = {
-        "name": "sentry",
-        "type": "sentry",
-        "url": url,
-        "token": TOKEN,
-        "org": "acme",
-        "projects": ["web", "api"],
-        "repository": "acme/web",
-    }
-    values.update(overrides)
-    return SentryForwarder(SentryConfig.model_validate(values))
+    return SentryForwarder(SentryConfig.model_validate({**CONFIG, "url": url, **overrides}))
 
 
 def event(event_type: str = "deployment.completed", **data: Any) -> Event:
-    """A successful production deployment of web 1.2.3+7."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3+7",
-        "status": "success",
-        "stage": "production",
-        "code_name": "Blue Falcon",
-        "started_at": "2024-05-01T11:50:00.000Z",
-        "finished_at": "2024-05-01T11:55:00.000Z",
-        "commit_sha": "abc123",
-        "meta_data": {},
-    }
-    deployment.update(data)
-    return Event("evt-1", event_type, datetime.now(UTC), deployment)
+    """A successful production deployment of web 1.2.3+7 ("Blue Falcon")."""
+    release = {"version": "1.2.3+7", "code_name": "Blue Falcon", "commit_sha": "abc123"}
+    return deployment_event(event_type, **{**release, **data})
 
 
 def context(transport: AiohttpTransport, state: dict[str, Any] | None = None) -> SendContext:
     """A send context over the real transport."""
-    return SendContext("del-1", 1, transport, 5.0, state=state if state is not None else {})
+    return send_context(transport, state=state)
 
 
 async def test_release_and_deploy_are_created(
@@ -183,26 +152,21 @@ RELEASES = "/api/0/organizations/acme/releases/"
     ],
 )
 async def test_receiver_rejects_invalid_release_bodies(
-    receiver: SentryReceiver, session: aiohttp.ClientSession, body: dict[str, Any], field: str
+    receiver: SentryReceiver, body: dict[str, Any], field: str
 ) -> None:
     """Bad release bodies get 400 with a DRF-style error on the field."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with session.post(receiver.url + RELEASES, json=body, headers=headers) as resp:
-        assert resp.status == 400
-        assert field in await resp.json()
+    status, answer = await post_raw(receiver.url + RELEASES, body, headers=AUTH)
+    assert status == 400
+    assert field in answer
     assert receiver.releases == {}
 
 
-async def test_receiver_requires_bearer_token(
-    receiver: SentryReceiver, session: aiohttp.ClientSession
-) -> None:
+async def test_receiver_requires_bearer_token(receiver: SentryReceiver) -> None:
     """No or a wrong token answers 401."""
     body = {"version": "v1", "projects": ["web"]}
-    async with session.post(receiver.url + RELEASES, json=body) as resp:
-        assert resp.status == 401
-    headers = {"Authorization": "Bearer nope"}
-    async with session.post(receiver.url + RELEASES, json=body, headers=headers) as resp:
-        assert resp.status == 401
+    assert (await post_raw(receiver.url + RELEASES, body))[0] == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await post_raw(receiver.url + RELEASES, body, headers=wrong))[0] == 401
 
 
 @pytest.mark.parametrize(
@@ -218,25 +182,18 @@ async def test_receiver_requires_bearer_token(
     ],
 )
 async def test_receiver_validates_deploys(
-    receiver: SentryReceiver, session: aiohttp.ClientSession, body: dict[str, Any], status: int
+    receiver: SentryReceiver, body: dict[str, Any], status: int
 ) -> None:
     """Deploys need an environment ≤64, a name ≤64 and projects of the release."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     release = {"version": "web@1", "projects": ["web"]}
-    async with session.post(receiver.url + RELEASES, json=release, headers=headers) as resp:
-        assert resp.status == 201
+    assert (await post_raw(receiver.url + RELEASES, release, headers=AUTH))[0] == 201
     url = receiver.url + RELEASES + "web%401/deploys/"
-    async with session.post(url, json=body, headers=headers) as resp:
-        assert resp.status == status
+    assert (await post_raw(url, body, headers=AUTH))[0] == status
     assert len(receiver.deploys) == (1 if status == 201 else 0)
 
 
-async def test_receiver_deploy_of_unknown_release_is_404(
-    receiver: SentryReceiver, session: aiohttp.ClientSession
-) -> None:
+async def test_receiver_deploy_of_unknown_release_is_404(receiver: SentryReceiver) -> None:
     """A deploy for a release that does not exist answers 404."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     url = receiver.url + RELEASES + "ghost/deploys/"
-    async with session.post(url, json={"environment": "prod"}, headers=headers) as resp:
-        assert resp.status == 404
-        assert await resp.json() == {"detail": "The requested resource does not exist"}
+    answer = await post_raw(url, {"environment": "prod"}, headers=AUTH)
+    assert answer == (404, {"detail": "The requested resource does not exist"})

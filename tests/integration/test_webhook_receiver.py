@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -21,48 +20,28 @@ from forwarders.webhook import WebhookConfig, WebhookForwarder
 from relay.http import AiohttpTransport
 from relay.receivers.base import Fault
 from relay.receivers.webhook import WebhookReceiver
+from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-secret-after-rotation!").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"the-old-secret-before-rotation").decode()
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The real aiohttp transport, closed after the test."""
-    real = AiohttpTransport()
-    yield real
-    await real.close()
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     """A consumer that knows only the new secret, serving on loopback."""
-    recv = WebhookReceiver(NEW_SECRET)
-    await recv.start()
-    yield recv
-    await recv.stop()
+    async with serving(WebhookReceiver(NEW_SECRET)) as recv:
+        yield recv
 
 
 def make_event(event_type: str = "deployment.completed") -> Event:
     """A finished production deployment of `api`."""
-    data: dict[str, Any] = {
-        "id": "dep_01",
-        "kind": "deployment",
-        "component": "api",
-        "version": "1.4.2",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "commit_sha": "0123456789abcdef",
-        "meta_data": {"note": 'quoted "value"\nsecond line'},
-    }
-    return Event("evt_01", event_type, datetime(2024, 5, 1, 12, 0, tzinfo=UTC), data)
+    note = {"note": 'quoted "value"\nsecond line'}
+    return deployment_event(event_type, component="api", version="1.4.2", meta_data=note)
 
 
 def forwarder(url: str, **changes: Any) -> WebhookForwarder:
     """A webhook forwarder signing with the new secret."""
-    raw: dict[str, Any] = {"name": "hook", "type": "webhook", "url": url, "secret": NEW_SECRET}
-    raw.update(changes)
+    raw = {"name": "hook", "type": "webhook", "url": url, "secret": NEW_SECRET, **changes}
     return WebhookForwarder(WebhookConfig.model_validate(raw))
 
 
@@ -70,7 +49,7 @@ def context(
     transport: AiohttpTransport, delivery_id: str = "dlv_1", *, now: datetime | None = None
 ) -> SendContext:
     """A send context at the real current time (the consumer checks freshness)."""
-    return SendContext(delivery_id, 1, transport, timeout=2.0, now=now or datetime.now(UTC))
+    return send_context(transport, delivery_id=delivery_id, now=now)
 
 
 async def test_delivers_a_signed_envelope(
@@ -94,26 +73,19 @@ async def test_rotation_verifies_with_either_secret_alone(
     receiver_secret: str, transport: AiohttpTransport
 ) -> None:
     """Signing with new + previous secret satisfies consumers knowing only one of them."""
-    recv = WebhookReceiver(receiver_secret)
-    await recv.start()
-    try:
+    async with serving(WebhookReceiver(receiver_secret)) as recv:
         hook = forwarder(recv.endpoint, previous_secrets=[OLD_SECRET])
         await hook.send(make_event(), context(transport))
-    finally:
-        await recv.stop()
     assert len(recv.events) == 1
     assert len(recv.received[0].headers["webhook-signature"].split(" ")) == 2
 
 
 async def test_a_consumer_with_another_secret_rejects(transport: AiohttpTransport) -> None:
     """An unknown secret is a 401 from the consumer, a permanent failure for relay."""
-    recv = WebhookReceiver("whsec_" + base64.b64encode(b"somebody-else").decode())
-    await recv.start()
-    try:
+    other = "whsec_" + base64.b64encode(b"somebody-else").decode()
+    async with serving(WebhookReceiver(other)) as recv:
         with pytest.raises(PermanentFailure) as info:
             await forwarder(recv.endpoint).send(make_event(), context(transport))
-    finally:
-        await recv.stop()
     assert info.value.status_code == 401
     assert NEW_SECRET not in str(info.value) and NEW_SECRET not in info.value.excerpt
     assert recv.events == []
@@ -150,14 +122,10 @@ async def test_redelivery_is_deduplicated_by_the_consumer(
 
 async def test_templated_body_is_verified(transport: AiohttpTransport) -> None:
     """A custom template's bytes are what is signed; escaping survives the trip."""
-    recv = WebhookReceiver(NEW_SECRET, envelope=False)
-    await recv.start()
-    try:
-        template = '{"text": "{component} {version}", "note": "{meta_data[note]}"}'
+    template = '{"text": "{component} {version}", "note": "{meta_data[note]}"}'
+    async with serving(WebhookReceiver(NEW_SECRET, envelope=False)) as recv:
         hook = forwarder(recv.endpoint, body_template=template)
         await hook.send(make_event(), context(transport))
-    finally:
-        await recv.stop()
     assert recv.events[0].payload == {
         "text": "api 1.4.2",
         "note": 'quoted "value"\nsecond line',
@@ -272,11 +240,7 @@ async def test_consumer_rejects_what_a_standard_webhooks_consumer_rejects(
     """Missing/invalid/stale signatures → 401, bad media type → 415, bad payload → 400."""
     build, status = CASES[case]
     body, headers = build()
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(receiver.endpoint, data=body, headers=headers) as resp,
-    ):
-        assert resp.status == status
-        answer = await resp.json()
+    answered, answer = await post_raw(receiver.endpoint, body, headers=headers)
+    assert answered == status
     assert len(receiver.events) == (1 if status == 200 else 0)
     assert ("error" in answer) == (status != 200)

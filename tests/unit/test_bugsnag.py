@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import EntryPoint
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext, Skipped
+from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, Skipped
 from forwarders.bugsnag import (
     BugsnagConfig,
     BugsnagForwarder,
@@ -24,55 +23,22 @@ from forwarders.bugsnag import (
     warnings,
 )
 from relay.errors import ConfigError
-from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.http import USER_AGENT, HttpResponse
 from relay.plugins import GROUP, Registry
+from tests.forwarder_support import answering, deployment_event, mock_context, raising, requests_of
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 API_KEY = "0123456789abcdef0123456789ABCDEF"
 
 
 def make_config(**overrides: Any) -> BugsnagConfig:
     """A valid Bugsnag config with `overrides` applied."""
     values: dict[str, Any] = {"name": "bugsnag", "type": "bugsnag", "api_key": API_KEY}
-    values.update(overrides)
-    return BugsnagConfig.model_validate(values)
+    return BugsnagConfig.model_validate({**values, **overrides})
 
 
 def make_event(event_type: str = "deployment.created", **data: Any) -> Event:
-    """A successful deployment event; `data` overrides the deployment's fields."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "host": None,
-        "started_at": "2024-05-01T12:00:00.000Z",
-        "finished_at": "2024-05-01T12:02:05.500Z",
-        "commit_sha": "0123456789abcdef",
-        "branch": None,
-        "tag": None,
-        "meta_data": {},
-    }
-    deployment.update(data)
-    return Event("evt-1", event_type, NOW, deployment)
-
-
-def make_context(
-    handler: Callable[[HttpRequest], HttpResponse],
-) -> tuple[SendContext, MockTransport]:
-    """A send context over a MockTransport answering with `handler`."""
-    transport = MockTransport(handler)
-    return SendContext("dlv-1", 1, transport, 5.0, now=NOW), transport
-
-
-def answering(
-    status: int, body: bytes = b'{"status":"ok"}', headers: dict[str, str] | None = None
-) -> Callable[[HttpRequest], HttpResponse]:
-    """A handler always answering `status` with `body`."""
-    return lambda request: HttpResponse(status, headers or {}, body)
+    """A successful deployment event without branch; `data` overrides the deployment's fields."""
+    return deployment_event(event_type, **{"branch": None, **data})
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -275,29 +241,27 @@ def test_warnings_are_joined() -> None:
 
 async def test_send_delivers_with_warnings() -> None:
     """A 200 is delivered, with the answer's warnings as the excerpt."""
-    context, transport = make_context(
-        answering(200, b'{"status":"ok","warnings":["sourceControl ignored"]}')
-    )
+    context = mock_context(answering(200, b'{"status":"ok","warnings":["sourceControl ignored"]}'))
     outcome = await BugsnagForwarder(make_config()).send(make_event(), context)
     assert outcome == Delivered(200, "sourceControl ignored")
-    assert len(transport.requests) == 1
-    assert "Authorization" not in transport.requests[0].headers
+    assert len(requests_of(context)) == 1
+    assert "Authorization" not in requests_of(context)[0].headers
 
 
 async def test_send_skips_without_a_request() -> None:
     """A skipped event makes no request."""
-    context, transport = make_context(answering(200))
+    context = mock_context(answering(200))
     outcome = await BugsnagForwarder(make_config()).send(
         make_event("deployment.started", status="building"), context
     )
     assert isinstance(outcome, Skipped)
-    assert transport.requests == []
+    assert requests_of(context) == []
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 async def test_transient_answers_retry(status: int) -> None:
     """408, 429 and 5xx ask for a retry."""
-    context, _ = make_context(answering(status, b"", {"Retry-After": "120"}))
+    context = mock_context(answering(status, b"", {"Retry-After": "120"}))
     with pytest.raises(RetryLater) as caught:
         await BugsnagForwarder(make_config()).send(make_event(), context)
     assert caught.value.status_code == status
@@ -308,7 +272,7 @@ async def test_transient_answers_retry(status: int) -> None:
 async def test_client_errors_are_permanent_and_mask_the_key(status: int) -> None:
     """Other 4xx are permanent; an answer quoting the API key has it masked."""
     body = b'{"errors":["apiKey %s is not a project"]}' % API_KEY.encode()
-    context, _ = make_context(answering(status, body))
+    context = mock_context(answering(status, body))
     with pytest.raises(PermanentFailure) as caught:
         await BugsnagForwarder(make_config()).send(make_event(), context)
     assert caught.value.status_code == status
@@ -318,10 +282,6 @@ async def test_client_errors_are_permanent_and_mask_the_key(status: int) -> None
 
 async def test_network_error_retries() -> None:
     """A refused connection becomes RetryLater."""
-
-    def refuse(request: HttpRequest) -> HttpResponse:
-        raise ConnectionRefusedError("refused")
-
-    context, _ = make_context(refuse)
+    context = mock_context(raising(ConnectionRefusedError("refused")))
     with pytest.raises(RetryLater):
         await BugsnagForwarder(make_config()).send(make_event(), context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import EntryPoint
 from typing import Any
@@ -10,84 +9,54 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from forwarders.base import (
-    Delivered,
-    Event,
-    PermanentFailure,
-    RetryLater,
-    SendContext,
-    Skipped,
-)
+from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, Skipped
 from forwarders.grafana import (
     GrafanaConfig,
     GrafanaForwarder,
     annotation_tags,
+    annotation_text,
     build_create,
     build_patch,
     created_id,
     epoch_ms,
     region,
-    summary,
 )
 from relay.errors import ConfigError
-from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.http import USER_AGENT, HttpRequest, HttpResponse
 from relay.plugins import GROUP, Registry
+from tests.forwarder_support import (
+    Handler,
+    answering,
+    deployment_event,
+    mock_context,
+    raising,
+    requests_of,
+)
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOKEN = "glsa_secret_service_account_token"
 STARTED_MS = 1714564800000  # 2024-05-01T12:00:00Z
 FINISHED_MS = 1714564925500  # 2024-05-01T12:02:05.500Z
+CONFIG = {
+    "name": "grafana",
+    "type": "grafana",
+    "url": "https://grafana.example.com/",
+    "token": TOKEN,
+    "tags": ["deploy"],
+}
 
 
 def make_config(**overrides: Any) -> GrafanaConfig:
     """A valid Grafana config with `overrides` applied."""
-    values: dict[str, Any] = {
-        "name": "grafana",
-        "type": "grafana",
-        "url": "https://grafana.example.com/",
-        "token": TOKEN,
-        "tags": ["deploy"],
-    }
-    values.update(overrides)
-    return GrafanaConfig.model_validate(values)
+    return GrafanaConfig.model_validate({**CONFIG, **overrides})
 
 
 def make_event(event_type: str = "deployment.created", **data: Any) -> Event:
-    """A deployment event; `data` overrides the deployment's fields."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "host": None,
-        "code_name": None,
-        "started_at": "2024-05-01T12:00:00.000Z",
-        "finished_at": "2024-05-01T12:02:05.500Z",
-        "commit_sha": "0123456789abcdef",
-        "branch": "main",
-        "tag": None,
-        "meta_data": {},
-        "triggered_by": "ci",
-        "created_at": "2024-05-01T12:02:06.000Z",
-        "updated_at": "2024-05-01T12:02:06.000Z",
-    }
-    deployment.update(data)
-    return Event("evt-1", event_type, NOW, deployment)
+    """A deployment event that started at 12:00 (NOW) and finished at 12:02:05.5."""
+    times = {"started_at": "2024-05-01T12:00:00.000Z", "finished_at": "2024-05-01T12:02:05.500Z"}
+    return deployment_event(event_type, **{**times, **data})
 
 
-def make_context(
-    handler: Callable[[HttpRequest], HttpResponse], **kwargs: Any
-) -> tuple[SendContext, MockTransport]:
-    """A send context over a MockTransport answering with `handler`."""
-    transport = MockTransport(handler)
-    context = SendContext("dlv-1", 1, transport, 5.0, now=NOW, **kwargs)
-    return context, transport
-
-
-def added(annotation_id: int = 7) -> Callable[[HttpRequest], HttpResponse]:
+def added(annotation_id: int = 7) -> Handler:
     """A handler answering like Grafana to a create (and to a patch)."""
 
     def handle(request: HttpRequest) -> HttpResponse:
@@ -97,13 +66,6 @@ def added(annotation_id: int = 7) -> Callable[[HttpRequest], HttpResponse]:
         return HttpResponse(200, {}, body)
 
     return handle
-
-
-def answering(
-    status: int, body: bytes = b"{}", headers: dict[str, str] | None = None
-) -> Callable[[HttpRequest], HttpResponse]:
-    """A handler always answering `status`."""
-    return lambda request: HttpResponse(status, headers or {}, body)
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -217,7 +179,7 @@ def test_build_event_is_tagged_build() -> None:
         "version:1.2.3",
         "result:success",
     ]
-    assert summary(event).startswith("Build web 1.2.3: success")
+    assert annotation_text(event).startswith("Build web 1.2.3: success")
 
 
 def test_cancelled_without_result_is_tagged_with_its_status() -> None:
@@ -229,7 +191,7 @@ def test_cancelled_without_result_is_tagged_with_its_status() -> None:
 def test_summary_is_one_line_and_links_uri() -> None:
     """Newlines in fields are collapsed; meta_data.uri serves as the link."""
     event = make_event(branch="fix\nthings", meta_data={"uri": "https://deploys/9"})
-    text = summary(event)
+    text = annotation_text(event)
     assert "\n" not in text
     assert text.endswith("(0123456 on fix things) https://deploys/9")
 
@@ -259,41 +221,41 @@ def test_created_id_requires_an_integer_id() -> None:
 
 async def test_started_creates_and_remembers_the_annotation() -> None:
     """deployment.started POSTs once and keeps the id in shared and state."""
-    context, transport = make_context(added(7))
+    context = mock_context(added(7))
     event = make_event("deployment.started", finished_at=None, result=None, status="building")
     outcome = await GrafanaForwarder(make_config()).send(event, context)
     assert outcome == Delivered(200, "annotation 7 added")
-    assert [r.method for r in transport.requests] == ["POST"]
+    assert [r.method for r in requests_of(context)] == ["POST"]
     assert context.shared["annotation_id"] == 7
     assert context.state["annotation_id"] == 7
 
 
 async def test_rerun_of_a_finished_create_sends_nothing() -> None:
     """A delivery whose state already holds the created id does not create a second one."""
-    context, transport = make_context(added(8), state={"annotation_id": 7})
+    context = mock_context(added(8), state={"annotation_id": 7})
     outcome = await GrafanaForwarder(make_config()).send(make_event(), context)
     assert outcome == Delivered(None, "annotation 7 already added")
-    assert transport.requests == []
+    assert requests_of(context) == []
 
 
 @pytest.mark.parametrize("event_type", ["deployment.completed", "deployment.cancelled"])
 async def test_end_patches_the_known_annotation(event_type: str) -> None:
     """With a remembered id, completed/cancelled PATCH it and create nothing."""
-    context, transport = make_context(added(99), shared={"annotation_id": 7})
+    context = mock_context(added(99), shared={"annotation_id": 7})
     outcome = await GrafanaForwarder(make_config()).send(make_event(event_type), context)
     assert outcome == Delivered(200, "annotation 7 patched")
-    assert [(r.method, r.url.rsplit("/", 1)[-1]) for r in transport.requests] == [("PATCH", "7")]
+    assert [(r.method, r.url.rsplit("/", 1)[-1]) for r in requests_of(context)] == [("PATCH", "7")]
     assert context.shared["annotation_id"] == 7
 
 
 async def test_end_without_known_annotation_creates_a_region() -> None:
     """No remembered id: completed creates a region annotation and remembers it."""
-    context, transport = make_context(added(5))
+    context = mock_context(added(5))
     outcome = await GrafanaForwarder(make_config()).send(
         make_event("deployment.completed"), context
     )
     assert isinstance(outcome, Delivered)
-    (request,) = transport.requests
+    (request,) = requests_of(context)
     assert request.method == "POST"
     assert request.json()["timeEnd"] == FINISHED_MS
     assert context.shared["annotation_id"] == 5
@@ -302,16 +264,16 @@ async def test_end_without_known_annotation_creates_a_region() -> None:
 @pytest.mark.parametrize("event_type", ["deployment.status_changed", "release.created"])
 async def test_other_events_are_skipped(event_type: str) -> None:
     """Events Grafana does not track are skipped without a request."""
-    context, transport = make_context(added())
+    context = mock_context(added())
     outcome = await GrafanaForwarder(make_config()).send(make_event(event_type), context)
     assert isinstance(outcome, Skipped)
-    assert transport.requests == []
+    assert requests_of(context) == []
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
 async def test_transient_answers_retry(status: int) -> None:
     """429 and 5xx (and 408) ask for a retry and store no id."""
-    context, _ = make_context(answering(status))
+    context = mock_context(answering(status))
     with pytest.raises(RetryLater) as caught:
         await GrafanaForwarder(make_config()).send(make_event(), context)
     assert caught.value.status_code == status
@@ -320,7 +282,7 @@ async def test_transient_answers_retry(status: int) -> None:
 
 async def test_retry_after_is_honoured() -> None:
     """A 429 with Retry-After says when to come back."""
-    context, _ = make_context(answering(429, headers={"Retry-After": "30"}))
+    context = mock_context(answering(429, headers={"Retry-After": "30"}))
     with pytest.raises(RetryLater) as caught:
         await GrafanaForwarder(make_config()).send(make_event(), context)
     assert caught.value.at == datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
@@ -329,7 +291,7 @@ async def test_retry_after_is_honoured() -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_client_errors_are_permanent(status: int) -> None:
     """400/401/403/404 (and other 4xx) are permanent; the token is never in the reason."""
-    context, _ = make_context(answering(status, b'{"message":"nope"}'))
+    context = mock_context(answering(status, b'{"message":"nope"}'))
     with pytest.raises(PermanentFailure) as caught:
         await GrafanaForwarder(make_config()).send(make_event(), context)
     assert caught.value.status_code == status
@@ -338,19 +300,15 @@ async def test_client_errors_are_permanent(status: int) -> None:
 
 async def test_patch_of_a_deleted_annotation_is_permanent() -> None:
     """A 404 on PATCH says the remembered annotation is gone; no second annotation is made."""
-    context, transport = make_context(answering(404), shared={"annotation_id": 7})
+    context = mock_context(answering(404), shared={"annotation_id": 7})
     with pytest.raises(PermanentFailure, match="annotation 7 no longer exists"):
         await GrafanaForwarder(make_config()).send(make_event("deployment.completed"), context)
-    assert [r.method for r in transport.requests] == ["PATCH"]
+    assert [r.method for r in requests_of(context)] == ["PATCH"]
 
 
 @pytest.mark.parametrize("error", [ConnectionResetError("reset"), TimeoutError()])
 async def test_network_errors_retry(error: Exception) -> None:
     """Network errors and timeouts become RetryLater."""
-
-    def fail(request: HttpRequest) -> HttpResponse:
-        raise error
-
-    context, _ = make_context(fail)
+    context = mock_context(raising(error))
     with pytest.raises(RetryLater):
         await GrafanaForwarder(make_config()).send(make_event(), context)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext, Skipped
+from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, Skipped
+from forwarders.common import summary
 from forwarders.newrelic import (
     MUTATION,
     NewRelicConfig,
@@ -19,11 +19,10 @@ from forwarders.newrelic import (
     build_rest_request,
     check_nerdgraph_answer,
     deployment_type,
-    summary,
 )
-from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.http import USER_AGENT, HttpResponse
+from tests.forwarder_support import NOW, deployment_event, mock_context, raising, requests_of
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KEY = "NRAK-SECRETSECRETSECRET"
 GUID = "MTIzNDU2fEFQTXxBUFBMSUNBVElPTnwx"
 FINISHED_MS = int(datetime(2024, 5, 1, 11, 55, tzinfo=UTC).timestamp() * 1000)
@@ -31,14 +30,8 @@ FINISHED_MS = int(datetime(2024, 5, 1, 11, 55, tzinfo=UTC).timestamp() * 1000)
 
 def make_config(**overrides: Any) -> NewRelicConfig:
     """A valid NerdGraph config with `overrides` applied."""
-    values: dict[str, Any] = {
-        "name": "nr",
-        "type": "newrelic",
-        "api_key": KEY,
-        "entity_guid": GUID,
-    }
-    values.update(overrides)
-    return NewRelicConfig.model_validate(values)
+    values = {"name": "nr", "type": "newrelic", "api_key": KEY, "entity_guid": GUID}
+    return NewRelicConfig.model_validate({**values, **overrides})
 
 
 def rest_config(**overrides: Any) -> NewRelicConfig:
@@ -47,28 +40,8 @@ def rest_config(**overrides: Any) -> NewRelicConfig:
 
 
 def make_event(event_type: str = "deployment.completed", **data: Any) -> Event:
-    """A successful production deployment; `data` overrides fields."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "started_at": "2024-05-01T11:50:00.000Z",
-        "finished_at": "2024-05-01T11:55:00.000Z",
-        "commit_sha": "0123456789abcdef",
-        "branch": "main",
-        "meta_data": {"user_id": "alice"},
-    }
-    deployment.update(data)
-    return Event("evt-1", event_type, NOW, deployment)
-
-
-def make_context(handler: Callable[[HttpRequest], HttpResponse]) -> SendContext:
-    """A send context over a MockTransport."""
-    return SendContext("del-1", 1, MockTransport(handler), 5.0, now=NOW)
+    """A successful production deployment by alice; `data` overrides fields."""
+    return deployment_event(event_type, **{"meta_data": {"user_id": "alice"}, **data})
 
 
 def graphql_answer(body: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -98,8 +71,7 @@ def test_nerdgraph_request_maps_the_deployment() -> None:
         "user": "alice",
         "deploymentType": "BASIC",
         "timestamp": FINISHED_MS,
-        "description": "web 1.2.3 deployed to production "
-        "(result success, commit 0123456, branch main)",
+        "description": "Deploy web 1.2.3 to production: success (0123456 on main)",
     }
 
 
@@ -146,8 +118,17 @@ def test_deployment_type_falls_back_to_basic(value: Any, expected: str) -> None:
 
 
 def test_summary_without_optional_fields() -> None:
-    """The summary of a bare deployment is component and version."""
-    assert summary({"component": "api", "version": "7"}) == "api 7"
+    """The summary of a bare deployment is component, version and status."""
+    bare = {"component": "api", "version": "7", "status": "success"}
+    assert summary(Event("e", "deployment.completed", NOW, bare)) == "Deploy api 7: success"
+
+
+def test_summary_names_commit_branch_and_host() -> None:
+    """Result, short commit, branch and host all make it into the one-line description."""
+    event = make_event(result="failure", status="crashed-error", host="web-1", branch="x\ny")
+    sent = build_rest_request(rest_config(), event, NOW, "d").json()["deployment"]
+    expected = "Deploy web 1.2.3 to production: failure (0123456 on x y, host web-1)"
+    assert sent["description"] == expected
 
 
 def test_rest_request_maps_the_marker() -> None:
@@ -158,8 +139,7 @@ def test_rest_request_maps_the_marker() -> None:
     assert request.json() == {
         "deployment": {
             "revision": "1.2.3",
-            "description": "web 1.2.3 deployed to production "
-            "(result success, commit 0123456, branch main)",
+            "description": "Deploy web 1.2.3 to production: success (0123456 on main)",
             "user": "alice",
             "timestamp": "2024-05-01T11:55:00Z",
         }
@@ -204,15 +184,14 @@ def test_config_cross_field_rules() -> None:
 )
 async def test_other_events_are_skipped(event: Event) -> None:
     """Only successful created/completed deployments are sent."""
-    context = make_context(lambda r: CREATED)
+    context = mock_context(lambda r: CREATED)
     assert isinstance(await NewRelicForwarder(make_config()).send(event, context), Skipped)
-    assert isinstance(context.transport, MockTransport)
-    assert context.transport.requests == []
+    assert requests_of(context) == []
 
 
 async def test_nerdgraph_send_delivers() -> None:
     """A created deployment is Delivered with its id."""
-    context = make_context(lambda r: CREATED)
+    context = mock_context(lambda r: CREATED)
     outcome = await NewRelicForwarder(make_config()).send(make_event("deployment.created"), context)
     assert outcome == Delivered(status_code=200, excerpt="deploymentId d-1")
 
@@ -250,7 +229,7 @@ def test_answer_without_deployment_id_is_permanent() -> None:
 )
 async def test_nerdgraph_http_statuses(status: int, kind: type[Exception]) -> None:
     """HTTP 429/5xx retry, 401 is permanent, and the key never shows in the reason."""
-    context = make_context(lambda r: graphql_answer({"errors": [{"message": "no"}]}, status))
+    context = mock_context(lambda r: graphql_answer({"errors": [{"message": "no"}]}, status))
     with pytest.raises(kind) as caught:
         await NewRelicForwarder(make_config()).send(make_event(), context)
     assert KEY not in str(caught.value)
@@ -258,7 +237,7 @@ async def test_nerdgraph_http_statuses(status: int, kind: type[Exception]) -> No
 
 async def test_rest_send_delivers_on_201() -> None:
     """REST 201 is Delivered."""
-    context = make_context(lambda r: HttpResponse(201, {}, b'{"deployment": {"id": 1}}'))
+    context = mock_context(lambda r: HttpResponse(201, {}, b'{"deployment": {"id": 1}}'))
     outcome = await NewRelicForwarder(rest_config()).send(make_event(), context)
     assert isinstance(outcome, Delivered)
     assert outcome.status_code == 201
@@ -280,16 +259,13 @@ async def test_rest_send_delivers_on_201() -> None:
 async def test_rest_status_classification(status: int, kind: type[Exception]) -> None:
     """REST retries 429, 500 and >=502; other 4xx are permanent with the error title."""
     body = json.dumps({"error": {"title": "Nope here"}}).encode()
-    context = make_context(lambda r: HttpResponse(status, {}, body))
+    context = mock_context(lambda r: HttpResponse(status, {}, body))
     with pytest.raises(kind, match="Nope here"):
         await NewRelicForwarder(rest_config()).send(make_event(), context)
 
 
 async def test_network_error_retries() -> None:
     """A timeout becomes RetryLater."""
-
-    def hang(request: HttpRequest) -> HttpResponse:
-        raise TimeoutError
-
+    context = mock_context(raising(TimeoutError()))
     with pytest.raises(RetryLater):
-        await NewRelicForwarder(make_config()).send(make_event(), make_context(hang))
+        await NewRelicForwarder(make_config()).send(make_event(), context)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from forwarders.base import (
-    Delivered,
-    Event,
-    PermanentFailure,
-    RetryLater,
-    SendContext,
-    Skipped,
-)
+from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, Skipped
 from forwarders.sentry import (
     SentryConfig,
     SentryForwarder,
@@ -28,67 +20,29 @@ from forwarders.sentry import (
     render_template,
     version_problem,
 )
-from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.http import USER_AGENT, HttpRequest, HttpResponse
+from tests.forwarder_support import NOW, deployment_event, mock_context, raising, requests_of
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOKEN = "sntrys_secret_token_value"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CONFIG = {
+    "name": "sentry",
+    "type": "sentry",
+    "url": "https://sentry.example.com/",
+    "token": TOKEN,
+    "org": "acme",
+    "projects": ["web", "api"],
+}
 
 
 def make_config(**overrides: Any) -> SentryConfig:
     """A valid Sentry config with `overrides` applied."""
-    values: dict[str, Any] = {
-        "name": "sentry",
-        "type": "sentry",
-        "url": "https://sentry.example.com/",
-        "token": TOKEN,
-        "org": "acme",
-        "projects": ["web", "api"],
-    }
-    values.update(overrides)
-    return SentryConfig.model_validate(values)
+    return SentryConfig.model_validate({**CONFIG, **overrides})
 
 
 def make_event(event_type: str = "deployment.completed", **data: Any) -> Event:
     """A deployment event; `data` overrides the deployment's fields."""
-    deployment: dict[str, Any] = {
-        "id": "dep-1",
-        "kind": "deployment",
-        "component": "web",
-        "version": "1.2.3",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "code_name": None,
-        "started_at": "2024-05-01T11:50:00.000Z",
-        "finished_at": "2024-05-01T11:55:00.000Z",
-        "commit_sha": "0123456789abcdef0123456789abcdef01234567",
-        "branch": "main",
-        "meta_data": {},
-    }
-    deployment.update(data)
-    return Event("evt-1", event_type, NOW, deployment)
-
-
-Handler = Callable[[HttpRequest], HttpResponse]
-
-
-def make_context(handler: Handler, state: dict[str, Any] | None = None) -> SendContext:
-    """A send context over a MockTransport answering with `handler`."""
-    return SendContext(
-        delivery_id="del-1",
-        attempt=1,
-        transport=MockTransport(handler),
-        timeout=5.0,
-        now=NOW,
-        state=state if state is not None else {},
-    )
-
-
-def requests_of(context: SendContext) -> list[HttpRequest]:
-    """The requests the mock transport of `context` received."""
-    transport = context.transport
-    assert isinstance(transport, MockTransport)
-    return transport.requests
+    return deployment_event(event_type, **{"commit_sha": SHA, **data})
 
 
 def ok(request: HttpRequest) -> HttpResponse:
@@ -108,7 +62,7 @@ def test_release_request_url_headers_and_body() -> None:
     assert request.json() == {
         "version": "web@1.2.3",
         "projects": ["web", "api"],
-        "refs": [{"repository": "acme/web", "commit": "0123456789abcdef0123456789abcdef01234567"}],
+        "refs": [{"repository": "acme/web", "commit": SHA}],
         "dateReleased": "2024-05-01T11:55:00.000Z",
     }
 
@@ -157,9 +111,25 @@ def test_template_renders_documented_fields() -> None:
     assert rendered == "web-production@1.2.3+42"
 
 
+def test_template_doubled_braces_are_literal() -> None:
+    """`{{` and `}}` stand for single braces around or beside fields."""
+    assert render_template("{{{component}}}-{{v}}", make_event().data) == "{web}-{v}"
+
+
 @pytest.mark.parametrize(
     "template",
-    ["{nope}", "{component.__class__}", "{version!r}", "{version:>9}", "{", "{meta_data}", "{}"],
+    [
+        "{nope}",
+        "{component.__class__}",
+        "{version!r}",
+        "{version:>9}",
+        "{",
+        "{meta_data}",
+        "{}",
+        "{component",
+        "v}",
+        "{stage[x]}",
+    ],
 )
 def test_template_rejects_unsafe_or_unknown_fields(template: str) -> None:
     """Only the documented fields are allowed: no attributes, conversions or specs."""
@@ -232,7 +202,7 @@ def test_plan_for_handled_events(event: Event, expected: str) -> None:
 )
 async def test_inapplicable_events_are_skipped_without_requests(event: Event) -> None:
     """Other events, failures and stageless deployments are skipped before any request."""
-    context = make_context(ok)
+    context = mock_context(ok)
     outcome = await SentryForwarder(make_config()).send(event, context)
     assert isinstance(outcome, Skipped)
     assert requests_of(context) == []
@@ -240,7 +210,7 @@ async def test_inapplicable_events_are_skipped_without_requests(event: Event) ->
 
 async def test_send_creates_release_then_deploy() -> None:
     """A completed deployment makes two requests and records both steps."""
-    context = make_context(ok)
+    context = mock_context(ok)
     outcome = await SentryForwarder(make_config()).send(make_event(), context)
     assert isinstance(outcome, Delivered)
     urls = [r.url for r in requests_of(context)]
@@ -252,7 +222,7 @@ async def test_send_creates_release_then_deploy() -> None:
 async def test_release_already_existing_208_is_success() -> None:
     """Sentry's 208 for an existing release counts as done."""
     answers = iter([HttpResponse(208), HttpResponse(201)])
-    context = make_context(lambda r: next(answers))
+    context = mock_context(lambda r: next(answers))
     outcome = await SentryForwarder(make_config()).send(make_event(), context)
     assert isinstance(outcome, Delivered)
     assert context.state["deploy_done"] is True
@@ -260,7 +230,7 @@ async def test_release_already_existing_208_is_success() -> None:
 
 async def test_build_creates_release_only() -> None:
     """build.created makes a single release request."""
-    context = make_context(ok)
+    context = mock_context(ok)
     event = make_event("build.created", kind="build", stage=None)
     assert isinstance(await SentryForwarder(make_config()).send(event, context), Delivered)
     assert len(requests_of(context)) == 1
@@ -271,25 +241,25 @@ async def test_retry_after_release_goes_straight_to_deploy() -> None:
     """A failed deploy keeps release progress; the retry only sends the deploy."""
     forwarder = SentryForwarder(make_config())
     answers = iter([HttpResponse(201), HttpResponse(503)])
-    first = make_context(lambda r: next(answers))
+    first = mock_context(lambda r: next(answers))
     with pytest.raises(RetryLater):
         await forwarder.send(make_event(), first)
     assert first.state == {"release_done": True, "version": "web@1.2.3"}
-    second = make_context(ok, state=first.state)
+    second = mock_context(ok, state=first.state)
     assert isinstance(await forwarder.send(make_event(), second), Delivered)
     assert [r.url.endswith("/deploys/") for r in requests_of(second)] == [True]
 
 
 async def test_retry_reuses_the_version_already_released() -> None:
     """A retry deploys to the release it created even if the template changed since."""
-    context = make_context(ok, state={"release_done": True, "version": "web@old"})
+    context = mock_context(ok, state={"release_done": True, "version": "web@old"})
     await SentryForwarder(make_config(release="{version}")).send(make_event(), context)
     assert requests_of(context)[0].url.endswith("/releases/web%40old/deploys/")
 
 
 async def test_finished_deploy_is_never_repeated() -> None:
     """With both steps done, send makes no request at all."""
-    context = make_context(ok, state={"release_done": True, "version": "v", "deploy_done": True})
+    context = mock_context(ok, state={"release_done": True, "version": "v", "deploy_done": True})
     assert isinstance(await SentryForwarder(make_config()).send(make_event(), context), Delivered)
     assert requests_of(context) == []
 
@@ -297,7 +267,7 @@ async def test_finished_deploy_is_never_repeated() -> None:
 @pytest.mark.parametrize("status", [409, 429, 500, 502, 503, 504])
 async def test_transient_statuses_retry(status: int) -> None:
     """409 (commits processing), 429 and 5xx are retried."""
-    context = make_context(lambda r: HttpResponse(status))
+    context = mock_context(lambda r: HttpResponse(status))
     with pytest.raises(RetryLater) as caught:
         await SentryForwarder(make_config()).send(make_event(), context)
     assert caught.value.status_code == status
@@ -307,7 +277,7 @@ async def test_transient_statuses_retry(status: int) -> None:
 async def test_rate_limit_reset_header_is_honoured() -> None:
     """X-Sentry-Rate-Limit-Reset sets when to retry."""
     reset = NOW.timestamp() + 90
-    context = make_context(lambda r: HttpResponse(429, {"X-Sentry-Rate-Limit-Reset": str(reset)}))
+    context = mock_context(lambda r: HttpResponse(429, {"X-Sentry-Rate-Limit-Reset": str(reset)}))
     with pytest.raises(RetryLater) as caught:
         await SentryForwarder(make_config()).send(make_event(), context)
     assert caught.value.at == datetime.fromtimestamp(reset, UTC)
@@ -316,7 +286,7 @@ async def test_rate_limit_reset_header_is_honoured() -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 async def test_client_errors_are_permanent_and_hide_the_token(status: int) -> None:
     """Other 4xx are permanent; the token never appears in the failure."""
-    context = make_context(lambda r: HttpResponse(status, {}, b'{"detail": "nope"}'))
+    context = mock_context(lambda r: HttpResponse(status, {}, b'{"detail": "nope"}'))
     with pytest.raises(PermanentFailure) as caught:
         await SentryForwarder(make_config()).send(make_event(), context)
     assert TOKEN not in caught.value.reason
@@ -325,7 +295,7 @@ async def test_client_errors_are_permanent_and_hide_the_token(status: int) -> No
 
 async def test_deploy_404_says_the_release_is_missing() -> None:
     """A 404 on the deploy step is explained as a missing release."""
-    context = make_context(
+    context = mock_context(
         lambda r: HttpResponse(404), state={"release_done": True, "version": "v"}
     )
     with pytest.raises(PermanentFailure, match="release does not exist"):
@@ -334,17 +304,14 @@ async def test_deploy_404_says_the_release_is_missing() -> None:
 
 async def test_network_error_is_retried() -> None:
     """A connection failure becomes RetryLater."""
-
-    def refuse(request: HttpRequest) -> HttpResponse:
-        raise ConnectionRefusedError("refused")
-
+    context = mock_context(raising(ConnectionRefusedError("refused")))
     with pytest.raises(RetryLater):
-        await SentryForwarder(make_config()).send(make_event(), make_context(refuse))
+        await SentryForwarder(make_config()).send(make_event(), context)
 
 
 async def test_invalid_version_fails_before_any_request() -> None:
     """A rendered version Sentry would refuse is a permanent failure, nothing sent."""
-    context = make_context(ok)
+    context = mock_context(ok)
     with pytest.raises(PermanentFailure, match="'/'"):
         await SentryForwarder(make_config()).send(make_event(version="feature/x"), context)
     assert requests_of(context) == []
@@ -352,7 +319,7 @@ async def test_invalid_version_fails_before_any_request() -> None:
 
 async def test_invalid_stage_fails_before_any_request() -> None:
     """A stage Sentry cannot use as an environment fails before the release is made."""
-    context = make_context(ok)
+    context = mock_context(ok)
     with pytest.raises(PermanentFailure, match="64"):
         await SentryForwarder(make_config()).send(make_event(stage="s" * 65), context)
     assert requests_of(context) == []

@@ -29,39 +29,27 @@ from forwarders.webhook import (
     secret_key,
     sign,
 )
-from relay.http import USER_AGENT, HttpRequest, HttpResponse, MockTransport
+from relay.http import USER_AGENT, HttpRequest, HttpResponse
+from tests.forwarder_support import Handler, deployment_event, mock_context, raising, requests_of
 
 SECRET = "whsec_" + base64.b64encode(b"current-secret-key-0123456789ab").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"previous-secret-key-9876543210").decode()
 NOW = datetime(2024, 5, 1, 12, 0, 30, 900_000, tzinfo=UTC)
 TS = 1714564830  # NOW in whole seconds, rounded down
+API = {
+    "component": "api",
+    "version": "1.4.2",
+    "host": "web-1",
+    "started_at": "2024-05-01T11:58:00.000Z",
+    "finished_at": "2024-05-01T12:00:00.000Z",
+    "commit_sha": "0123456789abcdef0123456789abcdef01234567",
+    "meta_data": {"url": "https://ci.example.com/jobs/7", "user_id": "alice"},
+}
 
 
 def make_event(event_type: str = "deployment.completed", **changes: Any) -> Event:
-    """A completed production deployment of `api` 1.4.2."""
-    data: dict[str, Any] = {
-        "id": "dep_01",
-        "kind": "deployment",
-        "component": "api",
-        "version": "1.4.2",
-        "result": "success",
-        "status": "success",
-        "stage": "production",
-        "host": "web-1",
-        "code_name": None,
-        "started_at": "2024-05-01T11:58:00.000Z",
-        "finished_at": "2024-05-01T12:00:00.000Z",
-        "commit_sha": "0123456789abcdef0123456789abcdef01234567",
-        "branch": "main",
-        "tag": None,
-        "meta_data": {"url": "https://ci.example.com/jobs/7", "user_id": "alice"},
-        "triggered_by": "ci",
-        "created_at": "2024-05-01T11:58:00.000Z",
-        "updated_at": "2024-05-01T12:00:00.000Z",
-    }
-    data.update(changes)
-    created = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    return Event(id="evt_01", type=event_type, created_at=created, data=data)
+    """A completed production deployment of `api` 1.4.2 on web-1, created at 12:00."""
+    return deployment_event(event_type, **{**API, **changes})
 
 
 def make_config(**changes: Any) -> WebhookConfig:
@@ -81,9 +69,9 @@ def entries(request: HttpRequest) -> list[str]:
     return request.headers["webhook-signature"].split(" ")
 
 
-def context(handler: Any, *, delivery_id: str = "dlv_1", now: datetime = NOW) -> SendContext:
-    """A send context answering every request with `handler`."""
-    return SendContext(delivery_id, 1, MockTransport(handler), timeout=5.0, now=now)
+def context(handler: Handler, *, delivery_id: str = "dlv_1") -> SendContext:
+    """A send context at NOW answering every request with `handler`."""
+    return mock_context(handler, delivery_id=delivery_id, now=NOW)
 
 
 # --- signing ---------------------------------------------------------------
@@ -288,8 +276,8 @@ def test_slack_template() -> None:
     """A Slack message: one escaped text line with the summary and the link."""
     event = make_event(component="a<b>&c")
     assert render_body("slack", event) == {
-        "text": "a&lt;b&gt;&amp;c 1.4.2 → production: deployment completed (success) "
-        "<https://ci.example.com/jobs/7|details>"
+        "text": "Deploy a&lt;b&gt;&amp;c 1.4.2 to production: success "
+        "(0123456 on main, host web-1) <https://ci.example.com/jobs/7|details>"
     }
 
 
@@ -299,7 +287,7 @@ def test_slack_template_for_a_status_change_without_link() -> None:
         "deployment.status_changed", result=None, status="building", meta_data={}, stage=None
     )
     assert render_body("slack", event) == {
-        "text": "api 1.4.2: deployment status changed (building)"
+        "text": "Deploy api 1.4.2: building (0123456 on main, host web-1)"
     }
 
 
@@ -311,7 +299,8 @@ def test_teams_template_is_an_adaptive_card_message() -> None:
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard"
-    assert card["body"][0]["text"] == "api 1.4.2 → production: deployment completed (success)"
+    summary = "Deploy api 1.4.2 to production: success (0123456 on main, host web-1)"
+    assert card["body"][0]["text"] == summary
     facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
     assert facts["Commit"] == "0123456789ab"
     assert facts["Stage"] == "production"
@@ -322,7 +311,8 @@ def test_templated_body_is_what_gets_signed() -> None:
     """With a template the signature covers the templated bytes."""
     now = datetime.now(UTC)
     request = build_request(make_config(body_template="slack"), make_event(), "d", now)
-    assert Webhook(SECRET).verify(request.body, dict(request.headers))["text"].startswith("api")
+    payload = Webhook(SECRET).verify(request.body, dict(request.headers))
+    assert payload["text"].startswith("Deploy api 1.4.2")
 
 
 # --- send and the classification of answers ----------------------------------
@@ -334,8 +324,7 @@ async def test_send_2xx_is_delivered(status: int) -> None:
     ctx = context(lambda r: HttpResponse(status, body=b"ok"))
     outcome = await WebhookForwarder(make_config()).send(make_event(), ctx)
     assert outcome == Delivered(status, "ok")
-    assert isinstance(ctx.transport, MockTransport)
-    assert len(ctx.transport.requests) == 1
+    assert len(requests_of(ctx)) == 1
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
@@ -345,8 +334,27 @@ async def test_send_3xx_is_permanent_and_not_followed(status: int) -> None:
     with pytest.raises(PermanentFailure, match="redirect") as info:
         await WebhookForwarder(make_config()).send(make_event(), ctx)
     assert not isinstance(info.value, TargetGone)
-    assert isinstance(ctx.transport, MockTransport)
-    assert len(ctx.transport.requests) == 1
+    assert len(requests_of(ctx)) == 1
+
+
+def echoing(status: int) -> Handler:
+    """A handler answering `status` with the request's URL and Authorization header."""
+    return lambda r: HttpResponse(status, body=f"{r.url} {r.headers['Authorization']}".encode())
+
+
+async def test_send_masks_secrets_the_endpoint_echoes() -> None:
+    """An endpoint quoting the URL or a credential header back gets them masked."""
+    config = make_config(headers={"Authorization": "Bearer tok-123"})
+    outcome = await WebhookForwarder(config).send(make_event(), context(echoing(200)))
+    assert outcome == Delivered(200, "*** ***")
+
+
+async def test_failure_excerpt_masks_secrets_the_endpoint_echoes() -> None:
+    """A refusal quoting the URL or a credential header back has them masked too."""
+    config = make_config(headers={"Authorization": "Bearer tok-123"})
+    with pytest.raises(PermanentFailure) as info:
+        await WebhookForwarder(config).send(make_event(), context(echoing(400)))
+    assert info.value.excerpt == "*** ***"
 
 
 async def test_send_410_disables_the_forwarder() -> None:
@@ -400,12 +408,8 @@ async def test_send_other_4xx_are_permanent(status: int) -> None:
 @pytest.mark.parametrize("error", [ConnectionRefusedError("refused"), TimeoutError()])
 async def test_send_network_errors_and_timeouts_retry(error: Exception) -> None:
     """A refused connection or a timeout is retried."""
-
-    def fail(request: HttpRequest) -> HttpResponse:
-        raise error
-
     with pytest.raises(RetryLater, match="webhook"):
-        await WebhookForwarder(make_config()).send(make_event(), context(fail))
+        await WebhookForwarder(make_config()).send(make_event(), context(raising(error)))
 
 
 async def test_send_uses_the_context_delivery_id_and_time() -> None:
@@ -413,7 +417,6 @@ async def test_send_uses_the_context_delivery_id_and_time() -> None:
     for event_type in ("deployment.started", "build.created", "release.created"):
         ctx = context(lambda r: HttpResponse(204), delivery_id="dlv_9")
         await WebhookForwarder(make_config()).send(make_event(event_type), ctx)
-        assert isinstance(ctx.transport, MockTransport)
-        (request,) = ctx.transport.requests
+        (request,) = requests_of(ctx)
         assert request == build_request(make_config(), make_event(event_type), "dlv_9", NOW)
         assert request.json()["type"] == event_type

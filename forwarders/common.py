@@ -1,0 +1,148 @@
+"""What several forwarders share: a base class, the deployment summary, placeholders, masking.
+
+Pure functions, but for `ConfiguredForwarder` (the base of the forwarder classes, which
+keeps their config), `BaseUrl` (a config field type) and `masking` (a context manager).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
+
+from pydantic import AfterValidator
+
+from forwarders.base import Event, ForwarderConfig, ForwarderError
+
+ConfigT = TypeVar("ConfigT", bound=ForwarderConfig)
+
+
+class ConfiguredForwarder(Generic[ConfigT]):
+    """Keeps the validated config; a forwarder adds its `type`, `Config` and `send`."""
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+
+
+def base_url(value: str) -> str:
+    """`value` without its trailing slash; ValueError unless it is an http(s) URL."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("url must start with http:// or https://")
+    return value.rstrip("/")
+
+
+# A config key holding the http(s) base URL of a target, kept without trailing slash.
+BaseUrl = Annotated[str, AfterValidator(base_url)]
+
+
+# -- the one-line summary of a deployment ---------------------------------------------------
+
+
+def short_sha(sha: Any, length: int = 7) -> str | None:
+    """The first `length` characters of a commit sha; None when there is none."""
+    return str(sha)[:length] if sha else None
+
+
+def link(data: dict[str, Any]) -> str | None:
+    """meta_data.url (else .uri) when it is an http(s) URL without white space."""
+    meta = data.get("meta_data")
+    if not isinstance(meta, dict):
+        return None
+    url = meta.get("url") or meta.get("uri")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    return url if url.split() == [url] else None
+
+
+def summary(event: Event) -> str:
+    """What, where, how it went, which commit, on one line (no link: see `link`).
+
+    `Deploy web 1.2.3 to production: success (0123456 on main, host web-1)`; a build
+    reads `Build web 1.2.3: success`, an unfinished deployment shows its status.
+    """
+    data = event.data
+    verb = "Build" if event.type.startswith("build.") else "Deploy"
+    text = f"{verb} {data.get('component')} {data.get('version')}"
+    if data.get("stage"):
+        text += f" to {data['stage']}"
+    text += f": {data.get('result') or data.get('status') or 'started'}"
+    commit = " on ".join(p for p in (short_sha(data.get("commit_sha")), data.get("branch")) if p)
+    details = [commit] if commit else []
+    if data.get("host"):
+        details.append(f"host {data['host']}")
+    if details:
+        text += f" ({', '.join(details)})"
+    return " ".join(text.split())  # one line whatever the fields contain
+
+
+# -- `{name}` and `{meta_data[key]}` placeholders --------------------------------------------
+
+# `{{`/`}}` are literal braces; `{name}` and `{name[key]}` are placeholders.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(\w+)(?:\[([^\[\]{}]+)\])?\}")
+
+
+class Placeholder(NamedTuple):
+    """One `{name}` or `{name[key]}` of a template; `token` is it as written."""
+
+    token: str
+    name: str
+    key: str | None
+
+
+def unknown_placeholder(template: str, fields: Iterable[str]) -> Placeholder | None:
+    """The first placeholder that is neither `{field}` of `fields` nor `{meta_data[key]}`."""
+    allowed = frozenset(fields)
+    for match in _PLACEHOLDER.finditer(template):
+        token, name, key = match.group(0, 1, 2)
+        if name is None:
+            continue  # a doubled brace
+        if (name == "meta_data") != (key is not None) or (key is None and name not in allowed):
+            return Placeholder(token, name, key)
+    return None
+
+
+def stray_brace(template: str) -> bool:
+    """True when `template` has a brace that is neither doubled nor part of a placeholder."""
+    rest = _PLACEHOLDER.sub("", template)
+    return "{" in rest or "}" in rest
+
+
+def fill(template: str, value: Callable[[Placeholder], str]) -> str:
+    """`template` with each placeholder replaced by `value(placeholder)`, `{{`/`}}` by braces."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)[0]
+        return value(Placeholder(match.group(0), match.group(1), match.group(2)))
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def lookup(data: dict[str, Any], placeholder: Placeholder) -> Any:
+    """The deployment value a placeholder names (None when absent)."""
+    if placeholder.name != "meta_data":
+        return data.get(placeholder.name)
+    meta = data.get("meta_data")
+    return meta.get(placeholder.key) if isinstance(meta, dict) else None
+
+
+# -- secrets in what a target answered -------------------------------------------------------
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of each (non-empty) secret replaced by `***`."""
+    # Longest first, so a secret containing another is masked whole.
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextmanager
+def masking(secrets: Iterable[str]) -> Iterator[None]:
+    """Mask `secrets` in the excerpt of a ForwarderError raised inside the block."""
+    try:
+        yield
+    except ForwarderError as exc:
+        exc.excerpt = mask(exc.excerpt, secrets)
+        raise
