@@ -161,11 +161,11 @@ class MemoryOutbox:
         return row.view(True) if row else None
 
     async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
-        """Make a row due now."""
+        """Make a row due now (a lease held by a send in flight stays)."""
         row = self.rows.get(delivery_id)
         if row is None:
             return None
-        row.status, row.next_attempt_at, row.locked_until, row.owner = "pending", now, None, None
+        row.status, row.next_attempt_at = "pending", now
         return row.view(True)
 
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:

@@ -158,7 +158,7 @@ class SqliteOutbox:
         return await self.engine.read(op)
 
     async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
-        """Make a delivery due now, whatever its status."""
+        """Make a delivery due now, whatever its status (a lease in force stays)."""
         stamp = format_db(now)
         changed = await self.engine.write(
             lambda conn: conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_id)).rowcount

@@ -138,9 +138,9 @@ SELECT_ATTEMPTS = """
 SELECT number, started_at, duration_ms, status_code, outcome, error, response_excerpt
 FROM attempts WHERE delivery_id = ? ORDER BY number, id
 """
+# The lease stays: a delivery whose send is in flight must not be claimed a second time.
 RETRY_NOW = """
-UPDATE deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL,
-    locked_by = NULL, updated_at = ?
+UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 WHERE id = ?
 """
 

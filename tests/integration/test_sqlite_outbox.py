@@ -1,0 +1,156 @@
+"""The delivery side of the SQLite store (relay/store/sqlite_outbox.py) on a real file, and
+the transactional outbox: an event and its deliveries are written together or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from relay.errors import StoreError
+from relay.models import Deployment
+from relay.service import RecordService, planner_for
+from relay.store import sqlite_sql as sql
+from relay.store.base import DeliveryQuery, Store
+from relay.store.sqlite import SqliteStore
+from relay.timeutil import format_db
+from tests.delivery_support import ADMIN, engine_settings, webhook
+from tests.outbox_contract import OutboxContract, later_command
+from tests.support import T0, make_command, make_record
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """The test's database file."""
+    return tmp_path / "relay.db"
+
+
+@pytest.fixture
+async def store(db: Path) -> AsyncIterator[SqliteStore]:
+    """An opened SqliteStore on a fresh file."""
+    store = SqliteStore(db)
+    await store.open()
+    yield store
+    await store.close()
+
+
+class TestSqliteOutbox(OutboxContract):
+    """SqliteStore's outbox behaves like every other store's."""
+
+    async def later_event(
+        self, store: Store, record: Deployment, forwarders: tuple[str, ...], at: datetime
+    ) -> list[str]:
+        """Insert another event of the deployment with its outbox rows (as a lifecycle
+        transition would)."""
+        assert isinstance(store, SqliteStore)
+        command = later_command(record, forwarders, at)
+        event = command.event
+
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                sql.INSERT_EVENT,
+                (
+                    event.id,
+                    event.type,
+                    record.id,
+                    record.component,
+                    format_db(event.created_at),
+                    json.dumps(event.data),
+                ),
+            )
+            stamp = format_db(at)
+            conn.executemany(
+                sql.INSERT_DELIVERY,
+                [
+                    (d.id, event.id, cur.lastrowid, record.id, d.forwarder, stamp, stamp, stamp)
+                    for d in command.deliveries
+                ],
+            )
+
+        await store.engine.write(op)
+        return [d.id for d in command.deliveries]
+
+
+def _count(db: Path, table: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_recording_writes_one_delivery_per_matching_forwarder(
+    store: SqliteStore,
+) -> None:
+    """A recorded deployment has a pending delivery for each forwarder that wants it."""
+    settings = engine_settings(
+        None,
+        [
+            webhook("all", "http://127.0.0.1:9/all"),
+            webhook("prod", "http://127.0.0.1:9/prod", match={"stages": ["production"]}),
+            webhook("web", "http://127.0.0.1:9/web", match={"components": ["web-*"]}),
+            webhook("off", "http://127.0.0.1:9/off", enabled=False),
+        ],
+    )
+    service = RecordService(store, planner_for(settings.forwarders))
+    body = {"version": "1.2.3", "stage": "production", "result": "success"}
+    result = await service.record("deployment", "api", body, ADMIN)
+    record_id = result.answer.body["id"]
+    found = await store.list_deliveries(DeliveryQuery(deployment_id=record_id))
+    assert sorted(d.forwarder for d in found) == ["all", "prod"]
+    assert all(d.status == "pending" and d.attempts == 0 for d in found)
+    record = await store.get_record("deployment", "api", record_id)
+    assert record is not None
+    assert sorted((s.forwarder, s.status) for s in record.deliveries) == [
+        ("all", "pending"),
+        ("prod", "pending"),
+    ]
+
+
+async def test_an_idempotent_repeat_adds_no_delivery(store: SqliteStore, db: Path) -> None:
+    """Replaying a request with the same Idempotency-Key creates no event and no delivery."""
+    settings = engine_settings(None, [webhook("all", "http://127.0.0.1:9/all")])
+    service = RecordService(store, planner_for(settings.forwarders))
+    body = {"version": "1.2.3"}
+    first = await service.record("deployment", "api", body, ADMIN, idempotency_key="k-1")
+    again = await service.record("deployment", "api", body, ADMIN, idempotency_key="k-1")
+    assert again.replayed and again.answer == first.answer
+    assert (_count(db, "events"), _count(db, "deliveries")) == (1, 1)
+
+
+async def test_an_event_and_its_deliveries_commit_together(store: SqliteStore, db: Path) -> None:
+    """If an outbox row cannot be written, neither are the deployment and its event —
+    while another request committed in the same batch is unaffected."""
+    broken = make_command(make_record("api", "v1"), forwarders=["a", "b"])
+    first = broken.deliveries[0]
+    broken = replace(broken, deliveries=[first, replace(broken.deliveries[1], id=first.id)])
+    fine = make_command(make_record("api", "v2"), forwarders=["a"])
+    results = await asyncio.gather(store.record(broken), store.record(fine), return_exceptions=True)
+    assert isinstance(results[0], StoreError)
+    assert not isinstance(results[1], BaseException)
+    assert await store.get_record("deployment", "api", broken.record.id) is None
+    assert await store.get_record("deployment", "api", fine.record.id) is not None
+    assert (_count(db, "deployments"), _count(db, "events"), _count(db, "deliveries")) == (1, 1, 1)
+
+
+async def test_claims_of_a_dead_process_are_freed_on_open(db: Path) -> None:
+    """A process killed mid-send leaves leases behind; the next open makes them claimable."""
+    first = SqliteStore(db)
+    await first.open()
+    await first.record(make_command(make_record(created_at=T0), forwarders=["hook"]))
+    far = T0 + timedelta(days=1)
+    assert len(await first.claim("hook", 1, T0, far, "crashed")) == 1
+    await first.close()  # the lease stays in the file, as after kill -9
+
+    second = SqliteStore(db)
+    await second.open()
+    try:
+        assert len(await second.claim("hook", 1, T0, far, "me")) == 1
+    finally:
+        await second.close()

@@ -1,0 +1,33 @@
+"""The delivery side of the in-memory store (relay/store/memory_outbox.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+
+from relay.models import Deployment
+from relay.store.base import Store
+from relay.store.memory import MemoryStore
+from tests.outbox_contract import OutboxContract, later_command
+
+
+class TestMemoryOutbox(OutboxContract):
+    """MemoryStore's outbox behaves like every other store's."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[MemoryStore]:
+        """An opened, empty in-memory store."""
+        store = MemoryStore()
+        await store.open()
+        yield store
+        await store.close()
+
+    async def later_event(
+        self, store: Store, record: Deployment, forwarders: tuple[str, ...], at: datetime
+    ) -> list[str]:
+        """The memory store records a repeated deployment as another event of it."""
+        command = later_command(record, forwarders, at)
+        await store.record(command)
+        return [d.id for d in command.deliveries]
