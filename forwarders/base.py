@@ -198,7 +198,8 @@ def retry_at(response: HttpResponse, now: datetime) -> datetime | None:
     if value:
         value = value.strip()
         if value.isdigit():
-            times.append(now + timedelta(seconds=int(value)))
+            # A year is already absurd; anything longer would overflow a datetime.
+            times.append(now + timedelta(seconds=min(int(value), 366 * 86400)))
         else:
             with contextlib.suppress(TypeError, ValueError):
                 times.append(email.utils.parsedate_to_datetime(value).astimezone(UTC))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from relay.auth import Principal
 from relay.dispatch import Dispatcher, Target
-from relay.errors import NotFound, ValidationFailed
+from relay.errors import Conflict, NotFound, ValidationFailed
 from relay.ids import new_id
 from relay.models import Delivery, ForwarderCounts, ForwarderInfo
 from relay.store.base import DeliveryQuery, NewDelivery, Store
@@ -47,6 +47,8 @@ class DeliveryService:
         """Deliver again to `forwarder` every event in [since, until) that it matches."""
         principal.require("admin")
         target = self._target(forwarder)
+        if not target.config.enabled:
+            raise Conflict(f"forwarder {forwarder!r} is disabled in the configuration")
         if until <= since:
             raise ValidationFailed(
                 "nothing to replay",

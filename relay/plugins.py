@@ -33,7 +33,13 @@ class Registry:
                 raise ConfigError(
                     f"unknown forwarder type {type_name!r}; installed: {', '.join(self.names())}"
                 )
-            self._loaded[type_name] = ep.load()
+            try:
+                self._loaded[type_name] = ep.load()
+            except Exception as exc:  # a broken plugin is a configuration problem
+                raise ConfigError(
+                    f"forwarder type {type_name!r} ({ep.value}) cannot be loaded: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
         return self._loaded[type_name]
 
     def validate(self, raw: dict[str, Any], where: str) -> ForwarderConfig:

@@ -437,3 +437,13 @@ async def test_no_forwarder_secret_appears_in_any_answer(
 async def _down_failed(client: Client) -> bool:
     found = {f["name"]: f for f in await get(client, "/forwarders", ADMIN_TOKEN)}
     return bool(found["down"]["counts"]["last_error"])
+
+
+async def test_replay_to_a_forwarder_disabled_in_config_is_409(
+    relay: StartRelay, receiver: StartReceiver
+) -> None:
+    """Replaying to an `enabled = false` forwarder is refused instead of queueing forever."""
+    recv = await receiver()
+    client = await relay([{**webhook("hook", recv.endpoint), "enabled": False}])
+    window = {"since": "2024-01-01T00:00:00Z", "until": "2024-01-02T00:00:00Z"}
+    await assert_error(await post_json(client, "/forwarders/hook/replay", window, ADMIN_TOKEN), 409)

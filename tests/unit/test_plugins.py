@@ -141,3 +141,12 @@ async def test_a_plugin_forwarder_receives_deliveries() -> None:
     assert event.data["id"] == result.answer.body["id"]
     (delivery,) = store.rows.values()
     assert delivery.status == "delivered" and context.delivery_id == delivery.id
+
+
+def test_a_broken_plugin_is_a_config_error_naming_it() -> None:
+    """A forwarder entry point that cannot be imported is reported as a config problem."""
+    broken = EntryPoint(name="broken", value="no_such_module_here:Nothing", group=GROUP)
+    with pytest.raises(ConfigError) as caught:
+        Registry(eps=[broken]).get("broken")
+    assert "broken" in caught.value.message
+    assert "no_such_module_here" in caught.value.message
