@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/relay.toml
 
-.PHONY: run test lint unit integration acceptance bench format clean
+.PHONY: run test lint pg unit integration acceptance bench format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ lint: $(VENV)/.installed-dev
 	$(PY) -m ruff format --check relay forwarders tests bench
 	$(PY) -m mypy relay forwarders
 
-test: lint
+# The PostgreSQL tests start a throwaway server (tests/pg_cluster.py); this installs
+# Debian's postgresql package first when it is missing (needs root).
+pg: $(VENV)/.installed-dev
+	$(PY) -m tests.pg_cluster install
+
+test: lint pg
 	$(PY) -m pytest tests
 
 bench: $(VENV)/.installed-dev

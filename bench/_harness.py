@@ -5,6 +5,7 @@ Modules whose name starts with `_` are helpers; `bench/run.py` runs every other 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,10 +15,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -28,6 +30,16 @@ PYLOAD = BENCH_DIR / "_pyload.py"
 ROUND_TIMEOUT_S = 60
 READY_TIMEOUT_S = 20.0
 
+# What the benchmarks post to relay: one new deployment per request.
+SLUG = "bench-api"
+ROUTE = f"/components/{SLUG}/deployments"
+BODY = {
+    "version": "v1.2.3",
+    "result": "success",
+    "stage": "production",
+    "meta_data": {"commit": "4f2a9c1", "pipeline": "build-1234", "url": "https://ci.example/1234"},
+}
+
 
 class BenchError(Exception):
     """A benchmark could not produce a trustworthy figure (not a missed target)."""
@@ -35,13 +47,17 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Result:
-    """One line of the table: per-round figures of relay and of its baseline."""
+    """One line of the table: per-round figures of relay and of its baseline.
+
+    Without a baseline (an empty list) the figure stands alone and `target` applies to
+    relay's own median (a latency budget in ms, say); `target=None` only reports it.
+    """
 
     benchmark: str
     metric: str
     relay: list[float]
     baseline: list[float]
-    target: float  # on the ratio relay / baseline
+    target: float | None  # on the ratio relay / baseline, or on relay's median alone
     higher_is_better: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -50,16 +66,25 @@ class Result:
         return statistics.median(self.relay)
 
     @property
-    def baseline_median(self) -> float:
-        return statistics.median(self.baseline)
+    def baseline_median(self) -> float | None:
+        return statistics.median(self.baseline) if self.baseline else None
 
     @property
-    def ratio(self) -> float:
-        return self.relay_median / self.baseline_median
+    def ratio(self) -> float | None:
+        base = self.baseline_median
+        return self.relay_median / base if base is not None else None
 
     @property
-    def met(self) -> bool:
-        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+    def judged(self) -> float:
+        """What the target is compared with: the ratio, or relay's median alone."""
+        ratio = self.ratio
+        return self.relay_median if ratio is None else ratio
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        return self.judged >= self.target if self.higher_is_better else self.judged <= self.target
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,7 @@ class Options:
     requests: int = 4000
     warmup: int = 1000
     concurrency: int = 32
+    quick: bool = False  # scale the longest benchmarks down (each says so in its notes)
 
 
 def free_port() -> int:
@@ -119,6 +145,77 @@ def child_env() -> dict[str, str]:
     override the benchmark's config file (a RELAY_STORAGE__URL would even move the
     database)."""
     return {k: v for k, v in os.environ.items() if not k.upper().startswith("RELAY_")}
+
+
+def relay_command() -> list[str]:
+    """The `relay` console script of the interpreter running the benchmark (the venv)."""
+    script = Path(sys.executable).parent / "relay"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "relay.cli"]
+
+
+def write_config(
+    path: Path,
+    *,
+    db: Path,
+    port: int,
+    token: str,
+    forwarders: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """A relay config for a benchmark; `forwarders` become `[[forwarders]]` tables."""
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "",
+        "[storage]",
+        f"url = {_toml(f'sqlite:///{db.resolve()}')}",
+        "",
+        "[[tokens]]",
+        'name = "bench"',
+        f"token = {_toml(token)}",
+        'scopes = ["events:write", "events:read"]',
+        'components = ["*"]',
+    ]
+    for table in forwarders:
+        lines += ["", "[[forwarders]]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _toml(value: Any) -> str:
+    # JSON's string escapes are valid TOML basic strings; tables go inline.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def event_load(port: int, token: str, requests: int, concurrency: int) -> Load:
+    """`requests` POSTs of BODY to relay's ingest route (no token: no Authorization)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return Load(
+        url=f"http://127.0.0.1:{port}{ROUTE}",
+        headers=headers,
+        body=json.dumps(BODY).encode(),
+        requests=requests,
+        concurrency=concurrency,
+    )
+
+
+def require_status(name: str, outcome: Outcome, status: int = 201) -> Outcome:
+    """`outcome` when every answer had `status`; BenchError otherwise."""
+    # A failed request is cheap to answer: counting it would flatter the server.
+    others = {code: n for code, n in outcome.statuses.items() if code != status}
+    if others:
+        no_answer = " (0: no HTTP answer)" if 0 in others else ""
+        raise BenchError(f"{name} answered non-{status} statuses {others}{no_answer}")
+    return outcome
 
 
 class Server:
@@ -165,6 +262,11 @@ class Server:
         self.stop()
         raise BenchError(f"{self.name} did not listen on port {self.port}:\n{self.log_tail()}")
 
+    def check_alive(self) -> None:
+        """BenchError (with the end of its log) when the process has exited."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BenchError(f"{self.name} exited unexpectedly:\n{self.log_tail()}")
+
     def stop(self) -> int | None:
         """SIGTERM (a graceful shutdown), then SIGKILL after 15 s; the exit code."""
         proc, self._proc = self._proc, None
@@ -182,6 +284,24 @@ class Server:
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+class Worker(Server):
+    """A subprocess without a port (`relay worker`): ready once `ready` is in its log."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, ready: str) -> None:
+        super().__init__(name, argv, 0, workdir)
+        self.ready = ready
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.ready in self.log_path.read_text(encoding="utf-8", errors="replace"):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise BenchError(f"{self.name} did not log {self.ready!r}:\n{self.log_tail()}")
 
 
 class WrkLoad:
@@ -259,18 +379,24 @@ class PythonLoad:
             "requests": load.requests,
             "concurrency": load.concurrency,
         }
-        done = subprocess.run(
-            [sys.executable, str(PYLOAD), json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=ROUND_TIMEOUT_S,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"the python load generator failed:\n{done.stderr[-2000:]}")
-        data = json.loads(done.stdout.splitlines()[-1])
+        data = run_helper(PYLOAD, spec)
         statuses = {int(k): v for k, v in data["statuses"].items()}
         return Outcome(sent=data["sent"], statuses=statuses, seconds=data["seconds"])
+
+
+def run_helper(script: Path, spec: Mapping[str, Any], timeout: float = ROUND_TIMEOUT_S) -> Any:
+    """Run a client script of bench/ in its own process (its own GIL, never the server's)
+    with a JSON spec as its argument; the JSON of its last line of output."""
+    done = subprocess.run(
+        [sys.executable, str(script), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{script.name} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def find_wrk(install: bool) -> str | None:
@@ -295,6 +421,23 @@ def _quiet(cmd: list[str], env: dict[str, str]) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def relay_source() -> str:
+    """Which relay is measured: HEAD's commit and a hash of relay's sources as they are on
+    disk now (the working tree may differ from HEAD, and may change while a run goes on)."""
+    digest = hashlib.sha256()
+    files = [*ROOT.glob("relay/**/*.py"), *ROOT.glob("relay/**/*.sql")]
+    for path in sorted([*files, *ROOT.glob("forwarders/**/*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    # GIT_OPTIONAL_LOCKS=0: a benchmark must not even refresh the index of the repository.
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    git = ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]
+    try:
+        head = subprocess.run(git, capture_output=True, text=True, env=env, check=False).stdout
+    except OSError:
+        head = ""
+    return f"HEAD {head.strip() or '?'}, sources sha256 {digest.hexdigest()[:12]}"
 
 
 def filesystem_of(path: Path) -> str:

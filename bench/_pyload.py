@@ -6,6 +6,9 @@
 POSTs the body N times over C keep-alive connections and prints one JSON line:
 {"sent": N, "statuses": {"201": n, ...}, "seconds": s}. It runs in its own process
 so that it never shares an event loop (or a GIL) with the server it measures.
+
+With "urls": [...] instead of "url", the C connections are spread evenly over those
+URLs (the fan-out baseline: one client session posting to several sinks at once).
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ class Tickets:
 
 
 async def worker(
-    session: aiohttp.ClientSession, spec: dict[str, Any], tickets: Tickets, seen: Counter[int]
+    session: aiohttp.ClientSession,
+    url: str,
+    spec: dict[str, Any],
+    tickets: Tickets,
+    seen: Counter[int],
 ) -> None:
     body = spec["body"].encode("utf-8")
     while tickets.take():
         try:
-            async with session.post(spec["url"], data=body, headers=spec["headers"]) as resp:
+            async with session.post(url, data=body, headers=spec["headers"]) as resp:
                 await resp.read()
                 seen[resp.status] += 1
         except aiohttp.ClientError:
@@ -49,11 +56,15 @@ async def worker(
 async def main(spec: dict[str, Any]) -> dict[str, Any]:
     seen: Counter[int] = Counter()
     tickets = Tickets(spec["requests"])
+    urls = spec.get("urls") or [spec["url"]]
     connector = aiohttp.TCPConnector(limit=spec["concurrency"])
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.monotonic()
         await asyncio.gather(
-            *(worker(session, spec, tickets, seen) for _ in range(spec["concurrency"]))
+            *(
+                worker(session, urls[i % len(urls)], spec, tickets, seen)
+                for i in range(spec["concurrency"])
+            )
         )
         seconds = time.monotonic() - started
     statuses = {str(k): v for k, v in seen.items()}

@@ -15,11 +15,9 @@ per second are durable events/s; after the rounds relay is stopped and the rows 
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -34,20 +32,16 @@ from _harness import (
     Outcome,
     Result,
     Server,
+    event_load,
     filesystem_of,
     free_port,
+    relay_command,
+    require_status,
+    write_config,
 )
 
 NAME = "ingest"
 TARGET = 0.5  # relay / baseline, from the issue
-SLUG = "bench-api"
-ROUTE = f"/components/{SLUG}/deployments"
-BODY = {
-    "version": "v1.2.3",
-    "result": "success",
-    "stage": "production",
-    "meta_data": {"commit": "4f2a9c1", "pipeline": "build-1234", "url": "https://ci.example/1234"},
-}
 # The issue wants ingest measured with 5 forwarders subscribed: 5 `[[forwarders]]`
 # tables here, pointing at local sinks that answer 2xx so that the dispatcher really
 # delivers during the rounds. Until that is wired up, none are configured.
@@ -79,52 +73,11 @@ def run(opts: Options) -> list[Result]:
     return [_result(opts, rounds, rows, fs)]
 
 
-def write_config(
-    path: Path,
-    *,
-    db: Path,
-    port: int,
-    token: str,
-    forwarders: Sequence[Mapping[str, Any]] = (),
-) -> None:
-    """A relay config for the benchmark; `forwarders` become `[[forwarders]]` tables."""
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        "",
-        "[storage]",
-        f"url = {_toml(f'sqlite:///{db.resolve()}')}",
-        "",
-        "[[tokens]]",
-        'name = "bench"',
-        f"token = {_toml(token)}",
-        'scopes = ["events:write", "events:read"]',
-        'components = ["*"]',
-    ]
-    for table in forwarders:
-        lines += ["", "[[forwarders]]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _toml(value: Any) -> str:
-    # JSON's string escapes are valid TOML basic strings; tables go inline.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, Sequence):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
 def _relay_server(work: Path, db: Path, token: str) -> Server:
     port = free_port()
     config = work / "relay.toml"
     write_config(config, db=db, port=port, token=token, forwarders=FORWARDERS)
-    return Server("relay", [*_relay_command(), "serve", "--config", str(config)], port, work)
+    return Server("relay", [*relay_command(), "serve", "--config", str(config)], port, work)
 
 
 def _baseline_server(work: Path) -> Server:
@@ -133,23 +86,8 @@ def _baseline_server(work: Path) -> Server:
     return Server("baseline", argv, port, work)
 
 
-def _relay_command() -> list[str]:
-    # The console script of the interpreter running the benchmark (the project's venv).
-    script = Path(sys.executable).parent / "relay"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "relay.cli"]
-
-
 def _load(port: int, token: str, opts: Options) -> Load:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return Load(
-        url=f"http://127.0.0.1:{port}{ROUTE}",
-        headers=headers,
-        body=json.dumps(BODY).encode(),
-        requests=opts.requests,
-        concurrency=opts.concurrency,
-    )
+    return event_load(port, token, opts.requests, opts.concurrency)
 
 
 def _measure(
@@ -157,24 +95,15 @@ def _measure(
 ) -> tuple[dict[str, Outcome], dict[str, list[Outcome]]]:
     """A warm-up each, then rounds; who goes first alternates so drift hits both alike."""
     warmup = {
-        name: _checked(name, opts.load.run(replace(load, requests=opts.warmup), work))
+        name: require_status(name, opts.load.run(replace(load, requests=opts.warmup), work))
         for name, load in loads.items()
     }
     rounds: dict[str, list[Outcome]] = {name: [] for name in loads}
     for i in range(opts.rounds):
         order = list(loads) if i % 2 == 0 else list(reversed(loads))
         for name in order:
-            rounds[name].append(_checked(name, opts.load.run(loads[name], work)))
+            rounds[name].append(require_status(name, opts.load.run(loads[name], work)))
     return warmup, rounds
-
-
-def _checked(name: str, outcome: Outcome) -> Outcome:
-    # A failed request is cheap to answer: counting it would flatter the server.
-    others = {code: n for code, n in outcome.statuses.items() if code != 201}
-    if others:
-        no_answer = " (0: no HTTP answer)" if 0 in others else ""
-        raise BenchError(f"{name} answered non-201 statuses {others}{no_answer}")
-    return outcome
 
 
 def _count_rows(db: Path) -> int:

@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/run.py                # every benchmark
     .venv/bin/python bench/run.py ingest         # some of them, by module name
+    .venv/bin/python bench/run.py --quick        # the long ones scaled down (fanout)
     .venv/bin/python bench/run.py --help         # rounds, requests, connections, loader
 
 Every module of bench/ whose name does not start with `_` is a benchmark: it has
 `run(options) -> list[Result]`. Each figure is the median of interleaved rounds of
 relay and of its baseline measured in this run on this machine, and the ratio is
-relay / baseline. The load generator is wrk when it is on PATH (installed with
+relay / baseline (a figure without a baseline, like a latency budget, is judged on
+its own median). The load generator is wrk when it is on PATH (installed with
 apt-get when missing and running as root, unless --no-install), else a Python client.
 
 Exit status: 0 when every benchmark produced its figures, even when a target is
@@ -55,6 +57,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="scale the long benchmarks down (fanout: a 4,000-event backlog, not 20,000)",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,16 +97,24 @@ def fmt(value: float) -> str:
 
 
 def table_row(r: Result) -> tuple[str, ...]:
-    sign = ">=" if r.higher_is_better else "<="
+    base, ratio = r.baseline_median, r.ratio
     return (
         r.benchmark,
         r.metric + " (median)",
         fmt(r.relay_median),
-        fmt(r.baseline_median),
-        f"{r.ratio:.2f}",
-        f"{sign} {r.target:.2f}",
-        "met" if r.met else "MISSED",
+        "-" if base is None else fmt(base),
+        "-" if ratio is None else f"{ratio:.2f}",
+        _target(r),
+        {None: "-", True: "met", False: "MISSED"}[r.met],
     )
+
+
+def _target(r: Result) -> str:
+    if r.target is None:
+        return "-"
+    sign = ">=" if r.higher_is_better else "<="
+    # A ratio keeps two decimals; a figure of its own is shown like the figures.
+    return f"{sign} {r.target:.2f}" if r.baseline else f"{sign} {fmt(r.target)}"
 
 
 def print_grid(rows: list[tuple[str, ...]]) -> None:
@@ -111,11 +126,15 @@ def print_grid(rows: list[tuple[str, ...]]) -> None:
 
 
 def print_rounds(r: Result) -> None:
-    print(f"\n{r.benchmark}: {r.metric} per round (relay/baseline pairs, in run order)")
-    rows: list[tuple[str, ...]] = [("round", "relay", "baseline", "ratio")]
-    for i, (mine, base) in enumerate(zip(r.relay, r.baseline, strict=True), start=1):
-        rows.append((str(i), fmt(mine), fmt(base), f"{mine / base:.2f}"))
-    print_grid(rows)
+    if not r.baseline:
+        print(f"\n{r.benchmark}: {r.metric} per round (no baseline)")
+        print_grid([("round", "relay"), *((str(i), fmt(v)) for i, v in enumerate(r.relay, 1))])
+    else:
+        print(f"\n{r.benchmark}: {r.metric} per round (relay/baseline pairs, in run order)")
+        rows: list[tuple[str, ...]] = [("round", "relay", "baseline", "ratio")]
+        for i, (mine, base) in enumerate(zip(r.relay, r.baseline, strict=True), start=1):
+            rows.append((str(i), fmt(mine), fmt(base), f"{mine / base:.2f}"))
+        print_grid(rows)
     for note in r.notes:
         print(f"  {note}")
 
@@ -132,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
-    opts = Options(loadgen, args.rounds, args.requests, args.warmup, args.concurrency)
+    opts = Options(loadgen, args.rounds, args.requests, args.warmup, args.concurrency, args.quick)
     print(f"load generator: {loadgen.name}", flush=True)
     outcomes = {name: run_one(name, opts) for name in args.names or known}
     results = [r for rs in outcomes.values() if rs for r in rs]

@@ -62,6 +62,8 @@ def summary(event: Event) -> str:
     reads `Build web 1.2.3: success`, an unfinished deployment shows its status.
     """
     data = event.data
+    if event.type.startswith("release."):
+        return _release_summary(data)
     verb = "Build" if event.type.startswith("build.") else "Deploy"
     text = f"{verb} {data.get('component')} {data.get('version')}"
     if data.get("stage"):
@@ -74,6 +76,20 @@ def summary(event: Event) -> str:
     if details:
         text += f" ({', '.join(details)})"
     return " ".join(text.split())  # one line whatever the fields contain
+
+
+def _release_summary(data: dict[str, Any]) -> str:
+    """`Release Spring (Fünke): web 1.0, api 4.2` (code name only when it has one)."""
+    name = f"Release {data.get('name')}"
+    if data.get("code_name"):
+        name += f" ({data['code_name']})"
+    parts = [
+        f"{d.get('component')} {d.get('version')}"
+        for d in data.get("deployments") or []
+        if isinstance(d, dict)
+    ]
+    text = f"{name}: {', '.join(parts)}" if parts else name
+    return " ".join(text.split())
 
 
 # -- `{name}` and `{meta_data[key]}` placeholders --------------------------------------------

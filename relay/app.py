@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import TextIO
 
@@ -17,26 +19,39 @@ from relay.auth import Authenticator, generate_token, hash_token, new_token_reco
 from relay.circuit import CircuitBreaker
 from relay.deliveries import DeliveryService
 from relay.dispatch import Dispatcher, Target
+from relay.errors import Conflict
+from relay.feed import Feed
 from relay.http import AiohttpTransport, Transport
 from relay.keys import (
     AUTH,
     DELIVERIES,
     DISPATCHER,
+    FEED,
     METRICS,
     OPENAPI,
+    OUTPUTS,
     RECORDS,
+    RELEASES,
+    RETRACE,
     SETTINGS,
     STORE,
+    STORE_OPENED,
+    TRANSITIONS,
     TRANSPORT,
 )
 from relay.logging import register_secrets
 from relay.metrics import Metrics
 from relay.openapi import build_openapi
+from relay.outputs import OutputService
 from relay.plugins import Registry, default_registry
+from relay.releases import ReleaseService
+from relay.retrace import RetraceService
 from relay.service import RecordService, planner_for
 from relay.settings import Settings
 from relay.store import Store, open_store
 from relay.store.base import NewEvent, TokenRecord
+from relay.store.opening import open_with_retry
+from relay.transitions import TransitionService
 
 log = structlog.get_logger("relay.app")
 
@@ -54,7 +69,10 @@ async def bootstrap_admin_token(store: Store, settings: Settings, out: TextIO) -
     if settings.tokens or await store.list_tokens():
         return None
     token = generate_token()
-    await store.add_token(new_token_record("admin", token, ["admin"], ["*"]))
+    try:
+        await store.add_token(new_token_record("admin", token, ["admin"], ["*"]))
+    except Conflict:
+        return None  # another instance on the same database started first and made it
     register_secrets([token])
     log.warning("admin_token_created", token_name="admin", token_hash=hash_token(token)[:12])
     out.write(
@@ -98,16 +116,23 @@ def create_app(
 ) -> web.Application:
     """The relay web application for `settings` (store and dispatcher start on startup)."""
     register_secrets(settings.secrets())
-    store = store or open_store(settings.storage.url)
+    store = store or open_store(
+        settings.storage.url,
+        pool_min=settings.storage.pool_min,
+        pool_max=settings.storage.pool_max,
+    )
     app = web.Application(
         middlewares=[request_context, authenticate],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS], app[STORE], app[METRICS] = settings, store, Metrics()
+    app[STORE_OPENED] = asyncio.Event()
     app[TRANSPORT] = transport or AiohttpTransport()
     dispatcher = build_dispatcher(settings, store, app[TRANSPORT], registry)
     dispatcher.listeners.append(app[METRICS].observe_delivery)
     app[DISPATCHER] = dispatcher
+    app[FEED] = build_feed(settings, store)
+    dispatcher.listeners.append(app[FEED].wake)
     app[AUTH] = Authenticator(store, static_tokens(settings))
     app[RECORDS] = RecordService(
         store,
@@ -116,38 +141,110 @@ def create_app(
         on_recorded=lambda event: _recorded(app, event),
     )
     app[DELIVERIES] = DeliveryService(store, dispatcher)
+    add_lifecycle_services(app)
+    app[OUTPUTS].on_output.append(app[FEED].wake)  # output lines are durable rows: read them
     routes = all_routes()
     register(app, routes)
     app[OPENAPI] = build_openapi(routes)
     app.cleanup_ctx.append(_store_lifecycle)
     if dispatch:
         app.cleanup_ctx.append(_dispatch_lifecycle)
+    app.cleanup_ctx.append(_feed_lifecycle)
+    app.on_shutdown.append(_close_streams)
     return app
 
 
+def add_lifecycle_services(app: web.Application) -> None:
+    """Status changes, Retrace, output logs and releases, on top of the record service.
+    `app[OUTPUTS].on_output` is where watchers of output lines subscribe."""
+    app[TRANSITIONS] = TransitionService(app[RECORDS])
+    app[OUTPUTS] = OutputService(app[RECORDS])
+    app[RETRACE] = RetraceService(app[RECORDS], app[TRANSITIONS])
+    app[RELEASES] = ReleaseService(app[RECORDS])
+
+
+def build_feed(settings: Settings, store: Store) -> Feed:
+    """The live feed broker with the `[feed]` settings."""
+    feed = settings.feed
+    return Feed(
+        store,
+        ping_interval=feed.ping_interval,
+        poll_interval=feed.poll_interval,
+        max_subscribers=feed.max_subscribers,
+        queue_size=feed.queue_size,
+        slow_consumer=feed.slow_consumer,
+    )
+
+
 def _recorded(app: web.Application, event: NewEvent) -> None:
-    app[METRICS].events.labels(event.type, str(event.data.get("component"))).inc()
+    app[METRICS].events.labels(event.type, str(event.data.get("component") or "")).inc()
     app[DISPATCHER].wake()
+    app[FEED].wake()
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    store = app[STORE]
-    await store.open()
-    await bootstrap_admin_token(store, app[SETTINGS], sys.stdout)
-    log.info("store_opened", url=_safe_url(app[SETTINGS].storage.url))
+    # A database that cannot be reached yet does not stop the start: the server answers
+    # /healthz, and /readyz says 503, while the store keeps trying in the background.
+    tried = asyncio.Event()
+    opening = asyncio.create_task(_open_store(app, tried.set), name="relay-store-open")
+    first = asyncio.create_task(tried.wait())
+    await asyncio.wait({opening, first}, return_when=asyncio.FIRST_COMPLETED)
+    first.cancel()
+    if opening.done():
+        opening.result()  # a store that cannot be used at all fails the start here
     yield
-    await store.close()
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await opening
+    await app[STORE].close()
     log.info("store_closed")
+
+
+async def _open_store(app: web.Application, on_first_failure: Callable[[], None]) -> None:
+    store, where = app[STORE], _safe_url(app[SETTINGS].storage.url)
+    attempts = await open_with_retry(store, where, on_first_failure=on_first_failure)
+    # Other instances' commits (PostgreSQL NOTIFY) wake this one's dispatcher and feed.
+    store.add_due_listener(app[DISPATCHER].wake)
+    store.add_due_listener(app[FEED].wake)
+    await bootstrap_admin_token(store, app[SETTINGS], sys.stdout)
+    log.info("store_opened", url=where, attempts=attempts)
+    app[STORE_OPENED].set()
 
 
 async def _dispatch_lifecycle(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[DISPATCHER]
+    starting: asyncio.Task[None] | None = None
+    if app[STORE_OPENED].is_set():
+        await _start_dispatcher(app)
+    else:  # the store opens later: start delivering then
+        starting = asyncio.create_task(_start_dispatcher(app), name="relay-dispatch-start")
+    yield
+    if starting is not None and not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    elif starting is None or starting.exception() is None:
+        await dispatcher.stop(app[SETTINGS].delivery.shutdown_grace)
+        log.info("dispatcher_stopped")
+    await app[TRANSPORT].close()
+
+
+async def _start_dispatcher(app: web.Application) -> None:
+    await app[STORE_OPENED].wait()
+    dispatcher = app[DISPATCHER]
     await dispatcher.start()
     log.info("dispatcher_started", forwarders=sorted(dispatcher.targets))
+
+
+async def _feed_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[FEED].start()
     yield
-    await dispatcher.stop(app[SETTINGS].delivery.shutdown_grace)
-    await app[TRANSPORT].close()
-    log.info("dispatcher_stopped")
+    await app[FEED].stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Open streams would hold a graceful shutdown for its whole timeout: end them first.
+    app[FEED].close_all("shutdown")
 
 
 def _safe_url(url: str) -> str:

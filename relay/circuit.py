@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 CircuitState = Literal["closed", "open", "half-open"]
+# What an attempt tells the breaker: the target answered, or it failed transiently.
+Signal = Literal["success", "failure"]
+
+
+@dataclass(frozen=True)
+class CircuitSnapshot:
+    """The part of a breaker's state that every relay instance shares through the store:
+    consecutive failures, when an open circuit half-opens, the current open period."""
+
+    failures: int = 0
+    opened_until: datetime | None = None
+    cooldown: timedelta | None = None
 
 
 @dataclass
@@ -22,6 +34,31 @@ class CircuitBreaker:
     opened_until: datetime | None = None
     current_cooldown: timedelta | None = None
     probing: bool = False
+
+    def snapshot(self) -> CircuitSnapshot:
+        """The shareable part of this breaker's state."""
+        return CircuitSnapshot(self.failures, self.opened_until, self.current_cooldown)
+
+    def restore(self, shared: CircuitSnapshot) -> None:
+        """Adopt the shared state (another instance may have moved it); `probing` is this
+        instance's own business and stays."""
+        self.failures = shared.failures
+        self.opened_until = shared.opened_until
+        self.current_cooldown = shared.cooldown
+
+    def moved(
+        self, shared: CircuitSnapshot, signal: Signal, now: datetime
+    ) -> tuple[CircuitSnapshot, bool]:
+        """`shared` after `signal`, by this breaker's rules, leaving this breaker as it is;
+        True when the signal opened (or re-opened) the circuit."""
+        trial = replace(self)
+        trial.restore(shared)
+        opened = False
+        if signal == "failure":
+            opened = trial.on_failure(now)
+        else:
+            trial.on_success()
+        return trial.snapshot(), opened
 
     def state(self, now: datetime) -> CircuitState:
         """closed, open (waiting), or half-open (a probe may go)."""

@@ -59,11 +59,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _worker(settings: Settings) -> None:
     from relay.app import build_dispatcher
     from relay.http import AiohttpTransport
+    from relay.store.opening import open_with_retry
 
-    store = open_store(settings.storage.url)
-    await store.open()
+    store = open_store(
+        settings.storage.url,
+        pool_min=settings.storage.pool_min,
+        pool_max=settings.storage.pool_max,
+    )
+    where = settings.storage.url.rsplit("@", 1)[-1]  # never the password
+    await open_with_retry(store, where)
     transport = AiohttpTransport()
     dispatcher = build_dispatcher(settings, store, transport)
+    store.add_due_listener(dispatcher.wake)  # other instances' commits (PostgreSQL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -98,7 +105,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = open_store(settings.storage.url)
+    store = open_store(
+        settings.storage.url,
+        pool_min=settings.storage.pool_min,
+        pool_max=settings.storage.pool_max,
+    )
     await store.open()
     try:
         return await work(store)

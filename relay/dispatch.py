@@ -24,7 +24,8 @@ from forwarders.base import (
     Skipped,
     TargetGone,
 )
-from relay.circuit import CircuitBreaker
+from relay.circuit import CircuitBreaker, Signal
+from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
 from relay.http import Transport
 from relay.models import Attempt
 from relay.retry import next_attempt
@@ -33,8 +34,9 @@ from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
 EXCERPT_BYTES = 2048
-# A claim outlives the longest possible send by this much (seconds).
-LEASE_MARGIN = 5.0
+# How often (seconds) the circuit and disabled state that other instances may have
+# changed is read back from the store.
+SHARED_REFRESH = 0.5
 
 
 def send_bound(config: ForwarderConfig) -> float:
@@ -78,7 +80,11 @@ class Dispatcher:
         self.listeners: list[Listener] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        # Claimed deliveries whose send is in flight: their leases are renewed.
+        self._held: set[str] = set()
+        self._refreshed_at = float("-inf")
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a commit that added some)."""
@@ -90,6 +96,9 @@ class Dispatcher:
             if name in self.targets:
                 self.targets[name].disabled_reason = reason
         self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
+        self._renewer = asyncio.create_task(
+            renew_leases(self.store, self.owner, self._held, self.lease), name="relay-lease-renewal"
+        )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish up to `grace` seconds, free leases."""
@@ -103,6 +112,11 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._renewer is not None:  # only now: sends finishing in the grace keep leases
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         await self.store.release_claims(self.owner)
 
     async def _run(self) -> None:
@@ -139,6 +153,9 @@ class Dispatcher:
                 await self._wake.wait()
 
     async def _claim_round(self, now: datetime) -> int:
+        if time.monotonic() - self._refreshed_at >= SHARED_REFRESH:
+            self._refreshed_at = time.monotonic()
+            await adopt_shared_state(self.store, self.targets)
         total = 0
         for target in self.targets.values():
             if target.disabled_reason is not None or not target.config.enabled:
@@ -147,15 +164,15 @@ class Dispatcher:
             allowed = target.breaker.allowance(now, free)
             if allowed <= 0:
                 continue
-            # The lease must outlive the send, or the delivery would be sent twice at once.
-            lease = max(self.lease, send_bound(target.config) + LEASE_MARGIN)
-            lease_until = now + timedelta(seconds=lease)
+            # Renewed while the send is in flight (see _renew_leases).
+            lease_until = now + timedelta(seconds=self.lease)
             claims = await self.store.claim(
                 target.config.name, allowed, now, lease_until, self.owner
             )
             for claimed in claims:
                 target.breaker.on_claimed(now)
                 target.in_flight += 1
+                self._held.add(claimed.id)
                 task = asyncio.create_task(self._deliver(target, claimed))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
@@ -163,8 +180,9 @@ class Dispatcher:
         return total
 
     async def _deliver(self, target: Target, claimed: Claimed) -> None:
+        signal: Signal | None = None
         try:
-            completion = await self._attempt(target, claimed)
+            completion, signal = await self._attempt(target, claimed)
             await self.store.complete(completion)
             for listener in self.listeners:
                 listener(completion, claimed)
@@ -172,10 +190,14 @@ class Dispatcher:
             # The lease runs out and the delivery is claimed again: nothing is lost.
             log.exception("delivery_not_recorded", delivery_id=claimed.id)
         finally:
-            target.in_flight -= 1
-            self.wake()
+            try:
+                await share_circuit(self.store, target, signal)
+            finally:
+                self._held.discard(claimed.id)
+                target.in_flight -= 1
+                self.wake()
 
-    async def _attempt(self, target: Target, claimed: Claimed) -> Completion:
+    async def _attempt(self, target: Target, claimed: Claimed) -> tuple[Completion, Signal | None]:
         config = target.config
         event = Event(
             claimed.event_id, claimed.event_type, claimed.event_created_at, claimed.payload
@@ -218,7 +240,7 @@ class Dispatcher:
         started: datetime,
         number: int,
         duration_ms: float,
-    ) -> Completion:
+    ) -> tuple[Completion, Signal | None]:
         finished = utcnow()
         name = target.config.name
         fields = {"forwarder": name, "delivery_id": claimed.id, "attempt": number}
@@ -226,17 +248,17 @@ class Dispatcher:
         excerpt = getattr(outcome, "excerpt", "")[:EXCERPT_BYTES] or None
         next_at: datetime | None = None
         error: str | None = None
+        # What the attempt tells the circuit breaker (None: the target was not called).
+        signal: Signal | None = "success"
         if isinstance(outcome, Delivered):
             status, kind = "delivered", "delivered"
-            target.breaker.on_success()
             log.info("delivery_succeeded", duration_ms=duration_ms, **fields)
         elif isinstance(outcome, Skipped):
             status, kind, error = "skipped", "skipped", outcome.reason
-            target.breaker.on_skipped()
+            signal = None
             log.info("delivery_skipped", reason=outcome.reason, **fields)
         elif isinstance(outcome, PermanentFailure):
-            status, kind, error = "dead", "dead", outcome.reason
-            target.breaker.on_success()  # the target answered; it is not down
+            status, kind, error = "dead", "dead", outcome.reason  # the target answered
             log.warning("delivery_dead", reason=outcome.reason, status_code=status_code, **fields)
             if isinstance(outcome, TargetGone):
                 target.disabled_reason = outcome.reason
@@ -249,10 +271,7 @@ class Dispatcher:
             assert isinstance(outcome, RetryLater)
             error = outcome.reason
             decision = next_attempt(target.config.retry, number, finished, outcome.at)
-            if target.breaker.on_failure(finished):
-                log.warning(
-                    "circuit_opened", forwarder=name, until=str(target.breaker.opened_until)
-                )
+            signal = "failure"
             if decision.dead:
                 status, kind = "dead", "dead"
                 log.warning("delivery_dead", reason=f"{error}; {decision.reason}", **fields)
@@ -268,7 +287,7 @@ class Dispatcher:
             error=error,
             response_excerpt=excerpt,
         )
-        return Completion(
+        completion = Completion(
             delivery_id=claimed.id,
             forwarder=name,
             deployment_id=claimed.deployment_id,
@@ -281,3 +300,4 @@ class Dispatcher:
             status_code=status_code,
             finished_at=finished,
         )
+        return completion, signal

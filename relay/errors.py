@@ -92,6 +92,10 @@ class StoreError(RelayError):
     code = "store_unavailable"
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, restarting, network): retried."""
+
+
 class SchemaError(StoreError):
     """The database schema is unknown to this relay (corrupt or newer)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -9,14 +10,21 @@ from aiohttp import web
 from relay.auth import Authenticator, Principal
 from relay.deliveries import DeliveryService
 from relay.dispatch import Dispatcher
+from relay.feed import Feed
 from relay.http import AiohttpTransport
 from relay.metrics import Metrics
+from relay.outputs import OutputService
+from relay.releases import ReleaseService
+from relay.retrace import RetraceService
 from relay.service import RecordService
 from relay.settings import Settings
 from relay.store.base import Store
+from relay.transitions import TransitionService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
+# Set once the store is open (it may open after the server started: database down).
+STORE_OPENED = web.AppKey("store_opened", asyncio.Event)
 AUTH = web.AppKey("authenticator", Authenticator)
 RECORDS = web.AppKey("records", RecordService)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
@@ -24,6 +32,11 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DELIVERIES = web.AppKey("deliveries", DeliveryService)
 METRICS = web.AppKey("metrics", Metrics)
 TRANSPORT = web.AppKey("transport", AiohttpTransport)
+TRANSITIONS = web.AppKey("transitions", TransitionService)
+OUTPUTS = web.AppKey("outputs", OutputService)
+RETRACE = web.AppKey("retrace", RetraceService)
+RELEASES = web.AppKey("releases", ReleaseService)
+FEED = web.AppKey("feed", Feed)
 
 # Request-scoped values set by middlewares.
 PRINCIPAL = web.RequestKey("principal", Principal)

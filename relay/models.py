@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    computed_field,
 )
 
 from relay.timeutil import format_wire, to_utc
@@ -139,9 +140,42 @@ class Deployment(BaseModel):
     triggered_by: str | None = Field(default=None, description="Name of the token that sent it.")
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    is_live: bool = Field(
+        default=False,
+        description="The latest successful deployment of its component and stage.",
+    )
+    is_rollback: bool = Field(
+        default=False,
+        description="It put back a version that had been live on this component and stage "
+        "before the deployment it replaced.",
+    )
+    reverted_at: UtcDatetime | None = Field(
+        default=None, description="When a rollback replaced this deployment."
+    )
+    reverted_by: str | None = Field(
+        default=None, description="Token name that sent the rollback replacing this one."
+    )
     deliveries: list[DeliverySummary] | None = Field(
         default=None, description="Per-forwarder delivery state (single-item answers only)."
     )
+
+    @computed_field(description="A rollback replaced this deployment.")  # type: ignore[prop-decorator]
+    @property
+    def reverted(self) -> bool:
+        """True once a rollback replaced this deployment."""
+        return self.reverted_at is not None
+
+    @computed_field(description="The deployment has not reached a terminal status yet.")  # type: ignore[prop-decorator]
+    @property
+    def is_deploying(self) -> bool:
+        """True while the deployment is in progress."""
+        return not self.status.terminal
+
+
+def event_payload(record: Deployment) -> dict[str, Any]:
+    """What an event says about a deployment: all of it but the per-answer facts
+    (`deliveries`, and `is_live`, which later deployments change)."""
+    return record.model_dump(mode="json", exclude={"deliveries", "is_live"})
 
 
 class CreatedAnswer(BaseModel):

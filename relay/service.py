@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,7 @@ from relay.models import (
     Deployment,
     DeploymentIn,
     Kind,
+    event_payload,
     initial_status,
 )
 from relay.store.base import (
@@ -131,7 +132,7 @@ class RecordService:
             id=new_id(),
             type=f"{kind}.created" if record.status.terminal else f"{kind}.started",
             created_at=record.created_at,
-            data=record.model_dump(mode="json", exclude={"deliveries"}),
+            data=event_payload(record),
         )
         answer: dict[str, Any] = {"id": record.id}
         if warnings:
@@ -153,9 +154,24 @@ class RecordService:
             idempotency=idem,
         )
         result = await self.store.record(command)
-        if not result.replayed and self.on_recorded is not None:
-            self.on_recorded(event)
+        if not result.replayed:
+            self.notify(event)
         return result
+
+    def notify(self, event: NewEvent) -> None:
+        """Tell the app about a durably recorded event (dispatcher wake-up, metrics, feed).
+        Every use case that records an event calls it: records, transitions, releases."""
+        if self.on_recorded is not None:
+            self.on_recorded(event)
+
+    async def with_live(self, records: list[Deployment]) -> list[Deployment]:
+        """`records` with `is_live` set: each is the latest successful deployment of its
+        component and stage (read now, since every later deployment changes it)."""
+        keys = [(r.component, r.stage) for r in records if r.kind == "deployment"]
+        if not keys:
+            return records
+        live = set((await self.store.live_ids(keys)).values())
+        return [r.model_copy(update={"is_live": r.id in live}) for r in records]
 
     @staticmethod
     def _new_record(kind: Kind, component: str, body: BuildIn, principal: Principal) -> Deployment:
@@ -165,6 +181,8 @@ class RecordService:
         data.pop("status", None)
         if status.terminal and body.finished_at is None:
             data["finished_at"] = now
+        if not status.terminal and body.started_at is None:
+            data["started_at"] = now  # a lifecycle deployment starts when it is announced
         # Every value is already validated (body model, server-made ids and times).
         return Deployment.model_construct(
             **data,
@@ -186,13 +204,14 @@ class RecordService:
         found = await self.store.get_record(kind, component, record_id)
         if found is None:
             raise NotFound(f"no {kind} {record_id!r} in component {component!r}")
-        return found
+        return (await self.with_live([found]))[0]
 
     async def page(self, query: ListQuery, principal: Principal) -> Page:
         """A page of records, newest first."""
         check_slug(query.component)
         principal.require("events:read", query.component)
-        return await self.store.list_records(query)
+        page = await self.store.list_records(query)
+        return replace(page, items=await self.with_live(page.items))
 
     async def register_component(self, component: str, principal: Principal) -> bool:
         """Create a component ahead of its first event (needed with strict_components);
@@ -204,5 +223,7 @@ class RecordService:
     async def components(self, principal: Principal) -> list[ComponentRow]:
         """Components the token may see, each with its latest deployment per stage."""
         principal.require("events:read")
-        rows = await self.store.list_components()
-        return [row for row in rows if principal.can_access(row.slug)]
+        rows = [row for row in await self.store.list_components() if principal.can_access(row.slug)]
+        latest = await self.with_live([d for row in rows for d in row.latest])
+        by_id = {d.id: d for d in latest}
+        return [replace(row, latest=[by_id[d.id] for d in row.latest]) for row in rows]

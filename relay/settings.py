@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -52,6 +53,9 @@ class ServerSettings(_Section):
 
 class StorageSettings(_Section):
     url: str = "sqlite:///data/relay.db"
+    # PostgreSQL only: connections each relay instance keeps (plus one for LISTEN).
+    pool_min: int = Field(default=1, ge=0, description="Connections opened at start.")
+    pool_max: int = Field(default=10, ge=1, description="Most connections at once.")
 
 
 class DeliverySettings(_Section):
@@ -60,6 +64,25 @@ class DeliverySettings(_Section):
     circuit_threshold: int = Field(default=5, ge=1)
     circuit_cooldown: Duration = Field(default=30.0, gt=0)
     shutdown_grace: Duration = Field(default=10.0, ge=0)
+
+
+class FeedSettings(_Section):
+    """The live feed (`GET /events`, `GET /stream`)."""
+
+    ping_interval: Duration = Field(default=15.0, gt=0, description="Period of `ping` frames.")
+    poll_interval: Duration = Field(
+        default=1.0, gt=0, description="How often the store is read for other processes' rows."
+    )
+    max_subscribers: int = Field(default=100, ge=1, description="Open streams at once.")
+    queue_size: int = Field(
+        default=1000, ge=1, description="Frames buffered per subscriber before it is too slow."
+    )
+    slow_consumer: Literal["skip", "disconnect"] = Field(
+        default="skip", description="Drop a slow subscriber's oldest frames, or disconnect it."
+    )
+    auth_timeout: Duration = Field(
+        default=5.0, gt=0, description="How long a WebSocket may take to send its auth frame."
+    )
 
 
 class LoggingSettings(_Section):
@@ -92,6 +115,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
     forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 
@@ -110,6 +134,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value in this configuration, for log redaction."""
         values = [t.token.get_secret_value() for t in self.tokens]
+        if password := urlsplit(self.storage.url).password:
+            values.append(password)  # a PostgreSQL URL's
         for forwarder in self.forwarders:
             values += forwarder.secrets()
         return values

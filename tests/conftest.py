@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import structlog
@@ -20,3 +21,42 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # `relay.cli.main` configures structlog to write to the stream of that moment
     # (pytest's capture): never let a later test write to it.
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL database for the whole run (tests/pg_cluster.py).
+
+    `TEST_POSTGRES_URL` points the tests at an existing server instead. When PostgreSQL
+    cannot be installed the PostgreSQL tests are skipped, saying why; under CI they fail."""
+    from tests import pg_cluster
+
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    cluster, reason = pg_cluster.provide()
+    if cluster is None:
+        message = f"PostgreSQL tests cannot run: {reason}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true requires them)", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def pg_url(postgres_server: str) -> AsyncIterator[str]:
+    """A PostgreSQL URL whose tables live in a fresh, empty schema (dropped afterwards)."""
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(postgres_server)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield f"{postgres_server}?search_path={schema}"
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()

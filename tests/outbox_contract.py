@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from relay.circuit import CircuitSnapshot
 from relay.models import Attempt, DeliveryStatus, Deployment
 from relay.store.base import (
     Claimed,
@@ -315,3 +316,39 @@ class OutboxContract:
         assert found is not None and found.status == "pending"
         assert await store.claim("hook", 1, NOW + 2 * S, LEASE, "other") == []
         assert len(await store.claim("hook", 1, NOW + 31 * S, LEASE, "other")) == 1
+
+    async def test_renew_extends_only_the_owners_pending_leases(self, store: Store) -> None:
+        """Renewing keeps a lease alive past its first end; others' and settled rows are not
+        touched."""
+        _, (mine,) = await self.deployment(store)
+        _, (theirs,) = await self.deployment(store, ("other",))
+        (claimed,) = await store.claim("hook", 1, NOW, NOW + 10 * S, "me")
+        await store.claim("other", 1, NOW, NOW + 10 * S, "them")
+        assert await store.renew("me", [mine, theirs, "no-such-id"], NOW + 60 * S) == 1
+        assert await store.claim("hook", 1, NOW + 30 * S, LEASE, "thief") == []
+        assert len(await store.claim("other", 1, NOW + 30 * S, LEASE, "thief")) == 1
+        await store.complete(completion(claimed, "delivered"))
+        assert await store.renew("me", [mine], NOW + 90 * S) == 0
+        assert await store.renew("me", [], NOW + 90 * S) == 0
+
+    async def test_circuit_state_is_changed_atomically_and_read_back(self, store: Store) -> None:
+        """A circuit change sees the stored state and its result is what every reader gets."""
+        assert await store.circuits() == {}
+        seen: list[CircuitSnapshot] = []
+
+        def fail(shared: CircuitSnapshot) -> CircuitSnapshot:
+            seen.append(shared)
+            return replace(shared, failures=shared.failures + 1)
+
+        await store.update_circuit("hook", fail)
+        opened = CircuitSnapshot(2, NOW + 30 * S, timedelta(seconds=30))
+        assert await store.update_circuit("hook", lambda s: replace(opened, failures=2)) == opened
+        await store.update_circuit("hook", fail)
+        assert seen == [CircuitSnapshot(), replace(opened, failures=2)]
+        assert (await store.circuits())["hook"] == replace(opened, failures=3)
+        await store.update_circuit("hook", lambda s: CircuitSnapshot())
+        await store.set_disabled("other", "HTTP 410")
+        circuits = await store.circuits()
+        assert circuits["hook"] == CircuitSnapshot()
+        assert circuits.get("other", CircuitSnapshot()) == CircuitSnapshot()
+        assert await store.disabled_forwarders() == {"other": "HTTP 410"}

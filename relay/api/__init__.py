@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, ops, records
+from relay.api import deliveries, lifecycle, ops, records, releases, retrace, stream
 from relay.api.routes import Route
 
 
 def all_routes() -> list[Route]:
     """Every route of the API, in documentation order."""
-    return [*records.routes(), *deliveries.routes(), *ops.routes()]
+    return [
+        *records.routes(),
+        *lifecycle.routes(),
+        *retrace.routes(),
+        *releases.routes(),
+        *deliveries.routes(),
+        *stream.routes(),
+        *ops.routes(),
+    ]

@@ -130,12 +130,13 @@ async def list_records(request: web.Request, kind: Kind) -> web.Response:
     page = await request.app[RECORDS].page(query, principal_of(request))
     headers = {}
     if page.next_cursor is not None:
-        headers["Link"] = f'<{_next_url(request, encode_cursor(page.next_cursor))}>; rel="next"'
+        headers["Link"] = f'<{next_url(request, encode_cursor(page.next_cursor))}>; rel="next"'
     body = [d.model_dump(mode="json", exclude={"deliveries"}) for d in page.items]
     return json_answer(body, headers=headers)
 
 
-def _next_url(request: web.Request, cursor: str) -> str:
+def next_url(request: web.Request, cursor: str) -> str:
+    """The URL of the next page: this request's, with `cursor` (never `access_token`)."""
     query = {k: v for k, v in request.query.items() if k not in ("cursor", "access_token")}
     query["cursor"] = cursor
     public_url = request.app[SETTINGS].server.public_url

@@ -21,9 +21,17 @@ def sqlite_path(url: str) -> Path:
     return Path(rest)
 
 
-def open_store(url: str) -> Store:
-    """A Store for `url` (not yet opened)."""
+def open_store(url: str, *, pool_min: int = 1, pool_max: int = 10) -> Store:
+    """A Store for `url` (not yet opened); the pool sizes apply to PostgreSQL."""
     scheme = urlsplit(url).scheme
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from relay.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                "PostgreSQL storage needs the asyncpg driver: pip install 'relay[postgres]'"
+            ) from exc
+        return PostgresStore(url, pool_min=pool_min, pool_max=pool_max)
     if scheme == "sqlite":
         from relay.store.sqlite import SqliteStore
 
@@ -32,4 +40,7 @@ def open_store(url: str) -> Store:
         from relay.store.memory import MemoryStore
 
         return MemoryStore()
-    raise ConfigError(f"unsupported storage URL scheme {scheme!r}; use sqlite:///path.db")
+    raise ConfigError(
+        f"unsupported storage URL scheme {scheme!r}; "
+        "use sqlite:///path.db or postgresql://user:password@host:port/database"
+    )

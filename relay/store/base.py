@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, ForwarderCounts, Kind
+from relay.store.cluster_base import ClusterStore
+from relay.store.feed_base import FeedStore
+from relay.store.lifecycle_base import LifecycleStore
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,10 @@ class StoredAnswer:
 
 @dataclass(frozen=True)
 class RecordCommand:
-    """Everything one accepted POST writes, in one transaction."""
+    """Everything one accepted POST writes, in one transaction.
+
+    The store sets `event.data["is_rollback"]`: only it can decide that, inside the
+    transaction (see lifecycle_base.py), so that the event says what the row says."""
 
     record: Deployment
     event: NewEvent
@@ -261,5 +267,5 @@ class OutboxStore(Protocol):
         """Disabled forwarders and why."""
 
 
-class Store(RecordStore, OutboxStore, Protocol):
+class Store(RecordStore, OutboxStore, FeedStore, LifecycleStore, ClusterStore, Protocol):
     """Domain operations on durable storage; implemented per backend."""

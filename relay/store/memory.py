@@ -19,6 +19,9 @@ from relay.store.base import (
     StoredAnswer,
     TokenRecord,
 )
+from relay.store.memory_cluster import MemoryCluster
+from relay.store.memory_feed import MemoryFeed
+from relay.store.memory_lifecycle import MemoryLifecycle
 from relay.store.memory_outbox import MemoryOutbox
 from relay.timeutil import utcnow
 
@@ -27,7 +30,7 @@ def _occurred(d: Deployment) -> datetime:
     return d.finished_at or d.started_at or d.created_at
 
 
-class MemoryStore(MemoryOutbox):
+class MemoryStore(MemoryFeed, MemoryCluster, MemoryLifecycle, MemoryOutbox):
     """Keeps everything in dicts; for tests that need no I/O."""
 
     def __init__(self) -> None:
@@ -56,6 +59,7 @@ class MemoryStore(MemoryOutbox):
         rec = command.record
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
+        command.event.data["is_rollback"] = self.decide_rollback(rec)
         event = EventRow(
             id=command.event.id,
             seq=self._seq,

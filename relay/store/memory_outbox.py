@@ -59,6 +59,8 @@ class MemoryOutbox:
         self.event_rows: list[EventRow] = []
         self.shared: dict[tuple[str, str], dict[str, Any]] = {}
         self.disabled: dict[str, str] = {}
+        # Every attempt in the order it was recorded: the live feed reads it by position.
+        self.attempt_log: list[tuple[Row, Attempt]] = []
 
     def _blocked(self, row: Row) -> bool:
         return any(
@@ -109,6 +111,7 @@ class MemoryOutbox:
         """Apply an attempt's outcome."""
         r = self.rows[completion.delivery_id]
         r.attempts.append(completion.attempt)
+        self.attempt_log.append((r, completion.attempt))
         r.status = completion.status
         r.next_attempt_at = completion.next_attempt_at or completion.finished_at
         r.locked_until = r.owner = None

@@ -21,49 +21,19 @@ from relay.store.base import (
     StoredAnswer,
     TokenRecord,
 )
+from relay.store.sqlite_cluster import SqliteCluster
 from relay.store.sqlite_engine import SqliteEngine, known_migrations
+from relay.store.sqlite_feed import SqliteFeed
+from relay.store.sqlite_lifecycle import SqliteLifecycle
 from relay.store.sqlite_outbox import SqliteOutbox
+from relay.store.sqlite_releases import SqliteReleases
+from relay.store.sqlite_rows import (
+    db_time,
+    decide_rollback,
+    deployment_from_row,
+    deployment_values,
+)
 from relay.timeutil import format_db, parse_db, utcnow
-
-
-def _db_time(value: Any) -> str | None:
-    return None if value is None else format_db(value)
-
-
-def _deployment_row(d: Deployment) -> tuple[Any, ...]:
-    occurred = d.finished_at or d.started_at or d.created_at
-    return (
-        d.id,
-        d.kind,
-        d.component,
-        d.version,
-        d.result,
-        d.status.value,
-        d.stage,
-        d.host,
-        d.code_name,
-        _db_time(d.started_at),
-        _db_time(d.finished_at),
-        d.commit_sha,
-        d.branch,
-        d.tag,
-        json.dumps(d.meta_data, ensure_ascii=False),
-        d.triggered_by,
-        format_db(d.created_at),
-        format_db(d.updated_at),
-        format_db(occurred),
-    )
-
-
-def _deployment(row: sqlite3.Row) -> Deployment:
-    data = dict(row)
-    data.pop("seq", None)
-    data.pop("occurred_at", None)
-    data["meta_data"] = json.loads(data["meta_data"])
-    for key in ("started_at", "finished_at", "created_at", "updated_at"):
-        if data[key] is not None:
-            data[key] = parse_db(data[key])
-    return Deployment.model_validate(data)
 
 
 def _token(row: sqlite3.Row) -> TokenRecord:
@@ -82,7 +52,7 @@ def _cursor(row: sqlite3.Row) -> Cursor:
     return Cursor(occurred_at=parse_db(row["occurred_at"]), seq=row["seq"])
 
 
-class SqliteStore(SqliteOutbox):
+class SqliteStore(SqliteFeed, SqliteCluster, SqliteLifecycle, SqliteReleases, SqliteOutbox):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -122,7 +92,7 @@ class SqliteStore(SqliteOutbox):
             row = conn.execute(sql.SELECT_DEPLOYMENT, (record_id, kind, component)).fetchone()
             if row is None:
                 return None
-            record = _deployment(row)
+            record = deployment_from_row(row)
             summary = [
                 DeliverySummary(forwarder=r[0], status=r[1], attempts=r[2])
                 for r in conn.execute(sql.DELIVERY_SUMMARY, (record_id,))
@@ -140,7 +110,7 @@ class SqliteStore(SqliteOutbox):
             more = len(rows) > query.limit
             rows = rows[: query.limit]
             nxt = _cursor(rows[-1]) if more and rows else None
-            return Page(items=[_deployment(r) for r in rows], next_cursor=nxt)
+            return Page(items=[deployment_from_row(r) for r in rows], next_cursor=nxt)
 
         return await self.engine.read(op)
 
@@ -150,7 +120,7 @@ class SqliteStore(SqliteOutbox):
         def op(conn: sqlite3.Connection) -> list[ComponentRow]:
             latest: dict[str, list[Deployment]] = {}
             for row in conn.execute(sql.LATEST_PER_STAGE):
-                latest.setdefault(row["component"], []).append(_deployment(row))
+                latest.setdefault(row["component"], []).append(deployment_from_row(row))
             return [
                 ComponentRow(
                     slug=r["slug"],
@@ -189,7 +159,7 @@ class SqliteStore(SqliteOutbox):
                         json.dumps(list(token.scopes)),
                         json.dumps(list(token.components)),
                         format_db(token.created_at),
-                        _db_time(token.revoked_at),
+                        db_time(token.revoked_at),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -292,10 +262,17 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
     deliveries: list[tuple[Any, ...]] = []
     keys: list[tuple[Any, ...]] = []
     for command in commands:
+        components.setdefault(command.record.component, format_db(command.record.created_at))
+    conn.executemany(sql.INSERT_COMPONENT, list(components.items()))
+    for command in commands:
         record, event = command.record, command.event
+        # One row at a time: a rollback is decided against the rows written before it,
+        # including those of earlier commands of this batch.
+        conn.execute(sql.INSERT_DEPLOYMENT, deployment_values(record))
+        # The event says what the row says (set both ways: a failed bulk try is re-run).
+        event.data["is_rollback"] = decide_rollback(conn, record)
         seq += 1
         created = format_db(record.created_at)
-        components.setdefault(record.component, created)
         events.append(
             (
                 seq,
@@ -333,8 +310,6 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
                     created,
                 )
             )
-    conn.executemany(sql.INSERT_COMPONENT, list(components.items()))
-    conn.executemany(sql.INSERT_DEPLOYMENT, [_deployment_row(c.record) for c in commands])
     conn.executemany(sql.INSERT_EVENT_WITH_SEQ, events)
     if deliveries:
         conn.executemany(sql.INSERT_DELIVERY, deliveries)

@@ -35,14 +35,14 @@ INSERT_DEPLOYMENT = (
     f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Columns of a read: the written ones, then the rollback facts (migration 0003).
+READ_COLUMNS = f"seq, {DEPLOYMENT_COLUMNS}, is_rollback, reverted_at, reverted_by"
 SELECT_DEPLOYMENT = (
-    f"SELECT seq, {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ? AND kind = ? AND component = ?"
+    f"SELECT {READ_COLUMNS} FROM deployments WHERE id = ? AND kind = ? AND component = ?"
 )
-LIST_DEPLOYMENTS = (
-    f"SELECT seq, {DEPLOYMENT_COLUMNS} FROM deployments WHERE kind = ? AND component = ?"
-)
+LIST_DEPLOYMENTS = f"SELECT {READ_COLUMNS} FROM deployments WHERE kind = ? AND component = ?"
 LATEST_PER_STAGE = f"""
-SELECT seq, {DEPLOYMENT_COLUMNS} FROM (
+SELECT {READ_COLUMNS} FROM (
     SELECT *, ROW_NUMBER() OVER (
         PARTITION BY component, stage ORDER BY occurred_at DESC, seq DESC
     ) AS rn
@@ -172,3 +172,104 @@ ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason,
 DISABLED_FORWARDERS = (
     "SELECT name, disabled_reason FROM forwarder_states WHERE disabled_reason IS NOT NULL"
 )
+
+# -- live feed (relay/store/sqlite_feed.py) ------------------------------------
+BEGIN_READ = "BEGIN"  # a reader's snapshot (WAL): the feed's queries see one commit state
+END_READ = "COMMIT"
+FEED_POSITION = """
+SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS events,
+       (SELECT COALESCE(MAX(id), 0) FROM attempts) AS attempts,
+       (SELECT COALESCE(MAX(seq), 0) FROM outputs) AS outputs
+"""
+FEED_EVENTS = """
+SELECT seq, id, type, deployment_id, component, created_at, payload FROM events
+WHERE seq > ? ORDER BY seq LIMIT ?
+"""
+FEED_ATTEMPTS = """
+SELECT a.id AS seq, a.number, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error,
+       d.id AS delivery_id, d.forwarder, d.deployment_id,
+       e.id AS event_id, e.type AS event_type, e.component,
+       json_extract(e.payload, '$.stage') AS stage
+FROM attempts a
+JOIN deliveries d ON d.id = a.delivery_id
+JOIN events e ON e.id = d.event_id
+WHERE a.id > ? ORDER BY a.id LIMIT ?
+"""
+
+# -- lifecycle (relay/store/sqlite_lifecycle.py) --------------------------------
+UPDATE_TRANSITION = """
+UPDATE deployments SET result = ?, status = ?, host = ?, code_name = ?, started_at = ?,
+    finished_at = ?, commit_sha = ?, branch = ?, tag = ?, meta_data = ?, updated_at = ?,
+    occurred_at = ?
+WHERE id = ? AND status = ?
+"""
+SELECT_DEPLOYMENT_BY_ID = f"SELECT {READ_COLUMNS} FROM deployments WHERE id = ?"
+LATEST_OF_VERSION = f"""
+SELECT {READ_COLUMNS} FROM deployments
+WHERE kind = 'deployment' AND component = ? AND version = ? AND stage IS ?
+ORDER BY seq DESC LIMIT 1
+"""
+# The two latest successful deployments of a component and stage: the live one first.
+LIVE_TOP_TWO = """
+SELECT id, version, occurred_at, seq FROM deployments
+WHERE kind = 'deployment' AND status = 'success' AND component = ? AND stage IS ?
+ORDER BY occurred_at DESC, seq DESC LIMIT 2
+"""
+# INDEXED BY: left to itself the planner walks the whole success history by time.
+VERSION_LIVE_BEFORE = """
+SELECT 1 FROM deployments INDEXED BY deployments_by_version
+WHERE component = ? AND version = ? AND stage IS ? AND kind = 'deployment'
+  AND status = 'success' AND (occurred_at, seq) < (?, ?)
+LIMIT 1
+"""
+MARK_ROLLBACK = "UPDATE deployments SET is_rollback = 1 WHERE id = ?"
+MARK_REVERTED = "UPDATE deployments SET reverted_at = ?, reverted_by = ? WHERE id = ?"
+LIVE_ID = """
+SELECT id FROM deployments
+WHERE kind = 'deployment' AND status = 'success' AND component = ? AND stage IS ?
+ORDER BY occurred_at DESC, seq DESC LIMIT 1
+"""
+
+INSERT_OUTPUT = "INSERT INTO outputs (deployment_id, created_at, text) VALUES (?, ?, ?)"
+SELECT_OUTPUT = "SELECT text FROM outputs WHERE deployment_id = ? ORDER BY seq"
+SELECT_OUTPUT_TOTALS = "SELECT lines, bytes FROM output_totals WHERE deployment_id = ?"
+UPSERT_OUTPUT_TOTALS = """
+INSERT INTO output_totals (deployment_id, lines, bytes) VALUES (?, ?, ?)
+ON CONFLICT (deployment_id) DO UPDATE SET lines = excluded.lines, bytes = excluded.bytes
+"""
+
+INSERT_RELEASE = """
+INSERT INTO releases (id, name, code_name, notes, triggered_by, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+INSERT_RELEASE_DEPLOYMENT = (
+    "INSERT INTO release_deployments (release_id, position, deployment_id) VALUES (?, ?, ?)"
+)
+RELEASE_COLUMNS = "seq, id, name, code_name, notes, triggered_by, created_at"
+SELECT_RELEASE = f"SELECT {RELEASE_COLUMNS} FROM releases WHERE id = ?"
+LIST_RELEASES = f"SELECT {RELEASE_COLUMNS} FROM releases WHERE 1 = 1"
+# Column names are unique across both tables, so READ_COLUMNS needs no prefix.
+RELEASE_DEPLOYMENTS = f"""
+SELECT {READ_COLUMNS} FROM release_deployments r
+JOIN deployments d ON d.id = r.deployment_id
+WHERE r.release_id = ? ORDER BY r.position
+"""
+FEED_OUTPUTS = """
+SELECT o.seq, o.deployment_id, d.component, d.stage, o.created_at, o.text
+FROM outputs o JOIN deployments d ON d.id = o.deployment_id
+WHERE o.seq > ? ORDER BY o.seq LIMIT ?
+"""
+
+# -- several instances' concerns (relay/store/sqlite_cluster.py) ---------------
+RENEW_LEASE = (
+    "UPDATE deliveries SET locked_until = ? WHERE id = ? AND locked_by = ? AND status = 'pending'"
+)
+SELECT_CIRCUIT = "SELECT failures, opened_until, cooldown_ms FROM forwarder_states WHERE name = ?"
+SELECT_CIRCUITS = "SELECT name, failures, opened_until, cooldown_ms FROM forwarder_states"
+UPSERT_CIRCUIT = """
+INSERT INTO forwarder_states (name, failures, opened_until, cooldown_ms, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET failures = excluded.failures,
+    opened_until = excluded.opened_until, cooldown_ms = excluded.cooldown_ms,
+    updated_at = excluded.updated_at
+"""

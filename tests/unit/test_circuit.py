@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.circuit import CircuitBreaker
+from relay.circuit import CircuitBreaker, CircuitSnapshot
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FREE = 4  # free concurrency slots offered to `allowance`
@@ -134,3 +134,29 @@ def test_defaults_open_after_five_failures_for_thirty_seconds() -> None:
     for _ in range(5):
         breaker.on_failure(T0)
     assert breaker.opened_until == T0 + timedelta(seconds=30)
+
+
+def test_moved_applies_the_rules_to_shared_state_and_leaves_the_breaker_alone() -> None:
+    """Another instance's failure count is continued: the shared state opens the circuit
+    at the threshold, and the breaker itself only changes when it adopts the result."""
+    breaker = CircuitBreaker(threshold=3, cooldown=timedelta(seconds=30))
+    shared = CircuitSnapshot(failures=2)
+    moved, opened = breaker.moved(shared, "failure", T0)
+    assert opened is True
+    assert moved == CircuitSnapshot(3, T0 + timedelta(seconds=30), timedelta(seconds=30))
+    assert breaker.snapshot() == CircuitSnapshot()
+    breaker.restore(moved)
+    assert breaker.state(T0) == "open"
+    closed, opened = breaker.moved(moved, "success", T0)
+    assert (closed, opened) == (CircuitSnapshot(), False)
+
+
+def test_a_failed_probe_doubles_the_shared_cooldown() -> None:
+    """This instance's failed probe re-opens the shared circuit for twice as long."""
+    breaker = CircuitBreaker(threshold=1, cooldown=timedelta(seconds=30))
+    shared = CircuitSnapshot(1, T0, timedelta(seconds=30))
+    breaker.restore(shared)
+    breaker.on_claimed(T0)  # half-open: this instance sends the probe
+    moved, opened = breaker.moved(shared, "failure", T0)
+    assert opened is True and moved.cooldown == timedelta(seconds=60)
+    assert moved.opened_until == T0 + timedelta(seconds=60)

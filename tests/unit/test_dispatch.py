@@ -344,11 +344,18 @@ async def test_a_whole_send_is_bounded_in_time(harness: MakeHarness) -> None:
 async def test_events_of_one_deployment_are_sent_in_order(harness: MakeHarness) -> None:
     """However sends interleave and fail, a deployment's events reach a forwarder in order."""
 
+    first_running = asyncio.Event()
+
     async def first_event_fails_twice(event: Event, context: SendContext) -> Any:
         # Nothing may overtake event 0 while it waits for its retries.
-        if event.data["n"] == 0 and context.attempt <= 2:
+        n = event.data["n"]
+        if n == 0 and context.attempt <= 2:
             raise RetryLater("busy")
-        await asyncio.sleep(0.001 * (event.data["n"] % 7))
+        if n == 1:
+            first_running.set()
+        if n == 101:  # waits for a send of the other deployment: they must overlap
+            await asyncio.wait_for(first_running.wait(), timeout=5)
+        await asyncio.sleep(0.001 * (n % 7))
         return Delivered(200)
 
     hook = Scripted(

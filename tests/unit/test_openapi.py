@@ -30,11 +30,36 @@ def test_deployment_paths_are_described(doc: dict[str, Any]) -> None:
     """The ReleaseBits paths are there with the methods they answer."""
     paths = doc["paths"]
     assert set(paths["/components/{slug}/deployments"]) == {"get", "post"}
-    assert set(paths["/components/{slug}/deployments/{id}"]) == {"get"}
+    assert set(paths["/components/{slug}/deployments/{id}"]) == {"get", "patch", "delete"}
     assert set(paths["/components/{slug}/builds"]) == {"get", "post"}
     assert set(paths["/components"]) == {"get"}
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
         assert "get" in paths[path]
+
+
+def test_lifecycle_dialect_and_release_paths_are_described(doc: dict[str, Any]) -> None:
+    """PATCH/DELETE, the output log, Retrace's commands and releases have their models."""
+    paths = doc["paths"]
+    patch = paths["/components/{slug}/deployments/{id}"]["patch"]
+    assert patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/TransitionIn"
+    )
+    assert "409" in patch["responses"]
+    output = paths["/components/{slug}/deployments/{id}/output"]
+    assert set(output) == {"get", "post"}
+    assert "text/plain" in output["get"]["responses"]["200"]["content"]
+    for command in ("start", "complete", "cancel"):
+        op = paths[f"/api/v1/deployments/{command}"]["post"]
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/RetraceIn"
+        )
+    assert set(paths["/releases"]) == {"get", "post"}
+    assert set(paths["/releases/{id}"]) == {"get"}
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["RetraceIn"]["required"]) == {"AppName", "EnvironmentName", "Version"}
+    assert {"is_live", "is_rollback", "reverted", "reverted_at", "reverted_by"} <= set(
+        schemas["Deployment"]["properties"]
+    )
 
 
 def test_deployment_in_requires_version(doc: dict[str, Any]) -> None:

@@ -217,3 +217,19 @@ def test_error_messages_never_echo_values() -> None:
         _load("[[tokens]]\nname = 'x'\ntoken = 'sh0rt'\nscopes = 'sup3rs3cret'")
     assert "sh0rt" not in str(caught.value.details)
     assert "sup3rs3cret" not in str(caught.value.details)
+
+
+def test_feed_section_defaults_and_durations() -> None:
+    """[feed] defaults to 15 s pings and skipping slow subscribers; durations take units."""
+    default = _load("").feed
+    assert (default.ping_interval, default.slow_consumer, default.queue_size) == (
+        15.0,
+        "skip",
+        1000,
+    )
+    feed = _load("[feed]\nping_interval = '250ms'\nslow_consumer = 'disconnect'").feed
+    assert (feed.ping_interval, feed.slow_consumer) == (0.25, "disconnect")
+    assert set(_errors("[feed]\nslow_consumer = 'buffer'\nqueue_size = 0")) == {
+        "feed.slow_consumer",
+        "feed.queue_size",
+    }

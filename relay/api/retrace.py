@@ -1,0 +1,61 @@
+"""Handlers of the Stackify Retrace dialect: start, complete, cancel a deployment."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from relay.api.parsing import request_fields
+from relay.api.records import json_answer, principal_of
+from relay.api.routes import Route
+from relay.keys import RETRACE
+from relay.models import Deployment
+from relay.retrace import RetraceIn
+
+BASE = "/api/v1/deployments"
+
+
+async def start(request: web.Request) -> web.Response:
+    """Announce a deployment (Retrace `start`): recorded in status `building`; 409 when
+    the same AppName, EnvironmentName and Version is already in progress."""
+    record = await request.app[RETRACE].start(await request_fields(request), principal_of(request))
+    location = f"/components/{record.component}/deployments/{record.id}"
+    return json_answer(record.model_dump(mode="json"), status=201, headers={"Location": location})
+
+
+async def complete(request: web.Request) -> web.Response:
+    """Finish the started deployment as `success` (Retrace `complete`); 409 when it was
+    never started or already ended."""
+    record = await request.app[RETRACE].complete(
+        await request_fields(request), principal_of(request)
+    )
+    return json_answer(record.model_dump(mode="json"))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """Cancel the started deployment (Retrace `cancel`, status `aborted`); 409 when it was
+    never started or already ended."""
+    record = await request.app[RETRACE].cancel(await request_fields(request), principal_of(request))
+    return json_answer(record.model_dump(mode="json"))
+
+
+def routes() -> list[Route]:
+    """Routes of this module."""
+    out = []
+    for name, handler, summary, status in (
+        ("start", start, "Retrace: start a deployment", 201),
+        ("complete", complete, "Retrace: complete a deployment", 200),
+        ("cancel", cancel, "Retrace: cancel a deployment", 200),
+    ):
+        out.append(
+            Route(
+                "POST",
+                f"{BASE}/{name}",
+                handler,
+                summary,
+                "retrace",
+                body=RetraceIn,
+                response=Deployment,
+                status=status,
+            )
+        )
+    return out

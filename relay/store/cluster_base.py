@@ -1,0 +1,32 @@
+"""What several relay instances on one database share beyond the outbox itself: leases
+renewed while a send is in flight, the circuit breakers' state, and wake-ups when another
+instance commits due deliveries. Stores of one process implement them trivially."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from relay.circuit import CircuitSnapshot
+
+CircuitChange = Callable[[CircuitSnapshot], CircuitSnapshot]
+
+
+class ClusterStore(Protocol):
+    """The multi-instance side of the Store."""
+
+    async def renew(self, owner: str, ids: Sequence[str], until: datetime) -> int:
+        """Extend to `until` the leases `owner` still holds on pending deliveries `ids`;
+        how many it still held."""
+
+    async def update_circuit(self, forwarder: str, change: CircuitChange) -> CircuitSnapshot:
+        """Apply the pure function `change` to the forwarder's shared circuit state, with no
+        other writer in between; the new state."""
+
+    async def circuits(self) -> dict[str, CircuitSnapshot]:
+        """The shared circuit state of every forwarder that has one."""
+
+    def add_due_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever another process commits deliveries that are due now
+        (a database shared by several instances); a store of one process never does."""

@@ -1,0 +1,147 @@
+"""The Retrace dialect on a running relay: start, complete and cancel sequences, with the
+bodies of Stackify's documentation and `Authorization: ApiKey <token>`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import ClientResponse
+
+from relay.keys import STORE
+from tests.acceptance.api import WIRE_TIME, Client, assert_error, get_json
+from tests.support import CI_TOKEN, READ_TOKEN
+
+# The bodies of Retrace's documented curl examples: full for start, minimal for the rest.
+FULL = {
+    "Name": "BourneAgain",
+    "Uri": "localhost",
+    "Branch": "master",
+    "Commit": "rOapzPyAtzUR9s7yDJYlGz2vUYbcl0P6gMVglrygJ2",
+    "Version": "v1.0",
+    "AppName": "FooApp",
+    "EnvironmentName": "Prod",
+}
+MINIMAL = {"Version": "v1.0", "AppName": "FooApp", "EnvironmentName": "Prod"}
+
+
+async def retrace(
+    client: Client, command: str, body: dict[str, Any], token: str = CI_TOKEN
+) -> ClientResponse:
+    """POST a Retrace command the way its curl examples do."""
+    return await client.post(
+        f"/api/v1/deployments/{command}",
+        data=json.dumps(body),
+        headers={"authorization": f"ApiKey {token}", "content-type": "application/json"},
+    )
+
+
+async def test_start_then_complete(client: Client) -> None:
+    """start records a deployment in progress; complete (minimal body) ends it as success."""
+    started = await retrace(client, "start", FULL)
+    assert started.status == 201, await started.text()
+    body = await started.json()
+    assert started.headers["Location"] == f"/components/fooapp/deployments/{body['id']}"
+    assert (body["component"], body["stage"], body["version"]) == ("fooapp", "Prod", "v1.0")
+    assert (body["status"], body["is_deploying"], body["code_name"]) == (
+        "building",
+        True,
+        "BourneAgain",
+    )
+    assert (body["branch"], body["commit_sha"]) == ("master", FULL["Commit"])
+    assert body["meta_data"] == {"uri": "localhost"}
+    assert WIRE_TIME.match(body["started_at"]) and body["finished_at"] is None
+    completed = await retrace(client, "complete", MINIMAL)
+    assert completed.status == 200, await completed.text()
+    done = await completed.json()
+    assert (done["id"], done["status"], done["result"], done["is_live"]) == (
+        body["id"],
+        "success",
+        "success",
+        True,
+    )
+    record = await get_json(client, f"/components/fooapp/deployments/{body['id']}")
+    assert record["status"] == "success" and WIRE_TIME.match(record["finished_at"])
+
+
+async def test_start_then_cancel(client: Client) -> None:
+    """start (minimal body, Name defaults to Version) then cancel ends it as aborted."""
+    started = await retrace(client, "start", MINIMAL)
+    assert started.status == 201
+    assert (await started.json())["code_name"] == "v1.0"
+    cancelled = await retrace(client, "cancel", FULL)
+    assert cancelled.status == 200
+    assert (await cancelled.json())["status"] == "aborted"
+
+
+async def test_complete_or_cancel_never_started_is_409(client: Client) -> None:
+    """Nothing was started with these three values: complete and cancel say so."""
+    for command in ("complete", "cancel"):
+        error = await assert_error(
+            await retrace(client, command, MINIMAL), 409, "deployment_not_started"
+        )
+        assert "was started" in error["message"] and "start" in error["message"]
+    await retrace(client, "start", MINIMAL)
+    other_version = {**MINIMAL, "Version": "v2.0"}
+    await assert_error(await retrace(client, "complete", other_version), 409)
+    other_stage = {**MINIMAL, "EnvironmentName": "QA"}
+    await assert_error(await retrace(client, "cancel", other_stage), 409)
+
+
+async def test_start_while_in_progress_is_409(client: Client) -> None:
+    """A second start of the same deployment before it ended is refused."""
+    assert (await retrace(client, "start", FULL)).status == 201
+    error = await assert_error(await retrace(client, "start", MINIMAL), 409, "invalid_transition")
+    assert "already in progress" in error["message"]
+    assert error["current_status"] == "building"
+
+
+async def test_complete_after_cancel_is_409(client: Client) -> None:
+    """Once cancelled, the deployment cannot be completed (nor cancelled again)."""
+    await retrace(client, "start", MINIMAL)
+    assert (await retrace(client, "cancel", MINIMAL)).status == 200
+    error = await assert_error(await retrace(client, "complete", MINIMAL), 409)
+    assert "cancelled" in error["message"] and error["current_status"] == "aborted"
+    error = await assert_error(await retrace(client, "cancel", MINIMAL), 409)
+    assert error["allowed_next"] == []
+
+
+async def test_complete_twice_is_409_and_a_new_start_is_a_new_deployment(client: Client) -> None:
+    """After complete, complete again is refused; start again begins a second deployment."""
+    first = await (await retrace(client, "start", MINIMAL)).json()
+    await retrace(client, "complete", MINIMAL)
+    error = await assert_error(await retrace(client, "complete", MINIMAL), 409)
+    assert "already completed" in error["message"]
+    again = await retrace(client, "start", MINIMAL)
+    assert again.status == 201
+    second = await again.json()
+    assert second["id"] != first["id"]
+    done = await (await retrace(client, "complete", MINIMAL)).json()
+    assert done["id"] == second["id"]
+
+
+async def test_bad_bodies_and_tokens(client: Client) -> None:
+    """Missing fields → 422; an AppName that cannot be a slug → 422; bad token → 401;
+    a read-only token → 403."""
+    error = await assert_error(await retrace(client, "start", {"AppName": "FooApp"}), 422)
+    assert {d["field"] for d in error["details"]} == {"EnvironmentName", "Version"}
+    error = await assert_error(
+        await retrace(client, "start", {**MINIMAL, "AppName": "Foo App!"}), 422
+    )
+    assert error["details"][0]["field"] == "AppName" and "Foo App!" in error["message"]
+    await assert_error(await retrace(client, "start", MINIMAL, token="wrong-token"), 401)
+    await assert_error(await retrace(client, "start", MINIMAL, token=READ_TOKEN), 403)
+
+
+async def test_events_follow_the_sequence(client: Client) -> None:
+    """start → complete records deployment.started then deployment.completed."""
+    body = await (await retrace(client, "start", MINIMAL)).json()
+    await retrace(client, "complete", MINIMAL)
+    rows = await client.app[STORE].events_between(
+        datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    )
+    assert [(e.type, e.deployment_id) for e in rows] == [
+        ("deployment.started", body["id"]),
+        ("deployment.completed", body["id"]),
+    ]

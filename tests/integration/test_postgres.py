@@ -1,0 +1,61 @@
+"""The PostgreSQL store (relay/store/postgres*.py) on a real server, against the shared
+store and outbox contracts, plus what only a shared database has to get right."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+
+from relay.models import Deployment
+from relay.store import open_store
+from relay.store.base import Store
+from relay.store.postgres import PostgresStore
+from relay.store.postgres_events import insert_events
+from tests.feed_contract import FeedContract
+from tests.lifecycle_contract import LifecycleContract
+from tests.outbox_contract import OutboxContract, later_command
+from tests.store_contract import StoreContract
+
+
+@pytest.fixture
+async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """An opened PostgresStore on a fresh schema."""
+    store = PostgresStore(pg_url, pool_max=4)
+    await store.open()
+    yield store
+    await store.close()
+
+
+class TestPostgresStore(StoreContract):
+    """PostgresStore behaves like every other store."""
+
+
+class TestPostgresOutbox(OutboxContract):
+    """PostgresStore's outbox behaves like every other store's."""
+
+    async def later_event(
+        self, store: Store, record: Deployment, forwarders: tuple[str, ...], at: datetime
+    ) -> list[str]:
+        """Insert another event of the deployment with its outbox rows (as a lifecycle
+        transition would)."""
+        assert isinstance(store, PostgresStore)
+        command = later_command(record, forwarders, at)
+        item = (command.event, record.id, record.component, command.deliveries)
+        await store.engine.run(lambda conn: insert_events(conn, store.engine, [item]))
+        return [d.id for d in command.deliveries]
+
+
+class TestPostgresLifecycle(LifecycleContract):
+    """PostgresStore passes the lifecycle contract."""
+
+
+class TestPostgresFeed(FeedContract):
+    """PostgresStore's feed reads behave like every other store's."""
+
+
+def test_postgresql_urls_open_a_postgres_store() -> None:
+    """`postgresql://` and `postgres://` URLs select the PostgreSQL store."""
+    assert isinstance(open_store("postgresql://u:p@127.0.0.1:5432/relay"), PostgresStore)
+    assert isinstance(open_store("postgres://127.0.0.1/relay", pool_max=3), PostgresStore)
