@@ -30,6 +30,7 @@ from relay.keys import (
     METRICS,
     OPENAPI,
     OUTPUTS,
+    PRUNER,
     RECORDS,
     RELEASES,
     RETRACE,
@@ -45,6 +46,7 @@ from relay.openapi import build_openapi
 from relay.outputs import OutputService
 from relay.plugins import Registry, default_registry
 from relay.releases import ReleaseService
+from relay.retention import Pruner
 from relay.retrace import RetraceService
 from relay.service import RecordService, planner_for
 from relay.settings import Settings
@@ -150,6 +152,8 @@ def create_app(
     if dispatch:
         app.cleanup_ctx.append(_dispatch_lifecycle)
     app.cleanup_ctx.append(_feed_lifecycle)
+    app[PRUNER] = Pruner.from_settings(store, settings.storage.retention)
+    app.cleanup_ctx.append(_retention_lifecycle)  # after the store's: stops before it closes
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -240,6 +244,12 @@ async def _feed_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[FEED].start()
     yield
     await app[FEED].stop()
+
+
+async def _retention_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[PRUNER].start(ready=app[STORE_OPENED])
+    yield
+    await app[PRUNER].stop()
 
 
 async def _close_streams(app: web.Application) -> None:

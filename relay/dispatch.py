@@ -156,19 +156,24 @@ class Dispatcher:
         if time.monotonic() - self._refreshed_at >= SHARED_REFRESH:
             self._refreshed_at = time.monotonic()
             await adopt_shared_state(self.store, self.targets)
+        wanted = [(t, self._allowance(t, now)) for t in self.targets.values()]
+        wanted = [(t, n) for t, n in wanted if n > 0]
+        if not wanted:
+            return 0
+        # Renewed while the send is in flight (see _renew_leases).
+        lease_until = now + timedelta(seconds=self.lease)
+        # All forwarders' claims at once: with group commit they share one transaction.
+        results = await asyncio.gather(
+            *(self.store.claim(t.config.name, n, now, lease_until, self.owner) for t, n in wanted),
+            return_exceptions=True,
+        )
         total = 0
-        for target in self.targets.values():
-            if target.disabled_reason is not None or not target.config.enabled:
+        for (target, _), claims in zip(wanted, results, strict=True):
+            if isinstance(claims, BaseException):
+                # Its leases (if any were taken) run out and the deliveries come back.
+                log.error("claim_failed", forwarder=target.config.name, error=str(claims))
                 continue
-            free = target.config.concurrency - target.in_flight
-            allowed = target.breaker.allowance(now, free)
-            if allowed <= 0:
-                continue
-            # Renewed while the send is in flight (see _renew_leases).
-            lease_until = now + timedelta(seconds=self.lease)
-            claims = await self.store.claim(
-                target.config.name, allowed, now, lease_until, self.owner
-            )
+            total += len(claims)
             for claimed in claims:
                 target.breaker.on_claimed(now)
                 target.in_flight += 1
@@ -176,8 +181,13 @@ class Dispatcher:
                 task = asyncio.create_task(self._deliver(target, claimed))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
-            total += len(claims)
         return total
+
+    @staticmethod
+    def _allowance(target: Target, now: datetime) -> int:
+        if target.disabled_reason is not None or not target.config.enabled:
+            return 0
+        return target.breaker.allowance(now, target.config.concurrency - target.in_flight)
 
     async def _deliver(self, target: Target, claimed: Claimed) -> None:
         signal: Signal | None = None

@@ -39,7 +39,7 @@ class SqliteCluster:
         if not rows:
             return 0
         return await self.engine.write(
-            lambda conn: conn.executemany(sql.RENEW_LEASE, rows).rowcount
+            lambda conn: conn.executemany(sql.RENEW_LEASE, rows).rowcount, durable=False
         )
 
     async def update_circuit(self, forwarder: str, change: CircuitChange) -> CircuitSnapshot:

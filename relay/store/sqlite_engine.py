@@ -37,6 +37,7 @@ class _Item:
     bulk: Bulk | None
     payload: Any
     future: asyncio.Future[Any]
+    durable: bool = True
 
 
 log = structlog.get_logger("relay.store")
@@ -158,12 +159,16 @@ class SqliteEngine:
             self._writer.close()
             self._writer = None
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `op` in the next group commit; return once its transaction is durable."""
+    async def write(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """Run `op` in the next group commit; return once its transaction is committed.
+
+        `durable=False` is for bookkeeping whose loss only means work done again (leases,
+        delivery outcomes: at-least-once): a commit made only of such writes skips the
+        fsync. It still survives a crash of relay, just not of the machine."""
         if self._task is None or self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(op, None, None, future))
+        self._queue.put_nowait(_Item(op, None, None, future, durable))
         return await future
 
     async def write_bulk(self, bulk: Bulk, payload: Any) -> Any:
@@ -231,14 +236,21 @@ class SqliteEngine:
         assert conn is not None
         conn.row_factory = sqlite3.Row
         outcomes: list[tuple[bool, Any]] = []
+        relaxed = not any(item.durable for item in batch)
         try:
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             for group in _groups(batch):
                 outcomes += self._apply_group(conn, group)
             conn.execute("COMMIT")
+            if relaxed:
+                conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if relaxed:
+                conn.execute("PRAGMA synchronous=FULL")
             log.error("store_write_failed", error=str(exc), batch=len(batch))
             for hook in self.on_failure:
                 hook()

@@ -98,11 +98,12 @@ class SqliteOutbox:
             conn.executemany(sql.LEASE, [(lease, owner, r["id"]) for r in rows])
             return [_claimed(r) for r in rows]
 
-        return await self.engine.write(op)
+        return await self.engine.write(op, durable=False)
 
     async def complete(self, completion: Completion) -> None:
         """Write the attempt and the delivery's new state in one transaction."""
-        await self.engine.write(lambda conn: _complete(conn, completion))
+        # Losing an outcome to a power cut only means sending again (at-least-once).
+        await self.engine.write(lambda conn: _complete(conn, completion), durable=False)
 
     async def release_claims(self, owner: str | None = None) -> int:
         """Clear leases so that every pending delivery can be claimed again."""
