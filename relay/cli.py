@@ -59,6 +59,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _worker(settings: Settings) -> None:
     from relay.app import build_dispatcher
     from relay.http import AiohttpTransport
+    from relay.retention import Pruner
     from relay.store.opening import open_with_retry
 
     store = open_store(
@@ -76,8 +77,11 @@ async def _worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await dispatcher.start()
+    pruner = Pruner.from_settings(store, settings.storage.retention)
+    pruner.start()
     log.info("worker_started", forwarders=sorted(dispatcher.targets))
     await stop.wait()
+    await pruner.stop()
     await dispatcher.stop(settings.delivery.shutdown_grace)
     await transport.close()
     await store.close()

@@ -24,7 +24,7 @@ import structlog
 
 from relay.auth import Principal
 from relay.errors import RelayError
-from relay.feed_frames import Frame, covers, merge, ping_frame, skipped_frame
+from relay.feed_frames import STREAMS, Frame, covers, merge, ping_frame, skipped_frame
 from relay.store.feed_base import FeedCursor, FeedPage, FeedStore
 from relay.timeutil import utcnow
 
@@ -212,8 +212,10 @@ class Feed:
         # An id from the future (e.g. of a database since replaced) means "from now".
         cursor = _earliest(cursor, await self.store.feed_position())
         while subscriber.closed is None:
+            known = await self._ensure_position()  # committed before the page is read
             page = await self.store.feed_after(cursor, PAGE)
             frames, cursor = merge(page, cursor, PAGE)
+            cursor = _over_gaps(cursor, page, known)
             for frame in frames:
                 if subscriber.closed is not None:
                     return
@@ -275,6 +277,19 @@ class Feed:
 
 def _full(page: FeedPage) -> bool:
     return max(len(page.events), len(page.attempts), len(page.outputs)) >= PAGE
+
+
+def _over_gaps(cursor: FeedCursor, page: FeedPage, known: FeedCursor) -> FeedCursor:
+    """`cursor` moved past rows that retention deleted: a stream with no row after the
+    cursor has none up to `known` (rows committed before the read) any more either."""
+    return FeedCursor(
+        **{
+            s: getattr(cursor, s)
+            if getattr(page, s)
+            else max(getattr(cursor, s), getattr(known, s))
+            for s in STREAMS
+        }
+    )
 
 
 def _earliest(a: FeedCursor, b: FeedCursor) -> FeedCursor:

@@ -15,6 +15,7 @@ from relay.http import AiohttpTransport
 from relay.metrics import Metrics
 from relay.outputs import OutputService
 from relay.releases import ReleaseService
+from relay.retention import Pruner
 from relay.retrace import RetraceService
 from relay.service import RecordService
 from relay.settings import Settings
@@ -37,6 +38,7 @@ OUTPUTS = web.AppKey("outputs", OutputService)
 RETRACE = web.AppKey("retrace", RetraceService)
 RELEASES = web.AppKey("releases", ReleaseService)
 FEED = web.AppKey("feed", Feed)
+PRUNER = web.AppKey("pruner", Pruner)
 
 # Request-scoped values set by middlewares.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -51,11 +51,39 @@ class ServerSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """How long rows are kept (`[storage.retention]`); 0 or absent keeps them forever."""
+
+    attempts: Duration = Field(
+        default=0.0, description="Attempts of finished deliveries older than this are deleted."
+    )
+    deliveries: Duration = Field(
+        default=0.0, description="Finished deliveries older than this go, with their attempts."
+    )
+    events: Duration = Field(
+        default=0.0,
+        description="Events older than this go, with their deliveries, once none is pending.",
+    )
+    deployments: Duration = Field(
+        default=0.0,
+        description="Deployments and builds last changed longer ago go, with everything "
+        "about them; the latest and the live one of each component and stage stay.",
+    )
+    idempotency_keys: Duration = Field(
+        default=0.0, description="Stored answers of Idempotency-Key requests older than this."
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Rows per delete transaction."
+    )
+    interval: Duration = Field(default=600.0, gt=0, description="Pause between pruning rounds.")
+
+
 class StorageSettings(_Section):
     url: str = "sqlite:///data/relay.db"
     # PostgreSQL only: connections each relay instance keeps (plus one for LISTEN).
     pool_min: int = Field(default=1, ge=0, description="Connections opened at start.")
     pool_max: int = Field(default=10, ge=1, description="Most connections at once.")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class DeliverySettings(_Section):

@@ -52,12 +52,17 @@ def make_settings(
     *,
     tokens: list[dict[str, Any]] | None = None,
     server: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
 ) -> Settings:
-    """Settings for a relay on the SQLite file `db` (in memory when None) with test tokens."""
+    """Settings for a relay on the SQLite file `db` (in memory when None) with test tokens
+    (and more `[storage]` keys, e.g. `retention`)."""
     return build_settings(
         {
             "server": server or {},
-            "storage": {"url": sqlite_url(db) if db is not None else "memory://"},
+            "storage": {
+                "url": sqlite_url(db) if db is not None else "memory://",
+                **(storage or {}),
+            },
             "tokens": TOKENS if tokens is None else tokens,
             "logging": {"format": "json"},
         }

@@ -10,6 +10,7 @@ from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, Forwarde
 from relay.store.cluster_base import ClusterStore
 from relay.store.feed_base import FeedStore
 from relay.store.lifecycle_base import LifecycleStore
+from relay.store.retention_base import RetentionStore
 
 
 @dataclass(frozen=True)
@@ -267,5 +268,7 @@ class OutboxStore(Protocol):
         """Disabled forwarders and why."""
 
 
-class Store(RecordStore, OutboxStore, FeedStore, LifecycleStore, ClusterStore, Protocol):
+class Store(
+    RecordStore, OutboxStore, FeedStore, LifecycleStore, ClusterStore, RetentionStore, Protocol
+):
     """Domain operations on durable storage; implemented per backend."""

@@ -23,6 +23,7 @@ from relay.store.memory_cluster import MemoryCluster
 from relay.store.memory_feed import MemoryFeed
 from relay.store.memory_lifecycle import MemoryLifecycle
 from relay.store.memory_outbox import MemoryOutbox
+from relay.store.memory_retention import MemoryRetention
 from relay.timeutil import utcnow
 
 
@@ -30,7 +31,7 @@ def _occurred(d: Deployment) -> datetime:
     return d.finished_at or d.started_at or d.created_at
 
 
-class MemoryStore(MemoryFeed, MemoryCluster, MemoryLifecycle, MemoryOutbox):
+class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox):
     """Keeps everything in dicts; for tests that need no I/O."""
 
     def __init__(self) -> None:
@@ -38,6 +39,7 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryLifecycle, MemoryOutbox):
         self.records: dict[str, tuple[int, Deployment]] = {}
         self.components: dict[str, datetime] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, StoredAnswer]] = {}
+        self.idempotency_at: dict[tuple[str, str], datetime] = {}
         self.tokens: list[TokenRecord] = []
         self._seq = 0
 
@@ -72,6 +74,7 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryLifecycle, MemoryOutbox):
         await self.add_deliveries([(event, d) for d in command.deliveries])
         if idem is not None:
             self.idempotency[(idem.scope, idem.key)] = (idem.fingerprint, command.answer)
+            self.idempotency_at[(idem.scope, idem.key)] = rec.created_at
         return RecordResult(answer=command.answer, replayed=False)
 
     def _replay(self, idem: IdempotencyRequest) -> RecordResult | None:
@@ -91,7 +94,7 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryLifecycle, MemoryOutbox):
         if found is None or found[1].kind != kind or found[1].component != component:
             return None
         summary = [
-            DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=len(r.attempts))
+            DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=r.tries)
             for r in sorted(self.rows.values(), key=lambda r: (r.event.seq, r.forwarder))
             if r.event.deployment_id == record_id
         ]

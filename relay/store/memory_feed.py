@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from relay.models import Attempt, Deployment
 from relay.store.base import EventRow
 from relay.store.feed_base import FeedAttempt, FeedCursor, FeedEvent, FeedOutput, FeedPage
@@ -39,30 +41,29 @@ def _attempt(seq: int, row: Row, attempt: Attempt) -> FeedAttempt:
 class MemoryFeed:
     """Feed reads over the memory store's lists; mixed into MemoryStore.
 
-    An attempt's seq is its 1-based position in `attempt_log`, as `attempts.id` is
-    in SQLite."""
+    Each list is in seq order (`attempt_log` holds each attempt's seq, as `attempts.id`
+    in SQLite), with gaps where retention deleted rows."""
 
     event_rows: list[EventRow]
-    attempt_log: list[tuple[Row, Attempt]]
+    attempt_log: list[tuple[int, Row, Attempt]]
     outputs: list[OutputRow]
     records: dict[str, tuple[int, Deployment]]
 
     async def feed_position(self) -> FeedCursor:
-        """The newest event seq, attempt number and output line seq."""
-        last_event = max((e.seq for e in self.event_rows), default=0)
+        """The newest event seq, attempt seq and output line seq still stored."""
         return FeedCursor(
-            events=last_event, attempts=len(self.attempt_log), outputs=len(self.outputs)
+            events=max((e.seq for e in self.event_rows), default=0),
+            attempts=self.attempt_log[-1][0] if self.attempt_log else 0,
+            outputs=self.outputs[-1].seq if self.outputs else 0,
         )
 
     async def feed_after(self, cursor: FeedCursor, limit: int) -> FeedPage:
         """Events, attempts and output lines after `cursor`, at most `limit` of each."""
         events = sorted((e for e in self.event_rows if e.seq > cursor.events), key=lambda e: e.seq)
-        start = min(cursor.attempts, len(self.attempt_log))
-        attempts = [
-            _attempt(start + i + 1, row, attempt)
-            for i, (row, attempt) in enumerate(self.attempt_log[start : start + limit])
-        ]
-        outputs = [self._output(o) for o in self.outputs[cursor.outputs : cursor.outputs + limit]]
+        after = (item for item in self.attempt_log if item[0] > cursor.attempts)
+        attempts = [_attempt(seq, row, attempt) for seq, row, attempt in islice(after, limit)]
+        lines = (o for o in self.outputs if o.seq > cursor.outputs)
+        outputs = [self._output(o) for o in islice(lines, limit)]
         return FeedPage(
             events=[_event(e) for e in events[:limit]], attempts=attempts, outputs=outputs
         )

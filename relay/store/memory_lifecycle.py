@@ -20,7 +20,7 @@ from relay.store.memory_outbox import MemoryOutbox
 
 @dataclass(frozen=True)
 class OutputRow:
-    """One appended line; `seq` is its 1-based position in `outputs`, as in SQLite."""
+    """One appended line; `seq` numbers every line ever appended, as in SQLite."""
 
     seq: int
     deployment_id: str
@@ -41,6 +41,7 @@ class MemoryLifecycle(MemoryOutbox):
     def __init__(self) -> None:
         super().__init__()
         self.outputs: list[OutputRow] = []
+        self.output_seq = 0
         self.releases: dict[str, ReleaseRow] = {}
         self._release_links: dict[str, list[str]] = {}
 
@@ -152,7 +153,8 @@ class MemoryLifecycle(MemoryOutbox):
         if after.bytes > limit_bytes:
             return None
         for line in lines:
-            self.outputs.append(OutputRow(len(self.outputs) + 1, deployment_id, at, line))
+            self.output_seq += 1
+            self.outputs.append(OutputRow(self.output_seq, deployment_id, at, line))
         return after
 
     async def read_output(self, deployment_id: str) -> list[str]:

@@ -22,6 +22,8 @@ class Row:
     created_at: datetime
     status: DeliveryStatus = "pending"
     attempts: list[Attempt] = field(default_factory=list)
+    # Attempts ever made: retention may delete old ones from `attempts`, not from the count.
+    tries: int = 0
     locked_until: datetime | None = None
     owner: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
@@ -40,7 +42,7 @@ class Row:
             component=self.component,
             forwarder=self.forwarder,
             status=self.status,
-            attempts=len(self.attempts),
+            attempts=self.tries,
             next_attempt_at=self.next_attempt_at if self.status == "pending" else None,
             last_error=self.last_error,
             last_status_code=self.last_status_code,
@@ -59,8 +61,10 @@ class MemoryOutbox:
         self.event_rows: list[EventRow] = []
         self.shared: dict[tuple[str, str], dict[str, Any]] = {}
         self.disabled: dict[str, str] = {}
-        # Every attempt in the order it was recorded: the live feed reads it by position.
-        self.attempt_log: list[tuple[Row, Attempt]] = []
+        # Every attempt with its seq (as `attempts.id` in SQLite), in the order it was
+        # recorded: the live feed reads it. Seqs are never reused, even once pruned.
+        self.attempt_log: list[tuple[int, Row, Attempt]] = []
+        self.attempt_seq = 0
 
     def _blocked(self, row: Row) -> bool:
         return any(
@@ -95,7 +99,7 @@ class MemoryOutbox:
                 Claimed(
                     id=r.id,
                     forwarder=r.forwarder,
-                    attempts=len(r.attempts),
+                    attempts=r.tries,
                     deployment_id=r.event.deployment_id,
                     event_id=r.event.id,
                     event_type=r.event.type,
@@ -111,7 +115,9 @@ class MemoryOutbox:
         """Apply an attempt's outcome."""
         r = self.rows[completion.delivery_id]
         r.attempts.append(completion.attempt)
-        self.attempt_log.append((r, completion.attempt))
+        r.tries += 1
+        self.attempt_seq += 1
+        self.attempt_log.append((self.attempt_seq, r, completion.attempt))
         r.status = completion.status
         r.next_attempt_at = completion.next_attempt_at or completion.finished_at
         r.locked_until = r.owner = None

@@ -28,6 +28,7 @@ from relay.store.postgres_events import insert_events
 from relay.store.postgres_feed import PostgresFeed
 from relay.store.postgres_lifecycle import PostgresLifecycle
 from relay.store.postgres_outbox import PostgresOutbox
+from relay.store.postgres_retention import PostgresRetention
 from relay.store.postgres_rows import deployment, deployment_columns
 from relay.timeutil import utcnow
 
@@ -46,7 +47,7 @@ def _token(row: asyncpg.Record) -> TokenRecord:
     )
 
 
-class PostgresStore(PostgresFeed, PostgresLifecycle, PostgresOutbox):
+class PostgresStore(PostgresFeed, PostgresRetention, PostgresLifecycle, PostgresOutbox):
     """Store backed by a PostgreSQL database that any number of relays may share."""
 
     def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 10) -> None:

@@ -404,3 +404,113 @@ SELECT o.seq, o.deployment_id, d.component, d.stage, o.created_at, o.text
 FROM outputs o JOIN deployments d ON d.id = o.deployment_id
 WHERE o.seq > $1 ORDER BY o.seq LIMIT $2
 """
+
+# -- retention (relay/store/postgres_retention.py) ----------------------------------------
+# Instances prune one batch at a time: rules of different instances running at once could
+# lock the same rows in opposite orders (an event, then its deliveries; a deployment's
+# deliveries, then its events). Held until the end of the batch's transaction.
+RETENTION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('relay.retention.' || current_schema()))"
+# One statement per rule: pick at most $2 rows older than $1 (SKIP LOCKED: rows a send or a
+# retry is changing are left for the next batch), delete them and what goes with them
+# (foreign keys are checked at the end of the statement), count. A row that became pending
+# meanwhile is re-checked under its lock and left alone.
+PRUNE_ATTEMPTS = """
+WITH doomed AS (
+    SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+    WHERE a.started_at < $1 AND d.status <> 'pending'
+    LIMIT $2 FOR UPDATE OF a SKIP LOCKED
+), a AS (
+    DELETE FROM attempts WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM a) AS attempts
+"""
+PRUNE_DELIVERIES = """
+WITH doomed AS (
+    SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), a AS (
+    DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM doomed) RETURNING 1
+), d AS (
+    DELETE FROM deliveries WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM a) AS attempts, (SELECT count(*) FROM d) AS deliveries
+"""
+PRUNE_EVENTS = """
+WITH doomed AS (
+    SELECT e.id FROM events e
+    WHERE e.created_at < $1
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending'
+      )
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), dl AS (
+    SELECT id FROM deliveries
+    WHERE event_id IN (SELECT id FROM doomed) AND status <> 'pending'
+    FOR UPDATE
+), a AS (
+    DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM dl) RETURNING 1
+), d AS (
+    DELETE FROM deliveries WHERE id IN (SELECT id FROM dl) RETURNING 1
+), e AS (
+    DELETE FROM events WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM a) AS attempts, (SELECT count(*) FROM d) AS deliveries,
+       (SELECT count(*) FROM e) AS events
+"""
+# Never the latest record of its component, kind and stage, nor the live deployment. A
+# delivery has its event's deployment_id (INSERT_EVENTS, ADD_DELIVERIES).
+PRUNE_DEPLOYMENTS = """
+WITH doomed AS (
+    SELECT d.id FROM deployments d
+    WHERE d.updated_at < $1
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries p WHERE p.deployment_id = d.id AND p.status = 'pending'
+      )
+      AND EXISTS (
+          SELECT 1 FROM deployments n
+          WHERE n.component = d.component AND n.kind = d.kind
+            AND n.stage IS NOT DISTINCT FROM d.stage
+            AND (n.occurred_at, n.seq) > (d.occurred_at, d.seq)
+      )
+      AND (d.kind <> 'deployment' OR d.status <> 'success' OR EXISTS (
+          SELECT 1 FROM deployments n
+          WHERE n.component = d.component AND n.kind = 'deployment' AND n.status = 'success'
+            AND n.stage IS NOT DISTINCT FROM d.stage
+            AND (n.occurred_at, n.seq) > (d.occurred_at, d.seq)
+      ))
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), dl AS (
+    SELECT id FROM deliveries
+    WHERE deployment_id IN (SELECT id FROM doomed) AND status <> 'pending'
+    FOR UPDATE
+), a AS (
+    DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM dl) RETURNING 1
+), d AS (
+    DELETE FROM deliveries WHERE id IN (SELECT id FROM dl) RETURNING 1
+), e AS (
+    DELETE FROM events WHERE deployment_id IN (SELECT id FROM doomed) RETURNING 1
+), s AS (
+    DELETE FROM delivery_shared WHERE deployment_id IN (SELECT id FROM doomed)
+), o AS (
+    DELETE FROM outputs WHERE deployment_id IN (SELECT id FROM doomed) RETURNING 1
+), t AS (
+    DELETE FROM output_totals WHERE deployment_id IN (SELECT id FROM doomed)
+), l AS (
+    DELETE FROM release_deployments WHERE deployment_id IN (SELECT id FROM doomed)
+), x AS (
+    DELETE FROM deployments WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM a) AS attempts, (SELECT count(*) FROM d) AS deliveries,
+       (SELECT count(*) FROM e) AS events, (SELECT count(*) FROM o) AS outputs,
+       (SELECT count(*) FROM x) AS deployments
+"""
+PRUNE_IDEMPOTENCY_KEYS = """
+WITH doomed AS (
+    SELECT scope, key FROM idempotency_keys WHERE created_at < $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), k AS (
+    DELETE FROM idempotency_keys i USING doomed
+    WHERE i.scope = doomed.scope AND i.key = doomed.key RETURNING 1
+)
+SELECT (SELECT count(*) FROM k) AS idempotency_keys
+"""

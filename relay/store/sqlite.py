@@ -27,6 +27,7 @@ from relay.store.sqlite_feed import SqliteFeed
 from relay.store.sqlite_lifecycle import SqliteLifecycle
 from relay.store.sqlite_outbox import SqliteOutbox
 from relay.store.sqlite_releases import SqliteReleases
+from relay.store.sqlite_retention import SqliteRetention
 from relay.store.sqlite_rows import (
     db_time,
     decide_rollback,
@@ -52,7 +53,9 @@ def _cursor(row: sqlite3.Row) -> Cursor:
     return Cursor(occurred_at=parse_db(row["occurred_at"]), seq=row["seq"])
 
 
-class SqliteStore(SqliteFeed, SqliteCluster, SqliteLifecycle, SqliteReleases, SqliteOutbox):
+class SqliteStore(
+    SqliteFeed, SqliteCluster, SqliteRetention, SqliteLifecycle, SqliteReleases, SqliteOutbox
+):
     """Store backed by one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:

@@ -273,3 +273,63 @@ ON CONFLICT (name) DO UPDATE SET failures = excluded.failures,
     opened_until = excluded.opened_until, cooldown_ms = excluded.cooldown_ms,
     updated_at = excluded.updated_at
 """
+
+# -- retention (relay/store/sqlite_retention.py) -----------------------------------
+# Each rule picks at most one batch of its own rows (the indexes of migration 0005 find
+# them by time), then deletes them and what goes with them, one id at a time.
+OLD_ATTEMPTS = """
+SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE a.started_at < ? AND d.status <> 'pending'
+LIMIT ?
+"""
+DELETE_ATTEMPT = "DELETE FROM attempts WHERE id = ?"
+# `status <> 'pending'` exactly as in the partial index deliveries_finished.
+OLD_DELIVERIES = """
+SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < ?
+LIMIT ?
+"""
+DELETE_DELIVERY_ATTEMPTS = "DELETE FROM attempts WHERE delivery_id = ?"
+DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
+OLD_EVENTS = """
+SELECT e.id FROM events e
+WHERE e.created_at < ?
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+LIMIT ?
+"""
+DELETE_EVENT_ATTEMPTS = """
+DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?)
+"""
+DELETE_EVENT_DELIVERIES = "DELETE FROM deliveries WHERE event_id = ?"
+DELETE_EVENT = "DELETE FROM events WHERE id = ?"
+# Never the latest record of its component, kind and stage, nor the live deployment.
+OLD_DEPLOYMENTS = """
+SELECT d.id FROM deployments d
+WHERE d.updated_at < ?
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries p WHERE p.deployment_id = d.id AND p.status = 'pending'
+  )
+  AND EXISTS (
+      SELECT 1 FROM deployments n
+      WHERE n.component = d.component AND n.kind = d.kind AND n.stage IS d.stage
+        AND (n.occurred_at, n.seq) > (d.occurred_at, d.seq)
+  )
+  AND (d.kind <> 'deployment' OR d.status <> 'success' OR EXISTS (
+      SELECT 1 FROM deployments n
+      WHERE n.component = d.component AND n.kind = 'deployment' AND n.status = 'success'
+        AND n.stage IS d.stage AND (n.occurred_at, n.seq) > (d.occurred_at, d.seq)
+  ))
+LIMIT ?
+"""
+# A delivery has its event's deployment_id (insert_event, add_deliveries).
+DELETE_DEPLOYMENT_ATTEMPTS = """
+DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE deployment_id = ?)
+"""
+DELETE_DEPLOYMENT_DELIVERIES = "DELETE FROM deliveries WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_EVENTS = "DELETE FROM events WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_SHARED = "DELETE FROM delivery_shared WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_OUTPUTS = "DELETE FROM outputs WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_OUTPUT_TOTALS = "DELETE FROM output_totals WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_LINKS = "DELETE FROM release_deployments WHERE deployment_id = ?"
+DELETE_DEPLOYMENT = "DELETE FROM deployments WHERE id = ?"
+OLD_IDEMPOTENCY_KEYS = "SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?"
+DELETE_IDEMPOTENCY_KEY = "DELETE FROM idempotency_keys WHERE rowid = ?"

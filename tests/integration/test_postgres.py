@@ -3,6 +3,7 @@ store and outbox contracts, plus what only a shared database has to get right.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -13,10 +14,23 @@ from relay.store import open_store
 from relay.store.base import Store
 from relay.store.postgres import PostgresStore
 from relay.store.postgres_events import insert_events
+from relay.store.retention_base import PruneResult, RetentionPolicy
 from tests.feed_contract import FeedContract
 from tests.lifecycle_contract import LifecycleContract
 from tests.outbox_contract import OutboxContract, later_command
+from tests.retention_contract import (
+    PRUNE_AT,
+    RECENT,
+    WEEK,
+    M,
+    RetentionContract,
+    S,
+    deploy,
+    drain,
+    settle,
+)
 from tests.store_contract import StoreContract
+from tests.support import T0
 
 
 @pytest.fixture
@@ -55,7 +69,33 @@ class TestPostgresFeed(FeedContract):
     """PostgresStore's feed reads behave like every other store's."""
 
 
+class TestPostgresRetention(RetentionContract):
+    """PostgresStore prunes like every other store."""
+
+
 def test_postgresql_urls_open_a_postgres_store() -> None:
     """`postgresql://` and `postgres://` URLs select the PostgreSQL store."""
     assert isinstance(open_store("postgresql://u:p@127.0.0.1:5432/relay"), PostgresStore)
     assert isinstance(open_store("postgres://127.0.0.1/relay", pool_max=3), PostgresStore)
+
+
+async def test_instances_pruning_at_once_delete_every_old_row_once(
+    pg_url: str, store: PostgresStore
+) -> None:
+    """Two instances running every retention rule at once both finish without an error,
+    and between them delete each old row exactly once."""
+    for i in range(30):
+        await deploy(store, f"v{i}", at=T0 + i * S, forwarders=("hook", "other"))
+    await settle(store, "hook", "delivered", T0 + M)
+    await settle(store, "other", "dead", T0 + M)
+    await deploy(store, "latest", at=RECENT)
+    other = PostgresStore(pg_url, pool_max=4)
+    await other.open()
+    try:
+        policy = RetentionPolicy(WEEK, WEEK, WEEK, WEEK, WEEK)
+        results = await asyncio.gather(drain(store, policy, 4), drain(other, policy, 4))
+    finally:
+        await other.close()
+    total = sum((r for found in results for r in found), PruneResult())
+    assert total == PruneResult(attempts=60, deliveries=60, events=30, deployments=30)
+    assert await store.prune(policy, PRUNE_AT, 4) == PruneResult()

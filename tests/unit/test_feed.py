@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,10 +18,13 @@ from relay.feed_frames import Frame, log_frame, parse_id
 from relay.service import RecordService
 from relay.store.feed_base import FeedCursor, FeedPage
 from relay.store.memory import MemoryStore
+from relay.store.retention_base import RetentionPolicy
+from relay.timeutil import utcnow
 from tests.delivery_support import ADMIN, eventually
 from tests.outbox_contract import LEASE, NOW, completion
 from tests.support import T0, make_command, make_record
 
+_HOUR = timedelta(hours=1)
 WEB_ONLY = Principal(name="web", scopes=frozenset({"events:read"}), components=("web-*",))
 
 
@@ -329,3 +333,27 @@ async def test_subscribers_are_limited(make_feed: Any) -> None:
     assert refused.value.status == 503
     feed.leave(first)
     feed.subscribe(FeedFilter(ADMIN))
+
+
+async def test_resuming_from_a_pruned_position_replays_what_remains(make_feed: Any) -> None:
+    """A client resuming from an id whose rows retention deleted gets the rows that remain,
+    then live frames: no error, no stall."""
+    feed = await make_feed()
+    store = feed.store
+    records = service(store, feed)
+    watcher = feed.frames(feed.subscribe(FeedFilter(ADMIN)))
+    waiting = asyncio.ensure_future(anext(watcher))
+    await eventually(lambda: feed.live)
+    ids = [await record(records, version=f"v{i}") for i in range(3)]
+    got = [await asyncio.wait_for(waiting, 3), *await take(watcher, 2)]
+    assert deployment_ids(got) == ids  # the broker's position is past all three now
+    pruned = await store.prune(RetentionPolicy(events=timedelta(0)), utcnow() + _HOUR, 100)
+    assert pruned.events == 3
+    resumed = feed.frames(feed.subscribe(FeedFilter(ADMIN)), after=parse_id("1-0-0"))
+    following = asyncio.ensure_future(anext(resumed))
+    await eventually(lambda: len(feed.live) == 2)
+    later = await record(records, version="later")
+    frame = await asyncio.wait_for(following, 3)
+    assert (frame.data["deployment"]["id"], frame.id) == (later, "4-0-0")
+    for frames in (watcher, resumed):
+        await frames.aclose()
