@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/relay.toml
 
-.PHONY: run test lint pg unit integration acceptance bench format clean
+.PHONY: run test lint pg unit integration acceptance bench fuzz format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ pg: $(VENV)/.installed-dev
 
 test: lint pg
 	$(PY) -m pytest tests
+
+# A longer schemathesis run against /openapi.json (`make test` runs 15 examples each).
+fuzz: $(VENV)/.installed-dev
+	RELAY_FUZZ_EXAMPLES=500 $(PY) -m pytest -p no:cacheprovider --timeout=3600 \
+		tests/acceptance/test_schema_fuzz.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py

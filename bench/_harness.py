@@ -16,10 +16,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -105,6 +106,7 @@ class Outcome:
     sent: int
     statuses: dict[int, int]
     seconds: float  # first request sent to last answer received
+    started: float = 0.0  # time.monotonic() (CLOCK_MONOTONIC) of the first request
 
     def count(self, status: int) -> int:
         return self.statuses.get(status, 0)
@@ -116,8 +118,49 @@ class Outcome:
 
 class LoadGenerator(Protocol):
     name: str
+    # How run_many() spreads its loads over their servers (for the notes).
+    spread: str
 
     def run(self, load: Load, workdir: Path) -> Outcome: ...
+
+    def run_many(self, loads: Sequence[Load], workdir: Path) -> Outcome:
+        """The loads at once, one per server (several relay instances); one Outcome."""
+        ...
+
+
+def spread_load(load: Load, ports: Sequence[int]) -> list[Load]:
+    """`load` cut into one load per port: its requests and connections split evenly, as
+    a round-robin balancer in front of those servers would split them."""
+    parts = len(ports)
+    if load.concurrency < parts:
+        raise BenchError(f"{load.concurrency} connections cannot reach {parts} servers")
+    url = urlsplit(load.url)
+    return [
+        replace(
+            load,
+            url=urlunsplit(url._replace(netloc=f"{url.hostname}:{port}")),
+            requests=split(load.requests, parts)[i],
+            concurrency=split(load.concurrency, parts)[i],
+        )
+        for i, port in enumerate(ports)
+    ]
+
+
+def combine(outcomes: Sequence[Outcome]) -> Outcome:
+    """Loads that ran side by side as one: statuses added up, timed from the first
+    request of any to the last answer of any."""
+    statuses: dict[int, int] = {}
+    for o in outcomes:
+        for code, n in o.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    started = min(o.started for o in outcomes)
+    ended = max(o.started + o.seconds for o in outcomes)
+    return Outcome(sum(o.sent for o in outcomes), statuses, ended - started, started)
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` near-equal integers, the larger first."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 @dataclass(frozen=True)
@@ -140,6 +183,16 @@ def free_port() -> int:
         return port
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports (free_port() may hand one out twice in a row)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def child_env() -> dict[str, str]:
     """The environment of a server: RELAY_* variables removed, because they would
     override the benchmark's config file (a RELAY_STORAGE__URL would even move the
@@ -156,20 +209,26 @@ def relay_command() -> list[str]:
 def write_config(
     path: Path,
     *,
-    db: Path,
+    db: Path | str,
     port: int,
     token: str,
     forwarders: Sequence[Mapping[str, Any]] = (),
+    storage: Mapping[str, Any] | None = None,
 ) -> None:
-    """A relay config for a benchmark; `forwarders` become `[[forwarders]]` tables."""
+    """A relay config for a benchmark; `db` is a SQLite file (a Path) or a database URL
+    (a str), `storage` more `[storage]` keys (pool sizes), `forwarders` become
+    `[[forwarders]]` tables."""
+    url = f"sqlite:///{db.resolve()}" if isinstance(db, Path) else db
     lines = [
         "[server]",
         'host = "127.0.0.1"',
         f"port = {port}",
         "",
         "[storage]",
-        f"url = {_toml(f'sqlite:///{db.resolve()}')}",
+        f"url = {_toml(url)}",
+        *(f"{k} = {_toml(v)}" for k, v in (storage or {}).items()),
         "",
+        '[security]\nallow_networks = ["127.0.0.0/8"]',  # the sinks are on loopback
         "[[tokens]]",
         'name = "bench"',
         f"token = {_toml(token)}",
@@ -225,16 +284,22 @@ class Server:
         self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
         self.log_path = workdir / f"{name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._signalled = False
 
     def __enter__(self) -> Server:
+        self.spawn()
+        self._wait_ready()
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to be ready."""
         with self.log_path.open("wb") as log:
             # A file, not a pipe: nobody reads a pipe during a round and a full one
             # would block the server's logging, and so the server.
             self._proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=child_env()
             )
-        self._wait_ready()
-        return self
+        self._signalled = False
 
     def __exit__(
         self,
@@ -267,23 +332,82 @@ class Server:
         if self._proc is None or self._proc.poll() is not None:
             raise BenchError(f"{self.name} exited unexpectedly:\n{self.log_tail()}")
 
+    def terminate(self) -> None:
+        """SIGTERM (a graceful shutdown) without waiting for the exit; once only, since a
+        second signal could cut the shutdown short."""
+        if self._proc is not None and self._proc.poll() is None and not self._signalled:
+            self._proc.terminate()
+            self._signalled = True
+
     def stop(self) -> int | None:
-        """SIGTERM (a graceful shutdown), then SIGKILL after 15 s; the exit code."""
-        proc, self._proc = self._proc, None
+        """SIGTERM (unless terminate() sent it), then SIGKILL after 15 s; the exit code."""
+        proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self.terminate()
+        self._proc = None
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         return proc.returncode
 
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+class Together:
+    """Several servers started at once (all spawned, then each waited for) and stopped
+    together; a context manager. Started one after the other, the first would already
+    work while the last is still importing, and that would count in a timed round."""
+
+    def __init__(self, servers: Sequence[Server]) -> None:
+        self.servers = list(servers)
+
+    def __enter__(self) -> Together:
+        try:
+            for server in self.servers:
+                server.spawn()
+            for server in self.servers:
+                server._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def check_alive(self) -> None:
+        for server in self.servers:
+            server.check_alive()
+
+    def stop(self) -> dict[str, int | None]:
+        """SIGTERM to all at once, then wait for each; their exit codes by name."""
+        for server in self.servers:
+            server.terminate()
+        return {server.name: server.stop() for server in self.servers}
+
+    def stop_cleanly(self) -> None:
+        """stop(); BenchError unless every one exited 0 (a graceful shutdown)."""
+        codes = self.stop()
+        for server in self.servers:
+            if codes[server.name] not in (0, None):
+                code = codes[server.name]
+                raise BenchError(
+                    f"{server.name} exited with {code} on SIGTERM:\n{server.log_tail()}"
+                )
 
 
 class Worker(Server):
@@ -307,16 +431,41 @@ class Worker(Server):
 class WrkLoad:
     """wrk (C) driven by _quota.lua: cheap enough on 2 cores not to be the bottleneck."""
 
+    spread = "one wrk process per server, all at once, each with its share of the requests"
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.name = f"{wrk_version(path)} (C, 1 thread, bench/_quota.lua)"
 
     def run(self, load: Load, workdir: Path) -> Outcome:
-        body_file = workdir / "wrk-body.json"
-        body_file.write_bytes(load.body)
-        proc = subprocess.Popen(
-            self._argv(load, body_file), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        return self.run_many([load], workdir)
+
+    def run_many(self, loads: Sequence[Load], workdir: Path) -> Outcome:
+        """wrk can only load one server: one wrk per load, started together; the
+        answers added up, timed from the first request of any to the last answer."""
+        procs = []
+        for i, load in enumerate(loads):
+            body_file = workdir / f"wrk-body-{i}.json"
+            body_file.write_bytes(load.body)
+            procs.append(
+                subprocess.Popen(
+                    self._argv(load, body_file),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+        try:
+            return combine(
+                [self._finish(proc, load) for proc, load in zip(procs, loads, strict=True)]
+            )
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+    def _finish(self, proc: subprocess.Popen[str], load: Load) -> Outcome:
         statuses, done, seen = _read_wrk(proc)
         # wrk sleeps for its whole -d even when every thread has stopped: SIGINT ends it.
         proc.send_signal(signal.SIGINT)
@@ -326,7 +475,8 @@ class WrkLoad:
         first, last, sent, received = float(done[0]), float(done[1]), int(done[2]), int(done[3])
         if sent != load.requests or received != load.requests:
             raise BenchError(f"wrk sent {sent}, received {received}, expected {load.requests}")
-        return Outcome(sent=sent, statuses=statuses, seconds=last - first)
+        # _quota.lua's clock is CLOCK_MONOTONIC, time.monotonic()'s on Linux.
+        return Outcome(sent=sent, statuses=statuses, seconds=last - first, started=first)
 
     def _argv(self, load: Load, body_file: Path) -> list[str]:
         headers = [arg for k, v in load.headers.items() for arg in ("-H", f"{k}: {v}")]
@@ -370,14 +520,21 @@ class PythonLoad:
     competes with the server for CPU and saturates first, which squeezes ratios to 1."""
 
     name = "python aiohttp client (fallback: install wrk for trustworthy ratios)"
+    spread = (
+        "one python client with the servers' URLs, its connections dealt out over them in "
+        "turn (requests go to whichever connection is free, not strictly round-robin)"
+    )
 
     def run(self, load: Load, workdir: Path) -> Outcome:
+        return self.run_many([load], workdir)
+
+    def run_many(self, loads: Sequence[Load], workdir: Path) -> Outcome:
         spec = {
-            "url": load.url,
-            "headers": load.headers,
-            "body": load.body.decode("utf-8"),
-            "requests": load.requests,
-            "concurrency": load.concurrency,
+            "urls": [load.url for load in loads],
+            "headers": loads[0].headers,
+            "body": loads[0].body.decode("utf-8"),
+            "requests": sum(load.requests for load in loads),
+            "concurrency": sum(load.concurrency for load in loads),
         }
         data = run_helper(PYLOAD, spec)
         statuses = {int(k): v for k, v in data["statuses"].items()}

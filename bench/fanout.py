@@ -28,8 +28,18 @@ one port that accepts and never answers. Three figures, each from interleaved ro
   (its circuit opens), so a third kind of round, the 4 forwarders alone, is the
   control quoted in the notes: what the hanging target itself costs the others.
 
+The fan-out figure is also measured on PostgreSQL (bench/_pg.py: a durable throwaway
+server), with one and with three `relay worker` processes on one database. Each of
+those rounds starts from a fresh database (dropped and created), filled by `relay serve
+--no-dispatch` with a backlog of 2,000 events x 5 forwarders (800 with --quick; a SQLite
+segment is 6,667, but 2 x 3 of those would double the time), which the workers, started together,
+then drain completely; the sinks time it the same way, and every delivery must then be
+`delivered`. These rounds rotate with the SQLite segments and the baseline rounds, and
+each ratio is against the same baseline rounds. Without PostgreSQL the PG rows are left
+out, and the fan-out row's notes say why.
+
 The longest part is relay's drain; `--quick` makes the backlog 4,000 events, and at
-most 3 rounds are run whatever `--rounds` says, to stay within about 3 minutes.
+most 3 rounds are run whatever `--rounds` says.
 """
 
 from __future__ import annotations
@@ -59,16 +69,19 @@ from _harness import (
     Options,
     Result,
     Server,
+    Together,
     Worker,
     event_load,
     filesystem_of,
     free_port,
+    free_ports,
     relay_command,
     relay_source,
     require_status,
     run_helper,
     write_config,
 )
+from _pg import POOL, Postgres, postgres, skipped
 
 NAME = "fanout"
 FANOUT_TARGET = 0.6  # relay / bare client, from the issue
@@ -79,6 +92,10 @@ CONCURRENCY = 8  # sends in flight per forwarder: relay's default
 TIMEOUT = "2s"  # per request: what ends a send to the hanging target
 BACKLOG_EVENTS = 20_000  # the issue's backlog: x 5 forwarders = 100,000 deliveries
 QUICK_BACKLOG_EVENTS = 4_000
+# A PostgreSQL round fills a fresh database and drains all of it: smaller than a SQLite
+# segment (6,667 events), or the 2 x 3 of them would double the benchmark's time.
+PG_ROUND_EVENTS = 2_000  # x 5 forwarders = 10,000 deliveries a round
+QUICK_PG_ROUND_EVENTS = 800
 # The drain takes relay 60-85 s on 2 cores however it is cut; with more latency rounds
 # than this the benchmark would pass 3 minutes.
 MAX_ROUNDS = 3
@@ -105,6 +122,7 @@ class Plan:
     events: int  # in the backlog
     rounds: int
     quick: bool
+    pg_events: int  # in each PostgreSQL round's backlog
 
     @property
     def deliveries(self) -> int:
@@ -113,7 +131,8 @@ class Plan:
     @classmethod
     def of(cls, opts: Options) -> Plan:
         events = QUICK_BACKLOG_EVENTS if opts.quick else BACKLOG_EVENTS
-        return cls(events, max(1, min(opts.rounds, MAX_ROUNDS)), opts.quick)
+        pg_events = QUICK_PG_ROUND_EVENTS if opts.quick else PG_ROUND_EVENTS
+        return cls(events, max(1, min(opts.rounds, MAX_ROUNDS)), opts.quick, pg_events)
 
 
 @dataclass(frozen=True)
@@ -148,7 +167,7 @@ class Sinks:
     """The sink process: FORWARDERS answering ports and one hanging port."""
 
     def __init__(self, work: Path) -> None:
-        self.control, self.hang, *self.ports = _distinct_ports(FORWARDERS + 2)
+        self.control, self.hang, *self.ports = free_ports(FORWARDERS + 2)
         argv = [sys.executable, str(SINK_SERVER), str(self.control)]
         argv += ["--ports", *map(str, self.ports), "--hang", str(self.hang)]
         self.server = Server("sinks", argv, self.control, work)
@@ -186,7 +205,7 @@ class Sinks:
     def arrivals(self) -> list[tuple[int, str, float]]:
         return [(port, ident, at) for port, ident, at in self._call("/arrivals")]
 
-    def wait_for(self, count: int, timeout: float, sender: Server) -> bool:
+    def wait_for(self, count: int, timeout: float, sender: Server | Together) -> bool:
         """Whether `count` requests arrived within `timeout` s (while `sender` runs)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -221,27 +240,35 @@ class LatencyRound:
         return percentile(values, q)
 
 
+# `relay worker` processes on one PostgreSQL database, one figure each.
+PG_WORKERS = (1, 3)
+
+
 def run(opts: Options) -> list[Result]:
     """The fan-out drain against the bare client, then latency and isolation rounds."""
     plan = Plan.of(opts)
     load_before, source = os.getloadavg()[0], relay_source()
-    with TemporaryDirectory(prefix="relay-bench-fanout-") as tmp:
+    with TemporaryDirectory(prefix="relay-bench-fanout-") as tmp, postgres() as pg:
         work = Path(tmp)
         sinks = Sinks(work)
+        drains = [PgDrain(n, pg, work, sinks) for n in PG_WORKERS if isinstance(pg, Postgres)]
         with sinks.server:
-            fanout = _throughput(opts, plan, work, sinks)
+            fanout = _throughput(opts, plan, work, sinks, drains)
             latency = _latency_rounds(plan, work, sinks)
         fs = filesystem_of(work)
+        about = pg.describe() if isinstance(pg, Postgres) else skipped(pg)
+        pg_results = [d.result(opts, plan, fanout, about) for d in drains]
     fanout.notes.extend(
         [
             f"SQLite file on {fs}{' (tmpfs: fsync is free)' if fs == 'tmpfs' else ''}",
+            about if not drains else "PostgreSQL: the rows below",
             # Everything here shares the CPUs with whatever else runs: say how busy they were.
             f"load average (1 min) {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at the "
             f"end, on {os.cpu_count()} CPUs",
             f"relay measured: {source}" + _changed(source),
         ]
     )
-    return [fanout, *_latency_results(plan, sinks, latency)]
+    return [fanout, *pg_results, *_latency_results(plan, sinks, latency)]
 
 
 def _changed(source: str) -> str:
@@ -253,15 +280,22 @@ def _changed(source: str) -> str:
 # -- fan-out throughput ----------------------------------------------------------------
 
 
-def _throughput(opts: Options, plan: Plan, work: Path, sinks: Sinks) -> Result:
+def _throughput(
+    opts: Options, plan: Plan, work: Path, sinks: Sinks, drains: list[PgDrain]
+) -> Result:
     config, db = work / "fanout.toml", work / "backlog.db"
     fill_rate = _fill_backlog(opts, plan, config, db, sinks)
     spec: dict[str, Any] = {}
     relay: list[Drained] = []
     baseline: list[Drained] = []
     sizes = _split(plan.deliveries, plan.rounds)
+    pg = {d.name: d for d in drains}
     for i, size in enumerate(sizes):
-        for who in _order(i, ("relay", "baseline")):
+        # The baseline copies relay's request: relay (SQLite) goes first in the first round.
+        for who in _order(i, ("relay", "baseline", *pg)):
+            if who in pg:
+                pg[who].round(opts, plan.pg_events)
+                continue
             if who == "baseline":
                 baseline.append(_baseline_round(spec, sinks, size))
                 continue
@@ -274,12 +308,119 @@ def _throughput(opts: Options, plan: Plan, work: Path, sinks: Sinks) -> Result:
     duplicates = _check_drained(db, plan, sum(r.sink.count for r in relay))
     return Result(
         benchmark=NAME,
-        metric=f"deliveries/s draining {plan.deliveries:,}",
+        metric=f"deliveries/s draining {plan.deliveries:,}, SQLite",
         relay=[r.sink.rate for r in relay],
         baseline=[r.sink.rate for r in baseline],
         target=FANOUT_TARGET,
         notes=_fanout_notes(opts, plan, fill_rate, relay, baseline, duplicates),
     )
+
+
+class PgDrain:
+    """The fan-out drain on PostgreSQL with `workers` `relay worker` processes: per round
+    a fresh database, a backlog filled by `relay serve --no-dispatch`, drained whole."""
+
+    def __init__(self, workers: int, pg: Postgres, work: Path, sinks: Sinks) -> None:
+        self.workers, self.pg, self.work, self.sinks = workers, pg, work, sinks
+        self.database = f"bench_fanout_{workers}"
+        self.drained: list[Drained] = []
+        self.fill_rates: list[float] = []
+        self.duplicates = 0
+        self.analyzed = 0  # rounds in which autovacuum had analyzed deliveries
+
+    @property
+    def name(self) -> str:
+        return f"relay-pg{self.workers}"
+
+    def round(self, opts: Options, events: int) -> None:
+        url = self.pg.fresh(self.database)
+        config = self.work / f"{self.name}.toml"
+        port, token = free_port(), _token()
+        targets = [self.sinks.url(p) for p in self.sinks.ports]
+        write_config(
+            config, db=url, port=port, token=token, forwarders=_forwarders(targets), storage=POOL
+        )
+        self.sinks.reset()
+        self._fill(opts, config, port, token, events)
+        if self.sinks.stats().count:
+            raise BenchError(f"{self.name}: relay delivered while serving with --no-dispatch")
+        want = events * FORWARDERS
+        cpu = _children_cpu()
+        argv = [*relay_command(), "worker", "--config", str(config)]
+        workers = [
+            Worker(f"{self.name}-worker-{k}", argv, self.work, ready="worker_started")
+            for k in range(1, self.workers + 1)
+        ]
+        with Together(workers) as group:
+            if not self.sinks.wait_for(want, 30 + want / MIN_DRAIN_RATE, group):
+                raise BenchError(f"{self.name} delivered {self.sinks.stats().count} of {want}")
+            group.stop_cleanly()
+        drained = Drained(self.sinks.stats(), _children_cpu() - cpu)
+        delivered = self._scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
+        if delivered != want:
+            raise BenchError(f"{self.name}: {delivered} of {want} deliveries are delivered")
+        if drained.sink.count < delivered:
+            raise BenchError(f"{self.name}: the sinks saw {drained.sink.count} of {delivered}")
+        self.duplicates += drained.sink.count - delivered
+        self.analyzed += self.pg.analyzed(self.database, "deliveries")
+        self.drained.append(drained)
+
+    def _fill(self, opts: Options, config: Path, port: int, token: str, events: int) -> None:
+        argv = [*relay_command(), "serve", "--no-dispatch", "--config", str(config)]
+        with Server(f"{self.name}-fill", argv, port, self.work) as relay:
+            load = event_load(port, token, events, opts.concurrency)
+            outcome = require_status(f"{self.name} (backlog fill)", opts.load.run(load, self.work))
+            code = relay.stop()
+        if code != 0:
+            raise BenchError(f"relay exited with {code} on SIGTERM:\n{relay.log_tail()}")
+        rows = self._scalar("SELECT COUNT(*) FROM deployments")
+        if rows != outcome.count(201):
+            raise BenchError(f"{self.name}: {outcome.count(201)} answers 201 but {rows} rows")
+        pending = self._scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+        if pending != events * FORWARDERS:
+            raise BenchError(
+                f"{self.name}: {pending} pending deliveries, not {events * FORWARDERS}"
+            )
+        self.fill_rates.append(outcome.rate(201))
+
+    def _scalar(self, query: str) -> int:
+        return self.pg.scalar(self.database, query)
+
+    def result(self, opts: Options, plan: Plan, sqlite: Result, about: str) -> Result:
+        self.pg.drop(self.database)
+        count = sum(d.sink.count for d in self.drained)
+        each = count // max(len(self.drained), 1)
+        plural = "worker" if self.workers == 1 else "workers"
+        return Result(
+            benchmark=NAME,
+            metric=f"deliveries/s draining {plan.pg_events * FORWARDERS:,}, PostgreSQL, "
+            f"{self.workers} {plural}",
+            relay=[d.sink.rate for d in self.drained],
+            baseline=list(sqlite.baseline),
+            target=FANOUT_TARGET,
+            notes=[
+                f"each round: a fresh database (DROP/CREATE) filled with "
+                f"{plan.pg_events:,} events x {FORWARDERS} forwarders by `relay serve "
+                f"--no-dispatch` (median {median(self.fill_rates):,.0f} events/s, "
+                f"{opts.load.name}), then drained whole by {self.workers} `relay worker` "
+                f"started together ({each:,} deliveries a round, {count:,} in all; "
+                f"{'--quick' if plan.quick else '--quick: ' + str(QUICK_PG_ROUND_EVENTS)} "
+                "events); the baseline's rounds are the SQLite segments' size",
+                f"{self.workers} x {FORWARDERS} x {CONCURRENCY} = "
+                f"{self.workers * FORWARDERS * CONCURRENCY} connections to the sinks; "
+                f"baseline: the same bench/_pyload.py rounds as the SQLite row "
+                f"({FORWARDERS * CONCURRENCY} connections, one process)",
+                f"CPU per request, process start-up included: relay {_cpu_us(self.drained):.0f} "
+                "µs (all workers, all threads; PostgreSQL's own not counted)",
+                f"every delivery `delivered` in the database after each round; "
+                f"{self.duplicates} sent twice",
+                f"planner statistics of deliveries (autovacuum's ANALYZE) by the end of the "
+                f"round: {self.analyzed} of {len(self.drained)} rounds (a fresh database has "
+                "none, and relay's claim query picks a slow plan without them)",
+                f"{about}; pool per worker {POOL['pool_min']}-{POOL['pool_max']} connections "
+                "(relay's default)",
+            ],
+        )
 
 
 def _fill_backlog(opts: Options, plan: Plan, config: Path, db: Path, sinks: Sinks) -> float:
@@ -589,16 +730,6 @@ def _forwarders(urls: Sequence[str]) -> list[dict[str, Any]]:
 
 def _token() -> str:
     return "bench-" + secrets.token_urlsafe(24)
-
-
-def _distinct_ports(n: int) -> list[int]:
-    # free_port() may hand out a port twice in a row once the first is closed again.
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _split(total: int, parts: int) -> list[int]:

@@ -11,6 +11,17 @@ and connections) in alternating rounds after a warm-up; the table quotes medians
 Each 201 of relay is durable (the answer waits for the group commit), so the 201s
 per second are durable events/s; after the rounds relay is stopped and the rows of
 `deployments` are counted, and must equal the 201s.
+
+The same rounds also measure relay on PostgreSQL (bench/_pg.py: a durable throwaway
+server), with one instance and with three `relay serve` on one database behind a
+round-robin split of the load (wrk loads one URL: one wrk per instance, started
+together, with a third of the connections and requests each, the 201s added up and
+timed from the first request to the last answer). Every PostgreSQL round starts from a
+fresh database (dropped and created) and fresh instances, warmed up like the others;
+after it the instances are stopped and the rows counted against that round's 201s. The
+rounds of all four (baseline, SQLite, PostgreSQL x1, x3) rotate, and each ratio is
+against the same baseline rounds. Without PostgreSQL the PG rows are left out, and the
+SQLite row's notes say why.
 """
 
 from __future__ import annotations
@@ -18,9 +29,11 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import sys
+import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from statistics import median
 from tempfile import TemporaryDirectory
 from typing import Any
 
@@ -32,13 +45,17 @@ from _harness import (
     Outcome,
     Result,
     Server,
+    Together,
     event_load,
     filesystem_of,
     free_port,
+    free_ports,
     relay_command,
     require_status,
+    spread_load,
     write_config,
 )
+from _pg import POOL, Postgres, postgres, skipped
 
 NAME = "ingest"
 TARGET = 0.5  # relay / baseline, from the issue
@@ -48,11 +65,16 @@ TARGET = 0.5  # relay / baseline, from the issue
 FORWARDERS: list[dict[str, Any]] = []
 
 
+# relay instances on one PostgreSQL database, one figure each.
+PG_INSTANCES = (1, 3)
+
+
 def run(opts: Options) -> list[Result]:
-    """Measure relay and the baseline in alternating rounds; check relay's durability."""
-    with TemporaryDirectory(prefix="relay-bench-ingest-") as tmp:
+    """Measure relay and the baseline in rotating rounds; check relay's durability."""
+    with TemporaryDirectory(prefix="relay-bench-ingest-") as tmp, postgres() as pg:
         work = Path(tmp)
         token = "bench-" + secrets.token_urlsafe(24)
+        pg_rounds = [PgRounds(n, pg, work, token) for n in PG_INSTANCES if isinstance(pg, Postgres)]
         db = work / "relay.db"
         relay = _relay_server(work, db, token)
         baseline = _baseline_server(work)
@@ -61,16 +83,99 @@ def run(opts: Options) -> list[Result]:
                 "relay": _load(relay.port, token, opts),
                 "baseline": _load(baseline.port, "", opts),
             }
-            warmup, rounds = _measure(opts, work, loads)
+            warmup, rounds = _measure(opts, work, loads, pg_rounds)
             code = relay.stop()
         if code != 0:
             raise BenchError(f"relay exited with {code} on SIGTERM:\n{relay.log_tail()}")
         created = sum(o.count(201) for o in [warmup["relay"], *rounds["relay"]])
         rows = _count_rows(db)
+        if rows != created:
+            raise BenchError(f"relay answered 201 {created} times but stored {rows} deployments")
         fs = filesystem_of(work)
-    if rows != created:
-        raise BenchError(f"relay answered 201 {created} times but stored {rows} deployments")
-    return [_result(opts, rounds, rows, fs)]
+        if not isinstance(pg, Postgres):
+            return [_result(opts, rounds, rows, fs, [skipped(pg)])]
+        about = pg.describe()
+        pg_results = [r.result(opts, rounds["baseline"], about) for r in pg_rounds]
+    return [_result(opts, rounds, rows, fs, ["PostgreSQL: the rows below"]), *pg_results]
+
+
+class PgRounds:
+    """relay on PostgreSQL with `instances` instances: one fresh database and fresh
+    processes per round; the durability check after each."""
+
+    def __init__(self, instances: int, pg: Postgres, work: Path, token: str) -> None:
+        self.instances, self.pg, self.work, self.token = instances, pg, work, token
+        self.database = f"bench_ingest_{instances}"
+        self.outcomes: list[Outcome] = []
+        self.rows = 0
+        self.startup: list[float] = []
+        self.analyzed = 0  # rounds in which autovacuum had analyzed deployments
+
+    @property
+    def name(self) -> str:
+        return f"relay-pg{self.instances}"
+
+    def round(self, opts: Options) -> Outcome:
+        url = self.pg.fresh(self.database)
+        servers = []
+        for k, port in enumerate(free_ports(self.instances), start=1):
+            config = self.work / f"{self.name}-{k}.toml"
+            write_config(
+                config, db=url, port=port, token=self.token, forwarders=FORWARDERS, storage=POOL
+            )
+            argv = [*relay_command(), "serve", "--config", str(config)]
+            servers.append(Server(f"{self.name}-{k}", argv, port, self.work))
+        started = time.monotonic()
+        with Together(servers) as group:
+            self.startup.append(time.monotonic() - started)
+            load = _load(group.ports[0], self.token, opts)
+            warm = replace(load, requests=opts.warmup)
+            warmup = opts.load.run_many(spread_load(warm, group.ports), self.work)
+            require_status(f"{self.name} (warm-up)", warmup)
+            outcome = opts.load.run_many(spread_load(load, group.ports), self.work)
+            require_status(self.name, outcome)
+            group.stop_cleanly()
+        rows = self.pg.scalar(self.database, "SELECT COUNT(*) FROM deployments")
+        created = warmup.count(201) + outcome.count(201)
+        if rows != created:
+            raise BenchError(
+                f"{self.name} answered 201 {created} times but stored {rows} deployments"
+            )
+        self.rows += rows
+        self.analyzed += self.pg.analyzed(self.database, "deployments")
+        self.outcomes.append(outcome)
+        return outcome
+
+    def result(self, opts: Options, baseline: list[Outcome], about: str) -> Result:
+        self.pg.drop(self.database)
+        plural = "instance" if self.instances == 1 else "instances"
+        spread = (
+            f"{self.instances} `relay serve` on one database, the load split between them: "
+            f"{opts.load.spread}"
+            if self.instances > 1
+            else "one `relay serve`"
+        )
+        return Result(
+            benchmark=NAME,
+            metric=f"durable events/s, PostgreSQL, {self.instances} {plural}",
+            relay=[o.rate(201) for o in self.outcomes],
+            baseline=[o.rate(201) for o in baseline],
+            target=TARGET,
+            notes=[
+                f"{spread}; baseline: the same bench/_baseline_server.py rounds as the "
+                "SQLite row (one process)",
+                f"each round: a fresh database (DROP/CREATE), fresh instances (start-up "
+                f"{median(self.startup):.1f} s, not timed), a {opts.warmup}-request warm-up, "
+                f"then {opts.requests} requests over {opts.concurrency} connections in all",
+                f"durability: in every round the rows in deployments = its answers 201 "
+                f"({self.rows} in all, warm-ups included)",
+                f"planner statistics of deployments (autovacuum's ANALYZE) by the end of the "
+                f"round: {self.analyzed} of {len(self.outcomes)} rounds (a fresh database "
+                "has none, and some of relay's queries pick slow plans without them)",
+                f"{about}; pool per instance {POOL['pool_min']}-{POOL['pool_max']} "
+                "connections (relay's default)",
+            ],
+        )
 
 
 def _relay_server(work: Path, db: Path, token: str) -> Server:
@@ -91,18 +196,24 @@ def _load(port: int, token: str, opts: Options) -> Load:
 
 
 def _measure(
-    opts: Options, work: Path, loads: dict[str, Load]
+    opts: Options, work: Path, loads: dict[str, Load], pg_rounds: list[PgRounds]
 ) -> tuple[dict[str, Outcome], dict[str, list[Outcome]]]:
-    """A warm-up each, then rounds; who goes first alternates so drift hits both alike."""
+    """A warm-up each, then rounds; who goes first rotates so drift hits all alike (the
+    PostgreSQL rounds warm up in each round, since each starts from scratch)."""
     warmup = {
         name: require_status(name, opts.load.run(replace(load, requests=opts.warmup), work))
         for name, load in loads.items()
     }
-    rounds: dict[str, list[Outcome]] = {name: [] for name in loads}
+    by_name = {r.name: r for r in pg_rounds}
+    names = [*loads, *by_name]
+    rounds: dict[str, list[Outcome]] = {name: [] for name in names}
     for i in range(opts.rounds):
-        order = list(loads) if i % 2 == 0 else list(reversed(loads))
-        for name in order:
-            rounds[name].append(require_status(name, opts.load.run(loads[name], work)))
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in by_name:
+                rounds[name].append(by_name[name].round(opts))
+            else:
+                rounds[name].append(require_status(name, opts.load.run(loads[name], work)))
     return warmup, rounds
 
 
@@ -112,21 +223,25 @@ def _count_rows(db: Path) -> int:
     return count
 
 
-def _result(opts: Options, rounds: dict[str, list[Outcome]], rows: int, fs: str) -> Result:
+def _result(
+    opts: Options, rounds: dict[str, list[Outcome]], rows: int, fs: str, more: list[str]
+) -> Result:
     warning = " (tmpfs: fsync costs nothing, point TMPDIR at a disk)" if fs == "tmpfs" else ""
     return Result(
         benchmark=NAME,
-        metric="durable events/s",
+        metric="durable events/s, SQLite",
         relay=[o.rate(201) for o in rounds["relay"]],
         baseline=[o.rate(201) for o in rounds["baseline"]],
         target=TARGET,
         notes=[
             f"load generator: {opts.load.name}",
             f"{opts.concurrency} connections, {opts.requests} requests/round, "
-            f"{opts.rounds} rounds each after a {opts.warmup}-request warm-up, interleaved",
+            f"{opts.rounds} rounds each after a {opts.warmup}-request warm-up, in rotating "
+            "order with the PostgreSQL rounds",
             f"durability: {rows} rows in deployments = {rows} answers 201",
             f"SQLite file on {fs}{warning}",
             f"forwarders configured: {len(FORWARDERS)} (the issue wants 5)",
             "relay logs at info, its default: one access-log line per request (to a file)",
+            *more,
         ],
     )

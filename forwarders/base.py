@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from relay.errors import RelayError
 from relay.http import HttpRequest, HttpResponse, Transport
+from relay.netguard import AddressRefused
 from relay.timeutil import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -255,5 +256,8 @@ async def send_raw(
         return await context.transport.send(request, timeout=context.timeout)
     except TimeoutError:
         raise RetryLater(f"{what} did not answer within {context.timeout:g}s") from None
+    except AddressRefused as exc:
+        # The SSRF guard: retrying would meet the same refusal.
+        raise PermanentFailure(str(exc)) from None
     except OSError as exc:
         raise RetryLater(f"could not reach {what}: {type(exc).__name__}: {exc}") from None

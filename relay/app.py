@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from relay.api import all_routes
-from relay.api.middleware import authenticate, request_context
+from relay.api.middleware import authenticate, client_cap, rate_limit, request_context
 from relay.api.routes import register
 from relay.auth import Authenticator, generate_token, hash_token, new_token_record
 from relay.circuit import CircuitBreaker
@@ -40,6 +40,7 @@ from relay.keys import (
     TRANSITIONS,
     TRANSPORT,
 )
+from relay.limits import ConnectionCounter, RateLimiter
 from relay.logging import register_secrets
 from relay.metrics import Metrics
 from relay.openapi import build_openapi
@@ -124,12 +125,17 @@ def create_app(
         pool_max=settings.storage.pool_max,
     )
     app = web.Application(
-        middlewares=[request_context, authenticate],
+        middlewares=[
+            request_context,
+            client_cap(ConnectionCounter(settings.limits.max_connections_per_client)),
+            authenticate,
+            rate_limit(RateLimiter(settings.limits.requests_per_second, settings.limits.burst)),
+        ],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS], app[STORE], app[METRICS] = settings, store, Metrics()
     app[STORE_OPENED] = asyncio.Event()
-    app[TRANSPORT] = transport or AiohttpTransport()
+    app[TRANSPORT] = transport or AiohttpTransport(allow_networks=settings.security.networks())
     dispatcher = build_dispatcher(settings, store, app[TRANSPORT], registry)
     dispatcher.listeners.append(app[METRICS].observe_delivery)
     app[DISPATCHER] = dispatcher

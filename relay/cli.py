@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 
+from forwarders.base import ForwarderConfig
 from relay import __version__
 from relay.auth import generate_token, new_token_record
 from relay.errors import ConfigError, RelayError
-from relay.logging import configure
+from relay.logging import MASK, configure
 from relay.settings import SCOPES, Settings, load_settings
 from relay.store import Store, open_store
 
 T = TypeVar("T")
 log = structlog.get_logger("relay.cli")
+# How pydantic serialises a SecretStr in JSON mode.
+_PYDANTIC_MASK = "**********"
 
 
 def _print_config_error(exc: ConfigError) -> None:
@@ -38,15 +43,71 @@ def _load(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
     from relay.app import create_app
+    from relay.limits import handler_args
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)
     host = args.host if args.host is not None else settings.server.host
     port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
     log.info("relay_starting", version=__version__, host=host, port=port)
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    limits = handler_args(settings.limits)  # bounds the request line and headers
+    asyncio.run(_serve(app, host, port, settings.delivery.shutdown_grace, limits))
     log.info("relay_stopped")
     return 0
+
+
+class _Uploads:
+    """Counts requests that may still be receiving their body.
+
+    aiohttp's own shutdown ignores bytes arriving after it starts, so a POST whose body
+    is still on the wire would never be answered: serving waits for these first."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Track every request with a body (GET/HEAD and streams have none)."""
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return await handler(request)
+        self.count += 1
+        self.idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self.idle.set()
+
+
+async def _serve(
+    app: web.Application, host: str, port: int, grace: float, handler_args: dict[str, Any]
+) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully: close the listener, answer the
+    requests being handled, let sends finish within `grace`, release leases."""
+    uploads = _Uploads()
+    app.middlewares.insert(0, uploads.middleware)
+    wait = max(grace, 1.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=wait, **handler_args)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("relay_stopping", requests_in_flight=uploads.count)
+        await site.stop()  # no new connections from here on
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(uploads.idle.wait(), wait)
+    finally:
+        await runner.cleanup()  # waits for handlers, then stops dispatch (grace), store
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -69,7 +130,7 @@ async def _worker(settings: Settings) -> None:
     )
     where = settings.storage.url.rsplit("@", 1)[-1]  # never the password
     await open_with_retry(store, where)
-    transport = AiohttpTransport()
+    transport = AiohttpTransport(allow_networks=settings.security.networks())
     dispatcher = build_dispatcher(settings, store, transport)
     store.add_due_listener(dispatcher.wake)  # other instances' commits (PostgreSQL)
     stop = asyncio.Event()
@@ -102,10 +163,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  storage: {settings.storage.url.split('://', 1)[0]}")
     print(f"  listen:  {settings.server.host}:{settings.server.port}")
     print(f"  tokens:  {', '.join(t.name for t in settings.tokens) or '(none in file)'}")
+    if networks := settings.security.allow_networks:
+        print(f"  allowed networks: {', '.join(networks)}")
     for f in settings.forwarders:
         state = "" if f.enabled else " (disabled)"
         print(f"  forwarder {f.name}: {f.type}{state}")
+        for key, value in masked_config(f).items():
+            print(f"    {key}: {value if isinstance(value, str) else json.dumps(value)}")
     return 0
+
+
+def masked_config(config: ForwarderConfig) -> dict[str, Any]:
+    """A forwarder's settings that differ from the defaults, every secret shown as ***."""
+    secrets = [s for s in config.secrets() if s]
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, str):
+            if value == _PYDANTIC_MASK or value in secrets:
+                return MASK
+            for secret in secrets:  # e.g. a secret in a URL's query
+                value = value.replace(secret, MASK)
+        return value
+
+    dumped = config.model_dump(mode="json", exclude_defaults=True, exclude={"name", "type"})
+    return {key: mask(value) for key, value in dumped.items()}
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

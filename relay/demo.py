@@ -102,6 +102,8 @@ async def run_demo(out: TextIO) -> int:
                 "tokens": [{"name": "demo", "token": TOKEN, "scopes": ["admin"]}],
                 "forwarders": _forwarders(urls),
                 "delivery": {"poll_interval": "1s"},
+                # The stand-in targets listen on loopback, which the SSRF guard refuses.
+                "security": {"allow_networks": ["127.0.0.0/8"]},
             }
         )
         runner = web.AppRunner(create_app(settings), access_log=None)

@@ -85,6 +85,17 @@ class ValidationFailed(RelayError):
     code = "validation_error"
 
 
+class TooManyRequests(RelayError):
+    """Over an abuse limit; `extra["retry_after"]` (seconds) becomes `Retry-After`."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class TooManyConnections(TooManyRequests):
+    code = "too_many_connections"
+
+
 class StoreError(RelayError):
     """A storage failure; the store boundary translates driver errors into it."""
 

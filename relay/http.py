@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
+from yarl import URL
 
 from relay import __version__
+from relay.netguard import AddressRefused, GuardedResolver, Network, check_literal
 
 USER_AGENT = f"relay/{__version__}"
 # Responses are kept for diagnostics only: never read more than this from a target.
@@ -83,21 +85,35 @@ class Transport(Protocol):
 
 
 class AiohttpTransport:
-    """The real transport: one pooled aiohttp session, no redirects, bounded reads."""
+    """The real transport: one pooled aiohttp session, no redirects, bounded reads.
 
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+    Every address it connects to passes the SSRF guard (relay.netguard): loopback,
+    private, link-local and metadata addresses raise AddressRefused unless a network
+    of `allow_networks` holds them.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        allow_networks: Sequence[Network] = (),
+    ) -> None:
         self._session = session
+        self._allow = list(allow_networks)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            resolver = GuardedResolver(self._allow)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, resolver=resolver),
                 auto_decompress=True,
             )
         return self._session
 
     async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
         """POST/PATCH/... `request`; the body read stops at MAX_RESPONSE_BYTES."""
+        # aiohttp does not ask the resolver about literal IP addresses: check them here.
+        check_literal(_host(request.url), self._allow)
         try:
             async with (
                 asyncio.timeout(timeout),
@@ -111,6 +127,10 @@ class AiohttpTransport:
             ):
                 body = await resp.content.read(MAX_RESPONSE_BYTES)
                 return HttpResponse(resp.status, dict(resp.headers), body)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                raise exc.os_error from None
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -118,6 +138,13 @@ class AiohttpTransport:
         """Close pooled connections."""
         if self._session is not None:
             await self._session.close()
+
+
+def _host(url: str) -> str:
+    try:
+        return URL(url).host or ""
+    except ValueError:
+        return ""  # aiohttp refuses the URL itself
 
 
 MockHandler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]

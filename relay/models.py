@@ -33,16 +33,23 @@ Version = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 MAX_META_DEPTH = 32
+MAX_META_KEYS = 1000
 
 
 def _shallow_enough(value: dict[str, Any]) -> dict[str, Any]:
     # Deeper JSON would be accepted here and then fail to serialise (pydantic stops at
-    # 255 levels), turning a bad request into a 500.
+    # 255 levels), turning a bad request into a 500. The key count bounds the work every
+    # forwarder and reader does with a record (the body size alone allows ~100,000 keys).
     stack: list[tuple[Any, int]] = [(value, 1)]
+    keys = 0
     while stack:
         item, depth = stack.pop()
         if depth > MAX_META_DEPTH:
             raise ValueError(f"meta_data may be nested at most {MAX_META_DEPTH} levels deep")
+        if isinstance(item, dict):
+            keys += len(item)
+            if keys > MAX_META_KEYS:
+                raise ValueError(f"meta_data may hold at most {MAX_META_KEYS} keys in all")
         children = item.values() if isinstance(item, dict) else item
         stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
     return value

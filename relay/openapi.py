@@ -22,7 +22,18 @@ _ERRORS = {
     "413": "Body too large",
     "415": "Unsupported content type",
     "422": "Validation error",
+    "429": "Over the token's rate limit or the client's connection cap (see Retry-After)",
     "503": "Storage unavailable",
+}
+# OpenAPI before 3.2 has the `schema` of an event stream describe each event.
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
 }
 
 
@@ -80,10 +91,17 @@ def _operation(route: Route) -> dict[str, Any]:
         if route.response_is_list:
             schema = {"type": "array", "items": schema}
         ok["content"] = {route.content_type: {"schema": schema}}
+    elif route.content_type == "text/event-stream":
+        ok["content"] = {route.content_type: {"schema": _SSE_EVENT}}
     elif route.content_type != "application/json":
         ok["content"] = {route.content_type: {"schema": {"type": "string"}}}
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorAnswer")}}}
     op["responses"] = {str(route.status): ok}
+    if route.method == "PUT" and route.status == 201:
+        # A PUT creates (201) or finds the resource already there (200), same body.
+        op["responses"]["200"] = ok
+    if route.status == 101:
+        op["responses"]["426"] = {"description": "Not a WebSocket upgrade", "content": error}
     if not route.public:
         op["responses"].update(
             {code: {"description": text, "content": error} for code, text in _ERRORS.items()}

@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from forwarders.base import Duration, ForwarderConfig
 from relay.errors import ConfigError
+from relay.netguard import Network, parse_networks
 from relay.plugins import Registry, default_registry
 
 DEFAULT_CONFIG = "config/relay.toml"
@@ -113,6 +114,43 @@ class FeedSettings(_Section):
     )
 
 
+class SecuritySettings(_Section):
+    """`[security]`: what outgoing deliveries may reach."""
+
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs forwarders may reach although they are loopback, private, "
+        "link-local or metadata addresses (e.g. 127.0.0.0/8, 10.20.0.0/16).",
+    )
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # ValueError names the bad CIDR
+        return values
+
+    def networks(self) -> list[Network]:
+        """The allow-list as networks, for the transport's SSRF guard."""
+        return parse_networks(self.allow_networks)
+
+
+class LimitsSettings(_Section):
+    """Abuse limits (`[limits]`); a 0 turns a limit off."""
+
+    requests_per_second: float = Field(
+        default=0.0, ge=0, description="Average requests a second per API token (0: no limit)."
+    )
+    burst: int = Field(default=100, ge=1, description="Requests a token may make at once.")
+    max_connections_per_client: int = Field(
+        default=0, ge=0, description="Requests (open streams included) at once per client IP."
+    )
+    max_line_bytes: int = Field(
+        default=8190, ge=1024, description="Longest request line (method, path and query)."
+    )
+    max_header_bytes: int = Field(default=8190, ge=1024, description="Longest header.")
+    max_headers: int = Field(default=128, ge=16, description="Most headers in a request.")
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -144,6 +182,8 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
     forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 

@@ -25,7 +25,7 @@ from relay.service import RecordService, planner_for
 from relay.settings import Settings, build_settings
 from relay.store.base import DeliveryQuery
 from relay.store.sqlite import SqliteStore
-from tests.support import TOKENS, sqlite_url
+from tests.support import ALLOW_LOOPBACK, TOKENS, sqlite_url
 
 T = TypeVar("T")
 
@@ -63,8 +63,10 @@ def engine_settings(
     *,
     delivery: dict[str, Any] | None = None,
     registry: Registry | None = None,
+    security: dict[str, Any] | None = None,
 ) -> Settings:
-    """Settings of a relay on `db` (memory when None) with the test tokens and `forwarders`."""
+    """Settings of a relay on `db` (memory when None) with the test tokens and `forwarders`
+    (loopback allowed unless `security` says otherwise)."""
     return build_settings(
         {
             "storage": {"url": sqlite_url(db) if db is not None else "memory://"},
@@ -72,6 +74,7 @@ def engine_settings(
             "logging": {"format": "json"},
             "delivery": {**FAST_DELIVERY, **(delivery or {})},
             "forwarders": forwarders,
+            "security": ALLOW_LOOPBACK if security is None else security,
         },
         registry,
     )
@@ -144,7 +147,7 @@ async def running_engine(settings: Settings, db: Path) -> AsyncIterator[Engine]:
     """Open a SqliteStore on `db`, start the dispatcher with the real HTTP transport."""
     store = SqliteStore(db)
     await store.open()
-    transport = AiohttpTransport()
+    transport = AiohttpTransport(allow_networks=settings.security.networks())
     dispatcher = build_dispatcher(settings, store, transport)
     records = RecordService(
         store, planner_for(settings.forwarders), on_recorded=lambda _: dispatcher.wake()

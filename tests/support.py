@@ -25,6 +25,8 @@ WRITE_TOKEN = "write-only-token-0001"
 WEB_TOKEN = "web-components-token-01"
 ADMIN_TOKEN = "admin-token-000000001"
 
+# The test receivers listen on 127.0.0.1, which the SSRF guard refuses unless allowed.
+ALLOW_LOOPBACK: dict[str, Any] = {"allow_networks": ["127.0.0.0/8", "::1/128"]}
 TOKENS: list[dict[str, Any]] = [
     {"name": "ci", "token": CI_TOKEN, "scopes": ["events:write", "events:read"]},
     {"name": "reader", "token": READ_TOKEN, "scopes": ["events:read"]},
@@ -65,6 +67,7 @@ def make_settings(
             },
             "tokens": TOKENS if tokens is None else tokens,
             "logging": {"format": "json"},
+            "security": ALLOW_LOOPBACK,
         }
     )
 

@@ -1,4 +1,4 @@
-"""Middlewares: request id and access log, JSON errors, authentication."""
+"""Middlewares: request id and access log, JSON errors, abuse limits, authentication."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from relay.auth import extract_token
 from relay.errors import (
@@ -15,10 +16,13 @@ from relay.errors import (
     MethodNotAllowed,
     NotFound,
     RelayError,
+    TooManyConnections,
+    TooManyRequests,
     Unauthenticated,
 )
 from relay.ids import new_hex_id
 from relay.keys import AUTH, PRINCIPAL, REQUEST_ID
+from relay.limits import ConnectionCounter, RateLimiter, retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("relay.http")
@@ -41,6 +45,8 @@ def error_response(exc: RelayError, request_id: str | None = None) -> web.Respon
         headers["WWW-Authenticate"] = 'Bearer realm="relay"'
     if exc.status == 405 and isinstance(allowed := exc.extra.get("allowed_methods"), list):
         headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must say what is allowed
+    if exc.status == 429 and isinstance(wait := exc.extra.get("retry_after"), int):
+        headers["Retry-After"] = str(wait)
     return web.json_response(exc.to_json(), status=exc.status, headers=headers)
 
 
@@ -119,3 +125,54 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     finally:
         structlog.contextvars.unbind_contextvars("token_name")
+
+
+# Probes and scrapes must keep working while a client is being refused.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def client_cap(counter: ConnectionCounter) -> Middleware:
+    """Refuse (429) a client address with `counter.limit` requests already in progress.
+
+    Open SSE and WebSocket streams count: they are requests in progress. Health,
+    readiness and metrics are exempt.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        client = request.remote or "unknown"
+        if not counter.limit or request.path in UNLIMITED_PATHS:
+            return await handler(request)
+        if not counter.acquire(client):
+            log.warning("client_cap_reached", client=client, limit=counter.limit)
+            raise TooManyConnections(
+                f"too many requests in progress from this address (limit {counter.limit})",
+                extra={"retry_after": 1},
+            )
+        try:
+            return await handler(request)
+        finally:
+            counter.release(client)
+
+    return middleware
+
+
+def rate_limit(limiter: RateLimiter, clock: Callable[[], float] = time.monotonic) -> Middleware:
+    """Answer 429 with `Retry-After` once a token is over its request rate (runs after
+    `authenticate`: anonymous requests reach only public routes, which are exempt)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        principal = request.get(PRINCIPAL)
+        if principal is None or not limiter.enabled or request.path in UNLIMITED_PATHS:
+            return await handler(request)
+        wait = limiter.take(principal.name, clock())
+        if wait > 0:
+            log.warning("rate_limited", token_name=principal.name)
+            raise TooManyRequests(
+                f"over the limit of {limiter.rate:g} requests a second for this token; retry later",
+                extra={"retry_after": retry_after(wait)},
+            )
+        return await handler(request)
+
+    return middleware

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -19,10 +21,12 @@ _LOST_PLUS = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+) (\d\d(?::?\d\d)?)$")
 NOT_FIELDS = frozenset({"access_token"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
+MAX_INT_DIGITS = 20
 
 
 def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Fold `meta_data[key]=value` bracket notation into nested dicts (last value wins)."""
+    """Fold `meta_data[key]=value` bracket notation into nested dicts (last value wins);
+    MalformedBody for a NUL character in a name or value."""
     out: dict[str, Any] = {}
     for raw_key, value in pairs:
         if raw_key in NOT_FIELDS:
@@ -39,6 +43,7 @@ def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 child = target[key] = {}
             target = child
         target[keys[-1]] = value
+    check_text(out)
     return out
 
 
@@ -58,17 +63,70 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: a double cannot hold it, Python would say inf
+        raise ValueError(f"the number {text[:20]}... is too large")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # Integers beyond 64 bits do not survive a round trip through most JSON clients; the
+    # length check comes first so a 5,000-digit literal costs nothing.
+    value = int(text) if len(text) <= MAX_INT_DIGITS else None
+    if value is None or not -(2**63) <= value < 2**64:
+        raise ValueError(f"the integer {text[:20]}... is outside the 64-bit range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # a strict API: which of two values was meant is not ours to guess
+            raise ValueError(f"duplicate key {key[:100]!r}")
+        out[key] = value
+    return out
+
+
 def decode_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body; MalformedBody for anything else."""
+    """Parse a JSON object body; MalformedBody for anything else (invalid UTF-8, too deep,
+    duplicate keys, NaN, numbers out of range, NUL characters, lone surrogates)."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(
+            body,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
     except UnicodeDecodeError:
         raise MalformedBody("the body is not valid UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedBody("the JSON body must be an object")
+    check_text(value)
     return value
+
+
+def check_text(value: Any) -> None:
+    """MalformedBody when a string (key or value) anywhere in `value` holds a NUL
+    character or a lone surrogate: neither can be stored nor sent on as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise MalformedBody("a field holds a NUL character")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedBody("a field holds a lone surrogate (invalid Unicode)") from None
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -94,6 +152,18 @@ async def _form_fields(request: web.Request) -> dict[str, Any]:
     return nest_pairs((k, v) for k, v in form.items() if isinstance(v, str))
 
 
+def urlencoded_fields(body: bytes) -> dict[str, Any]:
+    """Fields of an `application/x-www-form-urlencoded` body; MalformedBody unless UTF-8."""
+    # Not request.post(): it decodes %FF into U+FFFD silently; a strict API says 400.
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"
+        )
+    except UnicodeDecodeError:
+        raise MalformedBody("the form body is not valid UTF-8") from None
+    return nest_pairs(pairs)
+
+
 async def request_fields(request: web.Request) -> dict[str, Any]:
     """Fields of a POST: a JSON object body whatever its declared type, else a form body,
     else (no body) the query string."""
@@ -108,7 +178,7 @@ async def request_fields(request: web.Request) -> dict[str, Any]:
     if _looks_like_json(body) or ctype == "application/json" or ctype.endswith("+json"):
         return decode_json_object(body)
     if ctype == FORM_TYPE:
-        return await _form_fields(request)
+        return urlencoded_fields(body)
     raise UnsupportedMediaType(
         f"unsupported content type {ctype!r}: send application/json or "
         "application/x-www-form-urlencoded (or multipart/form-data)"

@@ -52,8 +52,10 @@ def translate(exc: sqlite3.Error) -> StoreError:
         return StoreError("the database is read-only")
     if "disk" in text and "full" in text:
         return StoreError("the disk holding the database is full")
-    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
-        return SchemaError("the database file is corrupted")
+    if "disk I/O error" in text:  # EROFS/EPERM on write (read-only mount, immutable file)
+        return StoreError("the database file cannot be written (read-only or failing storage)")
+    if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return SchemaError(f"the database file is corrupted ({text})")
     return StoreError(f"database error: {text}")
 
 

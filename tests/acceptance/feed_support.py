@@ -13,7 +13,7 @@ from aiohttp import ClientResponse, ClientWebSocketResponse, WSMsgType
 
 from relay.settings import Settings, build_settings
 from tests.delivery_support import FAST_DELIVERY
-from tests.support import TOKENS, sqlite_url
+from tests.support import ALLOW_LOOPBACK, TOKENS, sqlite_url
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ def feed_settings(
             "delivery": FAST_DELIVERY,
             "feed": {"ping_interval": "60s", **feed},
             "forwarders": forwarders or [],
+            "security": ALLOW_LOOPBACK,
         }
     )
 

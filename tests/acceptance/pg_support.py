@@ -40,6 +40,8 @@ def write_config(
         "pool_max = 4",
         "[logging]",
         'format = "json"',
+        "[security]",
+        'allow_networks = ["127.0.0.0/8"]',
         "[delivery]",
         *(f"{key} = {json.dumps(value)}" for key, value in settings.items()),
         "[[tokens]]",

@@ -35,6 +35,9 @@ url = "sqlite:///{db}"
 [logging]
 format = "json"
 
+[security]
+allow_networks = ["127.0.0.0/8"]
+
 [delivery]
 poll_interval = "1s"
 circuit_threshold = 3

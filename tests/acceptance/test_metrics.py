@@ -84,6 +84,8 @@ async def test_metrics_describe_the_delivery_engine(
             == 3
             and value(samples, "relay_delivery_attempts_total", forwarder="down", outcome="retry")
             == 3
+            # The gauges are read from the store at scrape time: wait until it agrees.
+            and value(samples, "relay_queue_depth", forwarder="up") == 0
         )
         return samples if done else None
 

@@ -19,7 +19,7 @@ from relay.service import RecordService, planner_for
 from relay.settings import Settings, build_settings
 from relay.store.postgres import PostgresStore
 from tests.delivery_support import ADMIN, FAST_DELIVERY, SECRET, eventually, webhook
-from tests.support import TOKENS
+from tests.support import ALLOW_LOOPBACK, TOKENS
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +52,7 @@ def pg_settings(url: str, forwarders: list[dict[str, Any]], **delivery: Any) -> 
             "logging": {"format": "json"},
             "delivery": {**FAST_DELIVERY, **delivery},
             "forwarders": forwarders,
+            "security": ALLOW_LOOPBACK,
         }
     )
 
@@ -61,7 +62,7 @@ async def instance(settings: Settings) -> AsyncIterator[tuple[RecordService, Del
     """One instance's store, dispatcher (woken by the others' commits) and services."""
     store = PostgresStore(settings.storage.url, pool_max=settings.storage.pool_max)
     await store.open()
-    transport = AiohttpTransport()
+    transport = AiohttpTransport(allow_networks=settings.security.networks())
     dispatcher = build_dispatcher(settings, store, transport)
     store.add_due_listener(dispatcher.wake)
     records = RecordService(

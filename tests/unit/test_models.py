@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from relay.errors import ValidationFailed
 from relay.models import (
     MAX_META_DEPTH,
     SLUG_RE,
@@ -18,6 +21,7 @@ from relay.models import (
     Status,
     initial_status,
 )
+from relay.service import check_slug, parse_body
 
 
 def _error_fields(exc: ValidationError) -> set[str]:
@@ -196,3 +200,53 @@ def test_terminal_statuses() -> None:
 def test_slug_rule(slug: str, valid: bool) -> None:
     """Slugs are 1-100 of [a-z0-9._-], starting with a letter or digit."""
     assert bool(SLUG_RE.match(slug)) is valid
+
+
+# Hostile input: timestamps, slugs and meta_data either validate or raise the API's
+# ValidationFailed (a 422), never another exception.
+
+_ANY_VALUE = (
+    st.text(max_size=40)
+    | st.integers()
+    | st.floats()
+    | st.none()
+    | st.booleans()
+    | st.from_regex(r"\A[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9:.]{0,15})?(Z|[+-][0-9:]{0,6})?\Z")
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(started=_ANY_VALUE, finished=_ANY_VALUE)
+def test_any_timestamp_validates_or_is_a_validation_error(
+    started: object, finished: object
+) -> None:
+    """Timestamps of any shape give an aware UTC datetime or ValidationFailed."""
+    fields = {"version": "v1", "started_at": started, "finished_at": finished}
+    try:
+        parsed, _ = parse_body(DeploymentIn, fields)
+    except ValidationFailed:
+        return
+    for value in (parsed.started_at, parsed.finished_at):
+        assert value is None or value.utcoffset() is not None
+    parsed.model_dump_json()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=120) | st.from_regex(r"\A[a-z0-9._-]{0,110}\Z"))
+def test_any_slug_is_accepted_or_refused_cleanly(component: str) -> None:
+    """A component name is a valid slug or raises ValidationFailed."""
+    try:
+        check_slug(component)
+    except ValidationFailed:
+        return
+    assert 1 <= len(component) <= 100 and component == component.strip().lower()
+
+
+def test_meta_data_with_too_many_keys_is_refused() -> None:
+    """More than 1,000 keys in meta_data, counted across all levels, is a 422."""
+    flat = {f"k{i}": i for i in range(1001)}
+    nested = {"a": {f"k{i}": i for i in range(600)}, "b": {f"k{i}": i for i in range(600)}}
+    for meta in (flat, nested):
+        with pytest.raises(ValidationFailed, match="not valid"):
+            parse_body(DeploymentIn, {"version": "v1", "meta_data": meta})
+    parse_body(DeploymentIn, {"version": "v1", "meta_data": {f"k{i}": i for i in range(999)}})

@@ -126,3 +126,13 @@ def test_path_parameters_are_declared(doc: dict[str, Any]) -> None:
             declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert declared == names, (path, declared)
             assert all(p["required"] for p in op.get("parameters", []) if p["in"] == "path")
+
+
+def test_the_document_matches_what_the_api_really_answers() -> None:
+    """PUT may answer 200, a WebSocket 426, SSE events are objects, limits answer 429."""
+    paths = build_openapi(all_routes())["paths"]
+    assert {"200", "201"} <= set(paths["/components/{slug}"]["put"]["responses"])
+    assert "426" in paths["/stream"]["get"]["responses"]
+    sse = paths["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    assert sse["schema"]["type"] == "object" and "data" in sse["schema"]["properties"]
+    assert "429" in paths["/components"]["get"]["responses"]

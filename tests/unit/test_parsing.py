@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+import json
 
-from relay.api.parsing import decode_json_object, nest_pairs, restore_plus
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.api.parsing import decode_json_object, nest_pairs, restore_plus, urlencoded_fields
 from relay.errors import MalformedBody
 
 
@@ -97,3 +102,97 @@ def test_bad_json_is_a_malformed_body(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedBody, match=reason) as caught:
         decode_json_object(body)
     assert caught.value.status == 400
+
+
+# Hostile input: whatever arrives, the parsers answer fields or a MalformedBody (a 400),
+# never another exception (which would be a 500).
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_to_an_object_or_malformed_body(body: bytes) -> None:
+    """Arbitrary bytes as a JSON body give a dict or MalformedBody, nothing else."""
+    with contextlib.suppress(MalformedBody):
+        assert isinstance(decode_json_object(body), dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_any_json_value_decodes_to_an_object_or_malformed_body(value: object) -> None:
+    """Any JSON document (NaN, huge numbers, NUL, surrogates included) gives a dict or
+    MalformedBody."""
+    try:
+        body = json.dumps(value).encode("utf-8", "surrogatepass")
+        fields = decode_json_object(body)
+    except MalformedBody:
+        return
+    assert isinstance(fields, dict)
+    assert "\x00" not in json.dumps(fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=30), st.text(max_size=30)), max_size=10))
+def test_any_bracket_pairs_nest_or_raise_malformed_body(pairs: list[tuple[str, str]]) -> None:
+    """Arbitrary form/query names (brackets, NUL, unicode) give nested dicts or MalformedBody."""
+    try:
+        fields = nest_pairs(pairs)
+    except MalformedBody:
+        assert any("\x00" in k or "\x00" in v for k, v in pairs)
+        return
+    assert isinstance(fields, dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["meta_data", "[", "]", "[a]", "[]", "x", "=", "&", "%ff", "%00", "+"]),
+        max_size=12,
+    ).map("".join)
+)
+def test_any_urlencoded_body_parses_or_raises_malformed_body(body: str) -> None:
+    """A form body built from brackets, separators and bad escapes parses or is a 400."""
+    with contextlib.suppress(MalformedBody):
+        assert isinstance(urlencoded_fields(body.encode()), dict)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"version": "v1", "version": "v2"}', "duplicate key 'version'"),
+        (b'{"x": 1e400}', "too large"),
+        (b'{"x": ' + b"9" * 5000 + b"}", "64-bit"),
+        (b'{"x": 18446744073709551616}', "64-bit"),
+        (b'{"x": "a\\u0000b"}', "NUL"),
+        (b'{"x": "\\ud800"}', "surrogate"),
+        (b"[" * 10_000 + b"]" * 10_000, "not valid JSON"),
+        (b'{"x": "\xff"}', "UTF-8"),
+    ],
+)
+def test_hostile_json_is_malformed(body: bytes, message: str) -> None:
+    """Duplicate keys, out-of-range numbers, NUL, lone surrogates, deep nesting, bad UTF-8."""
+    with pytest.raises(MalformedBody, match=message):
+        decode_json_object(body)
+
+
+def test_64_bit_integers_and_ordinary_floats_are_kept() -> None:
+    """The limits leave every 64-bit integer and finite double alone."""
+    body = b'{"a": 18446744073709551615, "b": -9223372036854775808, "c": 1.5e300}'
+    assert decode_json_object(body) == {"a": 2**64 - 1, "b": -(2**63), "c": 1.5e300}
+
+
+def test_a_form_body_must_be_utf8() -> None:
+    """`%FF` in a form body is refused instead of silently becoming U+FFFD."""
+    with pytest.raises(MalformedBody, match="UTF-8"):
+        urlencoded_fields(b"version=v%ff1")
+    assert urlencoded_fields(b"version=v%C3%A91&meta_data[a]=b") == {
+        "version": "vé1",
+        "meta_data": {"a": "b"},
+    }
