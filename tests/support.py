@@ -43,6 +43,22 @@ ALL_TOKENS = (CI_TOKEN, READ_TOKEN, WRITE_TOKEN, WEB_TOKEN, ADMIN_TOKEN)
 
 T0 = datetime(2018, 5, 27, 13, 15, 30, 311000, tzinfo=UTC)
 
+# Every field of the ReleaseBits documentation's JSON example, as JSON gives it (read-only:
+# copy before changing it).
+RELEASEBITS_FIELDS: dict[str, Any] = {
+    "version": "v1.2.3",
+    "result": "success",
+    "stage": "staging",
+    "host": "host.example.com",
+    "code_name": "Funky Fünke",
+    "started_at": "2018-05-27T13:15:30.311Z",
+    "finished_at": "2018-05-27T13:15:31.191Z",
+    "meta_data": {"user_id": "metauser", "foo": "bar"},
+    "commit_sha": "b927e3797fc56fb8bc093d59ee7a624dafddadd2",
+    "tag": "tag1.2.3",
+    "branch": "release",
+}
+
 
 def sqlite_url(path: Path) -> str:
     """The storage URL of a SQLite file (absolute paths give `sqlite:////...`)."""

@@ -19,9 +19,10 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from relay.errors import SchemaError, StoreError, StoreUnavailable, ValidationFailed
+from relay.errors import StoreError, StoreUnavailable, ValidationFailed
 from relay.ids import new_hex_id
 from relay.store import postgres_sql as sql
+from relay.store.schema_files import Migration, read_migrations, refuse_newer
 
 T = TypeVar("T")
 # What store operations run on: a connection borrowed from the pool.
@@ -78,13 +79,9 @@ def translate(exc: BaseException, where: str) -> Exception:
     raise exc
 
 
-def known_migrations() -> list[tuple[int, str, str]]:
+def known_migrations() -> list[Migration]:
     """(version, name, sql) of every PostgreSQL migration shipped with relay, in order."""
-    found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        version = int(path.name.split("_", 1)[0])
-        found.append((version, path.stem, path.read_text(encoding="utf-8")))
-    return found
+    return read_migrations(MIGRATIONS_DIR)
 
 
 async def migrate(conn: Conn) -> list[int]:
@@ -95,12 +92,7 @@ async def migrate(conn: Conn) -> list[int]:
         await conn.execute(sql.CREATE_MIGRATIONS_TABLE)
         applied = {r[0] for r in await conn.fetch(sql.SELECT_MIGRATIONS)}
         known = known_migrations()
-        newest = max((v for v, _, _ in known), default=0)
-        if applied and max(applied) > newest:
-            raise SchemaError(
-                f"the database schema is version {max(applied)}, newer than this relay "
-                f"knows ({newest}); upgrade relay"
-            )
+        refuse_newer(applied, known)
         done = []
         for version, name, script in known:
             if version in applied:

@@ -15,7 +15,8 @@ from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDe
 from relay.store.cluster_base import CircuitChange
 from relay.store.postgres_batch import Batcher, Outcome
 from relay.store.postgres_engine import Conn, PgEngine
-from relay.store.postgres_rows import attempt, claimed, delivery, event_row
+from relay.store.postgres_rows import attempt, delivery
+from relay.store.rows import as_is, claimed, event_row
 
 
 def _count(tag: str) -> int:
@@ -84,7 +85,7 @@ class PostgresOutbox:
         """Lease due deliveries of one forwarder, heads of their deployment's queue only;
         rows another instance is claiming at this very moment are skipped, not waited for."""
         rows = await self.engine.fetch(sql.CLAIM, forwarder, now, limit, lease_until, owner)
-        return [claimed(r) for r in rows]
+        return [claimed(r, as_is) for r in rows]
 
     async def complete(self, completion: Completion) -> None:
         """Write the attempt and the delivery's new state (batched with other completions)."""
@@ -158,7 +159,8 @@ class PostgresOutbox:
 
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Events recorded in [since, until)."""
-        return [event_row(r) for r in await self.engine.fetch(sql.EVENTS_BETWEEN, since, until)]
+        found = await self.engine.fetch(sql.EVENTS_BETWEEN, since, until)
+        return [event_row(r, as_is) for r in found]
 
     async def add_deliveries(self, rows: list[tuple[EventRow, NewDelivery]]) -> int:
         """Insert outbox rows for recorded events (one statement)."""

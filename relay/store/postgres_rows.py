@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from relay.models import Attempt, Delivery, Deployment
-from relay.store.base import Claimed, EventRow
 
 Row = asyncpg.Record
 # A row, or a row as a dict (e.g. with a joined table's columns taken out).
@@ -61,22 +60,6 @@ def deployment(row: RowLike) -> Deployment:
     return Deployment.model_validate(data)
 
 
-def claimed(row: Row) -> Claimed:
-    """A leased delivery as the dispatcher gets it."""
-    return Claimed(
-        id=row["id"],
-        forwarder=row["forwarder"],
-        attempts=row["attempts"],
-        deployment_id=row["deployment_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        event_created_at=row["event_created_at"],
-        payload=json.loads(row["payload"]),
-        state=json.loads(row["state"]),
-        shared=json.loads(row["shared"]) if row["shared"] else {},
-    )
-
-
 def delivery(row: Row, attempts: list[Attempt] | None = None) -> Delivery:
     """A delivery as the API shows it (next_attempt_at only while pending)."""
     data = dict(row)
@@ -90,15 +73,3 @@ def attempt(row: Row) -> Attempt:
     data = dict(row)
     data.pop("delivery_id", None)
     return Attempt(**data)
-
-
-def event_row(row: Row) -> EventRow:
-    """A recorded event."""
-    return EventRow(
-        id=row["id"],
-        seq=row["seq"],
-        type=row["type"],
-        deployment_id=row["deployment_id"],
-        created_at=row["created_at"],
-        payload=json.loads(row["payload"]),
-    )

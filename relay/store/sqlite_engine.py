@@ -22,6 +22,7 @@ import structlog
 
 from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
+from relay.store.schema_files import Migration, read_migrations, refuse_newer
 from relay.timeutil import format_db, utcnow
 
 T = TypeVar("T")
@@ -59,13 +60,9 @@ def translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"database error: {text}")
 
 
-def known_migrations() -> list[tuple[int, str, str]]:
+def known_migrations() -> list[Migration]:
     """(version, name, sql) of every migration shipped with relay, in order."""
-    found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        version = int(path.name.split("_", 1)[0])
-        found.append((version, path.stem, path.read_text(encoding="utf-8")))
-    return found
+    return read_migrations(MIGRATIONS_DIR)
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
@@ -73,12 +70,7 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
     applied = {row[0] for row in conn.execute(sql.SELECT_MIGRATIONS)}
     known = known_migrations()
-    newest_known = max((v for v, _, _ in known), default=0)
-    if applied and max(applied) > newest_known:
-        raise SchemaError(
-            f"the database schema is version {max(applied)}, newer than this relay knows "
-            f"({newest_known}); upgrade relay"
-        )
+    refuse_newer(applied, known)
     done = []
     for version, name, script in known:
         if version in applied:

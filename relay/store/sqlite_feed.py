@@ -8,58 +8,13 @@ commit fills.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
-from relay.models import Attempt
+from relay.store import rows
 from relay.store import sqlite_sql as sql
-from relay.store.feed_base import FeedAttempt, FeedCursor, FeedEvent, FeedOutput, FeedPage
+from relay.store.feed_base import FeedCursor, FeedPage
 from relay.store.sqlite_engine import SqliteEngine
 from relay.timeutil import parse_db
-
-
-def _event(row: sqlite3.Row) -> FeedEvent:
-    return FeedEvent(
-        seq=row["seq"],
-        id=row["id"],
-        type=row["type"],
-        deployment_id=row["deployment_id"],
-        component=row["component"],
-        created_at=parse_db(row["created_at"]),
-        payload=json.loads(row["payload"]),
-    )
-
-
-def _attempt(row: sqlite3.Row) -> FeedAttempt:
-    return FeedAttempt(
-        seq=row["seq"],
-        delivery_id=row["delivery_id"],
-        forwarder=row["forwarder"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        deployment_id=row["deployment_id"],
-        component=row["component"],
-        stage=row["stage"],
-        attempt=Attempt(
-            number=row["number"],
-            started_at=parse_db(row["started_at"]),
-            duration_ms=row["duration_ms"],
-            status_code=row["status_code"],
-            outcome=row["outcome"],
-            error=row["error"],
-        ),
-    )
-
-
-def _output(row: sqlite3.Row) -> FeedOutput:
-    return FeedOutput(
-        seq=row["seq"],
-        deployment_id=row["deployment_id"],
-        component=row["component"],
-        stage=row["stage"],
-        created_at=parse_db(row["created_at"]),
-        text=row["text"],
-    )
 
 
 class SqliteFeed:
@@ -91,9 +46,9 @@ class SqliteFeed:
             finally:
                 conn.execute(sql.END_READ)
             return FeedPage(
-                events=[_event(r) for r in events],
-                attempts=[_attempt(r) for r in attempts],
-                outputs=[_output(r) for r in outputs],
+                events=[rows.feed_event(r, parse_db) for r in events],
+                attempts=[rows.feed_attempt(r, parse_db) for r in attempts],
+                outputs=[rows.feed_output(r, parse_db) for r in outputs],
             )
 
         return await self.engine.read(op)

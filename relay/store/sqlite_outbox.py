@@ -10,27 +10,13 @@ from typing import Any
 from relay.models import Attempt, Delivery, ForwarderCounts
 from relay.store import sqlite_sql as sql
 from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDelivery
+from relay.store.rows import claimed, event_row
 from relay.store.sqlite_engine import SqliteEngine
 from relay.timeutil import format_db, parse_db, utcnow
 
 
 def _time(value: str | None) -> datetime | None:
     return parse_db(value) if value else None
-
-
-def _claimed(row: sqlite3.Row) -> Claimed:
-    return Claimed(
-        id=row["id"],
-        forwarder=row["forwarder"],
-        attempts=row["attempts"],
-        deployment_id=row["deployment_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        event_created_at=parse_db(row["event_created_at"]),
-        payload=json.loads(row["payload"]),
-        state=json.loads(row["state"]),
-        shared=json.loads(row["shared"]) if row["shared"] else {},
-    )
 
 
 def _delivery(row: sqlite3.Row, attempts: list[Attempt] | None = None) -> Delivery:
@@ -96,7 +82,7 @@ class SqliteOutbox:
         def op(conn: sqlite3.Connection) -> list[Claimed]:
             rows = conn.execute(sql.CLAIM_CANDIDATES, (forwarder, stamp, stamp, limit)).fetchall()
             conn.executemany(sql.LEASE, [(lease, owner, r["id"]) for r in rows])
-            return [_claimed(r) for r in rows]
+            return [claimed(r, parse_db) for r in rows]
 
         return await self.engine.write(op, durable=False)
 
@@ -171,17 +157,7 @@ class SqliteOutbox:
 
         def op(conn: sqlite3.Connection) -> list[EventRow]:
             rows = conn.execute(sql.EVENTS_BETWEEN, (format_db(since), format_db(until)))
-            return [
-                EventRow(
-                    id=r["id"],
-                    seq=r["seq"],
-                    type=r["type"],
-                    deployment_id=r["deployment_id"],
-                    created_at=parse_db(r["created_at"]),
-                    payload=json.loads(r["payload"]),
-                )
-                for r in rows
-            ]
+            return [event_row(r, parse_db) for r in rows]
 
         return await self.engine.read(op)
 

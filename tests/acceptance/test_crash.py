@@ -5,9 +5,6 @@ per delivery)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,12 +14,12 @@ import aiohttp
 import pytest
 
 from relay.receivers.webhook import WebhookReceiver
+from tests.acceptance.instance import Instance
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 20
 
 CONFIG = """
@@ -58,66 +55,8 @@ retry = {{ schedule = [{schedule}], jitter = 0 }}
 """
 
 
-class Server:
-    """One `relay serve` subprocess with its output in a log file."""
-
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.proc: asyncio.subprocess.Process | None = None
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        """Start serving and wait until /healthz answers."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "relay.cli",
-                "serve",
-                "--config",
-                str(self.config),
-                "--port",
-                str(self.port),
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT,
-                env=env,
-            )
-
-        async def healthy() -> bool:
-            assert self.proc is not None and self.proc.returncode is None, self.output()
-            try:
-                async with http.get(self.url + "/healthz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(healthy, timeout=20, what="relay serve answers /healthz")
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-
-    async def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await self.proc.wait()
-            except TimeoutError:
-                await self.kill()
-
-    def output(self) -> str:
-        """What the process printed (for failure messages)."""
-        return self.log.read_text(errors="replace")[-4000:]
-
-
 async def delivery_of(
-    http: aiohttp.ClientSession, server: Server, dep: str, status: str, *, tried: bool = False
+    http: aiohttp.ClientSession, server: Instance, dep: str, status: str, *, tried: bool = False
 ) -> dict[str, Any] | None:
     """The single delivery of a deployment if it has `status` (and attempts), else None."""
     async with http.get(
@@ -154,11 +93,11 @@ async def test_kill_9_loses_no_acknowledged_event(
             schedule=", ".join(['"0.3s"'] * 60),
         )
     )
-    server = Server(config, port, tmp_path / "relay.log")
+    server = Instance(config, tmp_path / "relay.log", port=port)
     receiver = WebhookReceiver(SECRET)
     headers = {"Authorization": f"Bearer {CI_TOKEN}"}
     try:
-        await server.start(http)
+        await server.start(http, ready=False)
         posted: list[str] = []
         for i in range(EVENTS):
             body = {"version": f"1.0.{i}", "stage": "production", "result": "success"}
@@ -173,7 +112,7 @@ async def test_kill_9_loses_no_acknowledged_event(
         assert receiver.received == []
 
         started = time.monotonic()
-        await server.start(http)
+        await server.start(http, ready=False)
         await receiver.start(port=hook_port)
 
         def delivered() -> set[str]:

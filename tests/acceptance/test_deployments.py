@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,7 +20,7 @@ from tests.acceptance.api import (
     get_json,
     post_json,
 )
-from tests.support import CI_TOKEN
+from tests.support import CI_TOKEN, RELEASEBITS_FIELDS
 
 # The ReleaseBits documentation's JSON example, byte for byte (leading/trailing spaces too).
 RELEASEBITS_JSON = (
@@ -41,20 +40,7 @@ RELEASEBITS_QUERY = (
     "&commit_sha=b927e3797fc56fb8bc093d59ee7a624dafddadd2&tag=tag1.2.3&branch=release"
 )
 
-FIELDS: dict[str, Any] = {
-    "version": "v1.2.3",
-    "result": "success",
-    "stage": "staging",
-    "host": "host.example.com",
-    "code_name": "Funky Fünke",
-    "started_at": "2018-05-27T13:15:30.311Z",
-    "finished_at": "2018-05-27T13:15:31.191Z",
-    "meta_data": {"user_id": "metauser", "foo": "bar"},
-    "commit_sha": "b927e3797fc56fb8bc093d59ee7a624dafddadd2",
-    "tag": "tag1.2.3",
-    "branch": "release",
-}
-FORM_PAIRS = [(k, v) for k, v in FIELDS.items() if k != "meta_data"] + [
+FORM_PAIRS = [(k, v) for k, v in RELEASEBITS_FIELDS.items() if k != "meta_data"] + [
     ("meta_data[user_id]", "metauser"),
     ("meta_data[foo]", "bar"),
 ]
@@ -73,7 +59,7 @@ async def _created(response: aiohttp.ClientResponse, component: str) -> str:
 
 async def _assert_releasebits_record(client: Client, record_id: str) -> None:
     record = await get_json(client, f"/components/component-slug/deployments/{record_id}")
-    for name, value in FIELDS.items():
+    for name, value in RELEASEBITS_FIELDS.items():
         assert record[name] == value, name
     assert record["id"] == record_id
     assert record["component"] == "component-slug"

@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 
 from relay.receivers.webhook import WebhookReceiver
-from tests.acceptance.pg_support import BlackHole, Instance, call, write_config
+from tests.acceptance.instance import Instance
+from tests.acceptance.pg_support import BlackHole, call, write_config
 from tests.delivery_support import SECRET, eventually
 
 pytestmark = pytest.mark.slow

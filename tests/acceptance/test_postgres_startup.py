@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from relay.receivers.webhook import WebhookReceiver
-from tests.acceptance.pg_support import Instance, TcpProxy, call, write_config
+from tests.acceptance.instance import Instance
+from tests.acceptance.pg_support import TcpProxy, call, write_config
 from tests.delivery_support import SECRET, eventually, free_port
 
 pytestmark = pytest.mark.slow

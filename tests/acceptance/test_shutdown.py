@@ -17,7 +17,8 @@ from aiohttp import web
 
 from relay.receivers.webhook import WebhookReceiver
 from relay.settings import Settings
-from tests.acceptance.test_crash import CONFIG, Server, delivery_of
+from tests.acceptance.instance import Instance
+from tests.acceptance.test_crash import CONFIG, delivery_of
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
@@ -85,10 +86,10 @@ async def test_a_signal_lets_sends_and_requests_in_flight_finish_and_exits_0(
     hook_port = free_port()
     receiver = SlowReceiver()
     await receiver.start(port=hook_port)
-    server = Server(write_config(tmp_path, hook_port), free_port(), tmp_path / "relay.log")
+    server = Instance(write_config(tmp_path, hook_port), tmp_path / "relay.log")
     headers = {"Authorization": f"Bearer {CI_TOKEN}"}
     try:
-        await server.start(http)
+        await server.start(http, ready=False)
         body = {"version": "1.0.0", "stage": "production", "result": "success"}
         async with http.post(
             f"{server.url}/components/api/deployments", json=body, headers=headers
@@ -132,7 +133,7 @@ async def test_a_signal_lets_sends_and_requests_in_flight_finish_and_exits_0(
 
         # Restarted with the target gone: the held send was recorded as delivered.
         await receiver.stop()
-        await server.start(http)
+        await server.start(http, ready=False)
         found = await delivery_of(http, server, dep, "delivered")
         assert found is not None and found["attempts"] == 1, found
     finally:

@@ -34,12 +34,6 @@ StartReceiver = Callable[..., Awaitable[WebhookReceiver]]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """The relay's SQLite file."""
-    return tmp_path / "relay.db"
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[StartReceiver]:
     """Start Standard Webhooks receivers (optionally on a given port); all stop afterwards."""
     started: list[WebhookReceiver] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,8 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "data" / "relay.db"
 
 
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[SqliteStore]:
-    """An opened SqliteStore on a fresh file."""
-    store = SqliteStore(db)
-    await store.open()
-    yield store
-    await store.close()
-
-
 class TestSqliteStore(StoreContract):
-    """SqliteStore behaves like every other store (the `store` fixture above)."""
+    """SqliteStore behaves like every other store (the `store` fixture of conftest.py)."""
 
 
 def _rows(db: Path, query: str) -> list[tuple[object, ...]]:

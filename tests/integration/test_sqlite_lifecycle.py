@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from relay.models import Status
 from relay.store.sqlite import SqliteStore
@@ -16,23 +13,8 @@ from tests.lifecycle_contract import LifecycleContract, finished, started, succe
 from tests.support import T0, make_command, make_record, minutes
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """The test's database file."""
-    return tmp_path / "relay.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[SqliteStore]:
-    """An opened SqliteStore on a fresh file."""
-    store = SqliteStore(db)
-    await store.open()
-    yield store
-    await store.close()
-
-
 class TestSqliteLifecycle(LifecycleContract):
-    """SqliteStore passes the lifecycle contract (the `store` fixture above)."""
+    """SqliteStore passes the lifecycle contract (the `store` fixture of conftest.py)."""
 
 
 async def test_rollback_in_one_group_commit_sees_the_earlier_rows(store: SqliteStore) -> None:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from relay.errors import StoreError
 from relay.models import Deployment
@@ -23,21 +20,6 @@ from relay.timeutil import format_db
 from tests.delivery_support import ADMIN, engine_settings, webhook
 from tests.outbox_contract import OutboxContract, later_command
 from tests.support import T0, make_command, make_record
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """The test's database file."""
-    return tmp_path / "relay.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[SqliteStore]:
-    """An opened SqliteStore on a fresh file."""
-    store = SqliteStore(db)
-    await store.open()
-    yield store
-    await store.close()
 
 
 class TestSqliteOutbox(OutboxContract):

@@ -179,6 +179,15 @@ async def harness() -> AsyncIterator[Callable[..., Harness]]:
 MakeHarness = Callable[..., Harness]
 
 
+async def _deliver_one(harness: MakeHarness, hook: Scripted, status: str) -> Delivery:
+    """Start a dispatcher for `hook` alone, record one deployment and wait until its
+    delivery has `status`."""
+    h = harness(hook)
+    await h.dispatcher.start()
+    dep = await h.record()
+    return await h.until(dep, status)
+
+
 async def test_delivers_and_records_one_attempt(harness: MakeHarness) -> None:
     """A due delivery is sent once, marked delivered, with its attempt recorded."""
     hook = Scripted("hook", Delivered(202, "accepted"))
@@ -205,10 +214,7 @@ async def test_transient_failures_are_retried_until_delivered(harness: MakeHarne
         RetryLater("busy", status_code=503),
         Delivered(200),
     )
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "delivered")
+    found = await _deliver_one(harness, hook, "delivered")
     log = found.attempt_log or []
     assert [(a.number, a.outcome, a.status_code) for a in log] == [
         (1, "retry", 503),
@@ -246,10 +252,7 @@ async def test_the_targets_requested_time_is_honoured(harness: MakeHarness) -> N
         raise RetryLater("slow down", at=context.now + timedelta(seconds=0.4), status_code=429)
 
     hook = Scripted("hook", rate_limited)
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "delivered")
+    found = await _deliver_one(harness, hook, "delivered")
     first, second = found.attempt_log or []
     assert (second.started_at - first.started_at).total_seconds() >= 0.4
 
@@ -259,10 +262,7 @@ async def test_permanent_failure_is_dead_at_once(harness: MakeHarness) -> None:
     hook = Scripted(
         "hook", PermanentFailure("rejected", status_code=400, excerpt='{"error":"bad field"}')
     )
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "dead")
+    found = await _deliver_one(harness, hook, "dead")
     (attempt,) = found.attempt_log or []
     assert (attempt.outcome, attempt.status_code, attempt.error) == ("dead", 400, "rejected")
     assert attempt.response_excerpt == '{"error":"bad field"}'
@@ -272,10 +272,7 @@ async def test_permanent_failure_is_dead_at_once(harness: MakeHarness) -> None:
 async def test_an_exhausted_schedule_is_dead(harness: MakeHarness) -> None:
     """Failing every time: 1 try + the 2 retries of the schedule, then dead."""
     hook = Scripted("hook", *[RetryLater("down", status_code=502)] * 5)
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "dead")
+    found = await _deliver_one(harness, hook, "dead")
     assert [a.outcome for a in found.attempt_log or []] == ["retry", "retry", "dead"]
     assert len(hook.calls) == 3
 
@@ -283,10 +280,7 @@ async def test_an_exhausted_schedule_is_dead(harness: MakeHarness) -> None:
 async def test_skipped_is_final_and_not_an_error(harness: MakeHarness) -> None:
     """Skipped (the event does not apply to the target) ends the delivery without retry."""
     hook = Scripted("hook", Skipped("no stage"))
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "skipped")
+    found = await _deliver_one(harness, hook, "skipped")
     assert [a.outcome for a in found.attempt_log or []] == ["skipped"]
 
 
@@ -302,10 +296,7 @@ async def test_a_crashing_forwarder_is_a_retry(
 ) -> None:
     """An unexpected exception in send() is recorded as a transient failure, then retried."""
     hook = Scripted("hook", step)
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "delivered")
+    found = await _deliver_one(harness, hook, "delivered")
     first, second = found.attempt_log or []
     assert (first.outcome, first.error) == ("retry", error)
     assert second.outcome == "delivered"
@@ -320,10 +311,7 @@ async def test_a_send_returning_no_outcome_is_an_attempt_not_a_silent_loop(
         return None
 
     hook = Scripted("hook", returns_none)
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "delivered")
+    found = await _deliver_one(harness, hook, "delivered")
     first, second = found.attempt_log or []
     assert (first.outcome, first.error) == ("retry", "forwarder error: TypeError")
     assert second.outcome == "delivered"
@@ -332,10 +320,7 @@ async def test_a_send_returning_no_outcome_is_an_attempt_not_a_silent_loop(
 async def test_a_whole_send_is_bounded_in_time(harness: MakeHarness) -> None:
     """A send that never returns is cut off (3 x timeout + 1 s) and retried."""
     hook = Scripted("hook", pause(3600), timeout="0.05s")
-    h = harness(hook)
-    await h.dispatcher.start()
-    dep = await h.record()
-    found = await h.until(dep, "delivered")
+    found = await _deliver_one(harness, hook, "delivered")
     first, _ = found.attempt_log or []
     assert first.outcome == "retry" and first.error == "no answer within 0.05s"
     assert 1.1 <= first.duration_ms / 1000 < 2
@@ -418,14 +403,16 @@ async def _status(h: Harness, dep: str, forwarder: str) -> str | None:
     return None
 
 
+def _failing_hook(*failures: RetryLater, concurrency: int) -> Scripted:
+    """A "hook" forwarder answering `failures` first (retries due every 10 ms), then success."""
+    return Scripted(
+        "hook", *failures, concurrency=concurrency, retry={"schedule": ["0.01s"] * 20, "jitter": 0}
+    )
+
+
 async def test_circuit_opens_and_spends_no_attempts_while_open(harness: MakeHarness) -> None:
     """After `threshold` consecutive failures nothing is sent until the cooldown ends."""
-    hook = Scripted(
-        "hook",
-        *[RetryLater("down", status_code=503)] * 50,
-        concurrency=1,
-        retry={"schedule": ["0.01s"] * 20, "jitter": 0},
-    )
+    hook = _failing_hook(*[RetryLater("down", status_code=503)] * 50, concurrency=1)
     h = harness(hook, threshold=3, cooldown=60)
     await h.dispatcher.start()
     for _ in range(4):
@@ -442,12 +429,7 @@ async def test_circuit_opens_and_spends_no_attempts_while_open(harness: MakeHarn
 
 async def test_half_open_probe_closes_the_circuit(harness: MakeHarness) -> None:
     """After the cooldown one probe goes; its success lets every pending delivery through."""
-    hook = Scripted(
-        "hook",
-        *[RetryLater("down")] * 2,
-        concurrency=4,
-        retry={"schedule": ["0.01s"] * 20, "jitter": 0},
-    )
+    hook = _failing_hook(*[RetryLater("down")] * 2, concurrency=4)
     h = harness(hook, threshold=2, cooldown=0.3)
     await h.dispatcher.start()
     for _ in range(2):

@@ -22,6 +22,7 @@ from relay.models import (
     initial_status,
 )
 from relay.service import check_slug, parse_body
+from tests.support import RELEASEBITS_FIELDS
 
 
 def _error_fields(exc: ValidationError) -> set[str]:
@@ -30,21 +31,7 @@ def _error_fields(exc: ValidationError) -> set[str]:
 
 def test_releasebits_fields_are_accepted() -> None:
     """Every ReleaseBits field validates, timestamps become aware UTC datetimes."""
-    body = DeploymentIn.model_validate(
-        {
-            "version": "v1.2.3",
-            "result": "success",
-            "stage": "staging",
-            "host": "host.example.com",
-            "code_name": "Funky Fünke",
-            "started_at": "2018-05-27T13:15:30.311Z",
-            "finished_at": "2018-05-27T13:15:31.191Z",
-            "meta_data": {"user_id": "metauser", "foo": "bar"},
-            "commit_sha": "b927e3797fc56fb8bc093d59ee7a624dafddadd2",
-            "tag": "tag1.2.3",
-            "branch": "release",
-        }
-    )
+    body = DeploymentIn.model_validate(RELEASEBITS_FIELDS)
     assert body.started_at == datetime(2018, 5, 27, 13, 15, 30, 311000, tzinfo=UTC)
     assert body.code_name == "Funky Fünke"
     assert body.meta_data == {"user_id": "metauser", "foo": "bar"}

@@ -23,6 +23,7 @@ from relay.models import Deployment, DeploymentIn, Status
 from relay.service import RecordService, check_slug, fingerprint, parse_body
 from relay.store.base import ListQuery, NewDelivery, NewEvent
 from relay.store.memory import MemoryStore
+from tests.support import RELEASEBITS_FIELDS
 
 CI = Principal("ci", frozenset({"events:write", "events:read"}), ("*",))
 
@@ -233,23 +234,7 @@ _json = st.recursive(
     ),
     max_leaves=10,
 )
-_field_names = st.sampled_from(
-    [
-        "version",
-        "result",
-        "stage",
-        "host",
-        "code_name",
-        "started_at",
-        "finished_at",
-        "meta_data",
-        "commit_sha",
-        "tag",
-        "branch",
-        "status",
-        "other",
-    ]
-)
+_field_names = st.sampled_from([*RELEASEBITS_FIELDS, "status", "other"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

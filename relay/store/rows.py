@@ -1,0 +1,107 @@
+"""Rows to relay's models, the same on every database backend (driver-free).
+
+The backends select the same columns under the same names; they differ only in how a
+timestamp arrives (SQLite: text in storage format, PostgreSQL: a datetime), so each
+converter takes the backend's `time` function for its timestamp columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from relay.models import Attempt
+from relay.store.base import Claimed, EventRow
+from relay.store.feed_base import FeedAttempt, FeedEvent, FeedOutput
+
+# How a backend's timestamp column becomes a datetime.
+Time = Callable[[Any], datetime]
+
+
+class Row(Protocol):
+    """A row whose columns are read by name (sqlite3.Row, asyncpg.Record, a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def as_is(value: Any) -> datetime:
+    """The `time` of a driver that already answers datetimes."""
+    result: datetime = value
+    return result
+
+
+def claimed(row: Row, time: Time) -> Claimed:
+    """A leased delivery as the dispatcher gets it."""
+    return Claimed(
+        id=row["id"],
+        forwarder=row["forwarder"],
+        attempts=row["attempts"],
+        deployment_id=row["deployment_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        event_created_at=time(row["event_created_at"]),
+        payload=json.loads(row["payload"]),
+        state=json.loads(row["state"]),
+        shared=json.loads(row["shared"]) if row["shared"] else {},
+    )
+
+
+def event_row(row: Row, time: Time) -> EventRow:
+    """A recorded event."""
+    return EventRow(
+        id=row["id"],
+        seq=row["seq"],
+        type=row["type"],
+        deployment_id=row["deployment_id"],
+        created_at=time(row["created_at"]),
+        payload=json.loads(row["payload"]),
+    )
+
+
+def feed_event(row: Row, time: Time) -> FeedEvent:
+    """An event of the live feed."""
+    return FeedEvent(
+        seq=row["seq"],
+        id=row["id"],
+        type=row["type"],
+        deployment_id=row["deployment_id"],
+        component=row["component"],
+        created_at=time(row["created_at"]),
+        payload=json.loads(row["payload"]),
+    )
+
+
+def feed_attempt(row: Row, time: Time) -> FeedAttempt:
+    """A delivery attempt of the live feed."""
+    return FeedAttempt(
+        seq=row["seq"],
+        delivery_id=row["delivery_id"],
+        forwarder=row["forwarder"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        deployment_id=row["deployment_id"],
+        component=row["component"],
+        stage=row["stage"],
+        attempt=Attempt(
+            number=row["number"],
+            started_at=time(row["started_at"]),
+            duration_ms=row["duration_ms"],
+            status_code=row["status_code"],
+            outcome=row["outcome"],
+            error=row["error"],
+        ),
+    )
+
+
+def feed_output(row: Row, time: Time) -> FeedOutput:
+    """An output line of the live feed."""
+    return FeedOutput(
+        seq=row["seq"],
+        deployment_id=row["deployment_id"],
+        component=row["component"],
+        stage=row["stage"],
+        created_at=time(row["created_at"]),
+        text=row["text"],
+    )
