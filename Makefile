@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/relay.toml
 
-.PHONY: run test lint pg unit integration acceptance bench fuzz format clean
+.PHONY: run test lint pg unit integration acceptance bench fuzz soak format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ run: $(VENV)/.installed-run
 	$(VENV)/bin/relay serve --config $(CONFIG)
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check relay forwarders tests bench
-	$(PY) -m ruff format --check relay forwarders tests bench
+	$(PY) -m ruff check relay forwarders tests bench scripts
+	$(PY) -m ruff format --check relay forwarders tests bench scripts
 	$(PY) -m mypy relay forwarders
 
 # The PostgreSQL tests start a throwaway server (tests/pg_cluster.py); this installs
@@ -42,9 +42,13 @@ fuzz: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py
 
+# A minute of steady ingest with seconds-long retention: the database must stay bounded.
+soak: $(VENV)/.installed-dev
+	$(PY) scripts/soak.py
+
 format: $(VENV)/.installed-dev
-	$(PY) -m ruff check --fix relay forwarders tests bench
-	$(PY) -m ruff format relay forwarders tests bench
+	$(PY) -m ruff check --fix relay forwarders tests bench scripts
+	$(PY) -m ruff format relay forwarders tests bench scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
