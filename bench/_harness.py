@@ -61,6 +61,8 @@ class Result:
     target: float | None  # on the ratio relay / baseline, or on relay's median alone
     higher_is_better: bool = True
     notes: list[str] = field(default_factory=list)
+    # Rows that could not be measured and why (bench/run.py prints them under the table).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def relay_median(self) -> float:

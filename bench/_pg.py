@@ -44,6 +44,11 @@ class Postgres:
     def drop(self, database: str) -> None:
         self._psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
+    def settle(self) -> None:
+        """Write the round's dirty pages out now (CHECKPOINT), so that the server's
+        background writes do not share the disk with the next round, relay's or not."""
+        self._psql("CHECKPOINT")
+
     def scalar(self, database: str, query: str) -> int:
         """The integer one query answers in `database`."""
         return int(self._psql(query, database).strip())

@@ -56,7 +56,7 @@ import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
@@ -248,26 +248,32 @@ def run(opts: Options) -> list[Result]:
     """The fan-out drain against the bare client, then latency and isolation rounds."""
     plan = Plan.of(opts)
     load_before, source = os.getloadavg()[0], relay_source()
-    with TemporaryDirectory(prefix="relay-bench-fanout-") as tmp, postgres() as pg:
+    with TemporaryDirectory(prefix="relay-bench-fanout-") as tmp:
         work = Path(tmp)
         sinks = Sinks(work)
-        drains = [PgDrain(n, pg, work, sinks) for n in PG_WORKERS if isinstance(pg, Postgres)]
         with sinks.server:
-            fanout = _throughput(opts, plan, work, sinks, drains)
+            # PostgreSQL runs only while its rounds do: the latency rounds are SQLite's.
+            with postgres() as pg:
+                drains = [
+                    PgDrain(n, pg, work, sinks) for n in PG_WORKERS if isinstance(pg, Postgres)
+                ]
+                fanout = _throughput(opts, plan, work, sinks, drains)
+                about = pg.describe() if isinstance(pg, Postgres) else skipped(pg)
+                pg_results = [d.result(opts, plan, fanout, about) for d in drains]
             latency = _latency_rounds(plan, work, sinks)
         fs = filesystem_of(work)
-        about = pg.describe() if isinstance(pg, Postgres) else skipped(pg)
-        pg_results = [d.result(opts, plan, fanout, about) for d in drains]
     fanout.notes.extend(
         [
             f"SQLite file on {fs}{' (tmpfs: fsync is free)' if fs == 'tmpfs' else ''}",
-            about if not drains else "PostgreSQL: the rows below",
+            "PostgreSQL: the rows below" if drains else about,
             # Everything here shares the CPUs with whatever else runs: say how busy they were.
             f"load average (1 min) {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at the "
             f"end, on {os.cpu_count()} CPUs",
             f"relay measured: {source}" + _changed(source),
         ]
     )
+    if not drains:
+        fanout = replace(fanout, skipped=[about])
     return [fanout, *pg_results, *_latency_results(plan, sinks, latency)]
 
 
@@ -363,6 +369,7 @@ class PgDrain:
             raise BenchError(f"{self.name}: the sinks saw {drained.sink.count} of {delivered}")
         self.duplicates += drained.sink.count - delivered
         self.analyzed += self.pg.analyzed(self.database, "deliveries")
+        self.pg.settle()
         self.drained.append(drained)
 
     def _fill(self, opts: Options, config: Path, port: int, token: str, events: int) -> None:
@@ -404,8 +411,8 @@ class PgDrain:
                 f"--no-dispatch` (median {median(self.fill_rates):,.0f} events/s, "
                 f"{opts.load.name}), then drained whole by {self.workers} `relay worker` "
                 f"started together ({each:,} deliveries a round, {count:,} in all; "
-                f"{'--quick' if plan.quick else '--quick: ' + str(QUICK_PG_ROUND_EVENTS)} "
-                "events); the baseline's rounds are the SQLite segments' size",
+                f"{'--quick' if plan.quick else f'--quick: {QUICK_PG_ROUND_EVENTS} events'}); "
+                "the baseline's rounds are the SQLite segments' size",
                 f"{self.workers} x {FORWARDERS} x {CONCURRENCY} = "
                 f"{self.workers * FORWARDERS * CONCURRENCY} connections to the sinks; "
                 f"baseline: the same bench/_pyload.py rounds as the SQLite row "

@@ -67,6 +67,12 @@ FORWARDERS: list[dict[str, Any]] = []
 
 # relay instances on one PostgreSQL database, one figure each.
 PG_INSTANCES = (1, 3)
+# --quick: PostgreSQL in the first rounds only (each starts a database and instances).
+QUICK_PG_ROUNDS = 3
+
+
+def pg_rounds_of(opts: Options) -> int:
+    return min(opts.rounds, QUICK_PG_ROUNDS) if opts.quick else opts.rounds
 
 
 def run(opts: Options) -> list[Result]:
@@ -93,7 +99,8 @@ def run(opts: Options) -> list[Result]:
             raise BenchError(f"relay answered 201 {created} times but stored {rows} deployments")
         fs = filesystem_of(work)
         if not isinstance(pg, Postgres):
-            return [_result(opts, rounds, rows, fs, [skipped(pg)])]
+            note = skipped(pg)
+            return [replace(_result(opts, rounds, rows, fs, [note]), skipped=[note])]
         about = pg.describe()
         pg_results = [r.result(opts, rounds["baseline"], about) for r in pg_rounds]
     return [_result(opts, rounds, rows, fs, ["PostgreSQL: the rows below"]), *pg_results]
@@ -136,6 +143,7 @@ class PgRounds:
             require_status(self.name, outcome)
             group.stop_cleanly()
         rows = self.pg.scalar(self.database, "SELECT COUNT(*) FROM deployments")
+        self.pg.settle()
         created = warmup.count(201) + outcome.count(201)
         if rows != created:
             raise BenchError(
@@ -159,12 +167,15 @@ class PgRounds:
             benchmark=NAME,
             metric=f"durable events/s, PostgreSQL, {self.instances} {plural}",
             relay=[o.rate(201) for o in self.outcomes],
-            baseline=[o.rate(201) for o in baseline],
+            # The baseline's rounds that ran alongside these (all of them, but with --quick).
+            baseline=[o.rate(201) for o in baseline[: len(self.outcomes)]],
             target=TARGET,
             notes=[
                 f"{spread}; baseline: the same bench/_baseline_server.py rounds as the "
-                "SQLite row (one process)",
-                f"each round: a fresh database (DROP/CREATE), fresh instances (start-up "
+                f"SQLite row (one process){', the first ones' if opts.quick else ''}",
+                f"{len(self.outcomes)} rounds"
+                + (" (--quick: in the first rounds only)" if opts.quick else "")
+                + "; each: a fresh database (DROP/CREATE), fresh instances (start-up "
                 f"{median(self.startup):.1f} s, not timed), a {opts.warmup}-request warm-up, "
                 f"then {opts.requests} requests over {opts.concurrency} connections in all",
                 f"durability: in every round the rows in deployments = its answers 201 "
@@ -211,7 +222,8 @@ def _measure(
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             if name in by_name:
-                rounds[name].append(by_name[name].round(opts))
+                if i < pg_rounds_of(opts):
+                    rounds[name].append(by_name[name].round(opts))
             else:
                 rounds[name].append(require_status(name, opts.load.run(loads[name], work)))
     return warmup, rounds
@@ -237,7 +249,7 @@ def _result(
             f"load generator: {opts.load.name}",
             f"{opts.concurrency} connections, {opts.requests} requests/round, "
             f"{opts.rounds} rounds each after a {opts.warmup}-request warm-up, in rotating "
-            "order with the PostgreSQL rounds",
+            "order (with the PostgreSQL rounds, when there are some)",
             f"durability: {rows} rows in deployments = {rows} answers 201",
             f"SQLite file on {fs}{warning}",
             f"forwarders configured: {len(FORWARDERS)} (the issue wants 5)",

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py                # every benchmark
     .venv/bin/python bench/run.py ingest         # some of them, by module name
-    .venv/bin/python bench/run.py --quick        # the long ones scaled down (fanout)
+    .venv/bin/python bench/run.py --quick        # the long ones scaled down (fanout, PG)
     .venv/bin/python bench/run.py --help         # rounds, requests, connections, loader
 
 Every module of bench/ whose name does not start with `_` is a benchmark: it has
@@ -60,7 +60,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="scale the long benchmarks down (fanout: a 4,000-event backlog, not 20,000)",
+        help="scale the long benchmarks down (fanout: a 4,000-event backlog, not 20,000, "
+        "and 800-event PostgreSQL rounds, not 2,000; ingest: PostgreSQL in 3 rounds only)",
     )
     return parser.parse_args(argv)
 
@@ -158,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results:
         print()
         print_grid([COLUMNS, *(table_row(r) for r in results)])
+        for line in dict.fromkeys(f"{r.benchmark}: {s}" for r in results for s in r.skipped):
+            print(line)
         for r in results:
             print_rounds(r)
     failed = [name for name, rs in outcomes.items() if rs is None]
