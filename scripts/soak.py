@@ -23,8 +23,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -39,6 +37,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from crashloop import Server  # noqa: E402
 
 from relay.receivers.webhook import WebhookReceiver  # noqa: E402
 
@@ -58,14 +61,6 @@ class Sample:
     rows: dict[str, int]
     db_bytes: int
     wal_bytes: int
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on (yet)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_config(path: Path, db: Path, hook_url: str, retention: str) -> None:
@@ -101,58 +96,6 @@ def write_config(path: Path, db: Path, hook_url: str, retention: str) -> None:
         'timeout = "2s"',
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-class Server:
-    """`relay serve` as a child process."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log = config, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, http: aiohttp.ClientSession, timeout: float = 20.0) -> None:
-        """Start the process and wait (bounded) until /healthz answers 200."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-        env["PYTHONPATH"] = str(ROOT)
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "relay.cli", "serve", "--config", str(self.config)),
-                *("--port", str(self.port)),
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT,
-                env=env,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.returncode is not None:
-                raise RuntimeError(f"relay exited early:\n{self.output()}")
-            try:
-                async with http.get(self.url + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"relay did not start:\n{self.output()}")
-
-    async def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within 10 s."""
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-    def output(self) -> str:
-        """The tail of what the process printed."""
-        return self.log.read_text(errors="replace")[-4000:]
 
 
 class Poster:
