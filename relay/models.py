@@ -166,6 +166,12 @@ class Deployment(BaseModel):
         default=None, description="Per-forwarder delivery state (single-item answers only)."
     )
 
+    @property
+    def occurred_at(self) -> datetime:
+        """The time listings sort and filter on: finished_at, else started_at, else
+        created_at."""
+        return self.finished_at or self.started_at or self.created_at
+
     @computed_field(description="A rollback replaced this deployment.")  # type: ignore[prop-decorator]
     @property
     def reverted(self) -> bool:

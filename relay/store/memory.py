@@ -27,10 +27,6 @@ from relay.store.memory_retention import MemoryRetention
 from relay.timeutil import utcnow
 
 
-def _occurred(d: Deployment) -> datetime:
-    return d.finished_at or d.started_at or d.created_at
-
-
 class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox):
     """Keeps everything in dicts; for tests that need no I/O."""
 
@@ -107,15 +103,15 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, M
             for seq, d in self.records.values()
             if d.kind == query.kind and d.component == query.component and _matches(d, query)
         ]
-        rows.sort(key=lambda r: (_occurred(r[1]), r[0]), reverse=True)
+        rows.sort(key=lambda r: (r[1].occurred_at, r[0]), reverse=True)
         if query.after is not None:
             after = (query.after.occurred_at, query.after.seq)
-            rows = [r for r in rows if (_occurred(r[1]), r[0]) < after]
+            rows = [r for r in rows if (r[1].occurred_at, r[0]) < after]
         page = rows[: query.limit]
         nxt = None
         if len(rows) > query.limit and page:
             seq, last = page[-1]
-            nxt = Cursor(occurred_at=_occurred(last), seq=seq)
+            nxt = Cursor(occurred_at=last.occurred_at, seq=seq)
         return Page(items=[d for _, d in page], next_cursor=nxt)
 
     async def list_components(self) -> list[ComponentRow]:
@@ -125,8 +121,8 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, M
             if d.kind != "deployment":
                 continue
             key = (d.component, d.stage)
-            if key not in latest or (_occurred(d), seq) > latest[key][:2]:
-                latest[key] = (_occurred(d), seq, d)
+            if key not in latest or (d.occurred_at, seq) > latest[key][:2]:
+                latest[key] = (d.occurred_at, seq, d)
         return [
             ComponentRow(
                 slug=slug,
@@ -177,7 +173,7 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, M
 
 
 def _matches(d: Deployment, q: ListQuery) -> bool:
-    occurred = _occurred(d)
+    occurred = d.occurred_at
     return (
         (q.stage is None or d.stage == q.stage)
         and (q.result is None or d.result == q.result)

@@ -28,10 +28,6 @@ class OutputRow:
     text: str
 
 
-def _occurred(d: Deployment) -> datetime:
-    return d.finished_at or d.started_at or d.created_at
-
-
 class MemoryLifecycle(MemoryOutbox):
     """Lifecycle operations over MemoryStore's dicts; mixed into MemoryStore."""
 
@@ -55,7 +51,7 @@ class MemoryLifecycle(MemoryOutbox):
             and d.component == component
             and d.stage == stage
         ]
-        found.sort(key=lambda item: (_occurred(item[1]), item[0]), reverse=True)
+        found.sort(key=lambda item: (item[1].occurred_at, item[0]), reverse=True)
         return found
 
     def decide_rollback(self, record: Deployment) -> bool:
@@ -68,8 +64,8 @@ class MemoryLifecycle(MemoryOutbox):
         replaced_seq, replaced = history[1]
         if replaced.version == record.version:
             return False
-        bar = (_occurred(replaced), replaced_seq)
-        if not any(d.version == record.version and (_occurred(d), s) < bar for s, d in history):
+        bar = (replaced.occurred_at, replaced_seq)
+        if not any(d.version == record.version and (d.occurred_at, s) < bar for s, d in history):
             return False
         seq, _ = self.records[record.id]
         self.records[record.id] = (seq, record.model_copy(update={"is_rollback": True}))

@@ -15,10 +15,6 @@ from relay.store.memory_outbox import Row
 from relay.store.retention_base import PruneResult, RetentionPolicy
 
 
-def _occurred(d: Deployment) -> datetime:
-    return d.finished_at or d.started_at or d.created_at
-
-
 class MemoryRetention:
     """Pruning; mixed into MemoryStore."""
 
@@ -92,7 +88,7 @@ class MemoryRetention:
 
     def _kept_deployment(self, seq: int, d: Deployment) -> bool:
         """The latest record of its component, kind and stage, or the live deployment."""
-        mark = (_occurred(d), seq)
+        mark = (d.occurred_at, seq)
 
         def newer(success_only: bool) -> bool:
             return any(
@@ -100,7 +96,7 @@ class MemoryRetention:
                 and o.kind == d.kind
                 and o.stage == d.stage
                 and (not success_only or o.status == Status.SUCCESS)
-                and (_occurred(o), s) > mark
+                and (o.occurred_at, s) > mark
                 for s, o in self.records.values()
             )
 

@@ -20,7 +20,7 @@ from relay.store.lifecycle_base import (
 )
 from relay.store.postgres_engine import Conn, PgEngine
 from relay.store.postgres_events import insert_events
-from relay.store.postgres_rows import Row, deployment, occurred
+from relay.store.postgres_rows import Row, deployment
 
 
 async def _transition(
@@ -41,7 +41,7 @@ async def _transition(
             r.tag,
             json.dumps(r.meta_data, ensure_ascii=False),
             r.updated_at,
-            occurred(r),
+            r.occurred_at,
             r.id,
             command.expected.value,
         )

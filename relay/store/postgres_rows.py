@@ -3,50 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from relay.models import Attempt, Delivery, Deployment
+from relay.store import rows
+from relay.store.rows import as_is
 
 Row = asyncpg.Record
 # A row, or a row as a dict (e.g. with a joined table's columns taken out).
 RowLike = asyncpg.Record | dict[str, Any]
 
 
-def occurred(d: Deployment) -> datetime:
-    """The time listings sort on: finished_at, else started_at, else created_at."""
-    return d.finished_at or d.started_at or d.created_at
-
-
 def deployment_columns(records: list[Deployment]) -> list[list[Any]]:
     """The 19 column arrays of sql.INSERT_RECORDS for `records`, in DEPLOYMENT_COLUMNS order."""
-    rows = [
-        (
-            d.id,
-            d.kind,
-            d.component,
-            d.version,
-            d.result,
-            d.status.value,
-            d.stage,
-            d.host,
-            d.code_name,
-            d.started_at,
-            d.finished_at,
-            d.commit_sha,
-            d.branch,
-            d.tag,
-            json.dumps(d.meta_data, ensure_ascii=False),
-            d.triggered_by,
-            d.created_at,
-            d.updated_at,
-            occurred(d),
-        )
-        for d in records
-    ]
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 19
+    values = [rows.deployment_values(d, as_is) for d in records]
+    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * 19
 
 
 def deployment(row: RowLike) -> Deployment:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from relay.models import Attempt
+from relay.models import Attempt, Deployment
 from relay.store.base import Claimed, EventRow
 from relay.store.feed_base import FeedAttempt, FeedEvent, FeedOutput
 
@@ -30,6 +30,36 @@ def as_is(value: Any) -> datetime:
     """The `time` of a driver that already answers datetimes."""
     result: datetime = value
     return result
+
+
+def deployment_values(d: Deployment, store_time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """A deployment's values in DEPLOYMENT_COLUMNS order; `store_time` turns a datetime
+    into what the backend stores."""
+
+    def stamp(value: datetime | None) -> Any:
+        return None if value is None else store_time(value)
+
+    return (
+        d.id,
+        d.kind,
+        d.component,
+        d.version,
+        d.result,
+        d.status.value,
+        d.stage,
+        d.host,
+        d.code_name,
+        stamp(d.started_at),
+        stamp(d.finished_at),
+        d.commit_sha,
+        d.branch,
+        d.tag,
+        json.dumps(d.meta_data, ensure_ascii=False),
+        d.triggered_by,
+        store_time(d.created_at),
+        store_time(d.updated_at),
+        store_time(d.occurred_at),
+    )
 
 
 def claimed(row: Row, time: Time) -> Claimed:

@@ -11,7 +11,7 @@ from relay.store import sqlite_sql as sql
 from relay.store.base import NewDelivery, NewEvent
 from relay.store.lifecycle_base import OutputTotals, TransitionCommand, output_bytes
 from relay.store.sqlite_engine import SqliteEngine
-from relay.store.sqlite_rows import db_time, decide_rollback, deployment_from_row, occurred
+from relay.store.sqlite_rows import db_time, decide_rollback, deployment_from_row
 from relay.timeutil import format_db
 
 
@@ -72,7 +72,7 @@ def _transition(conn: sqlite3.Connection, command: TransitionCommand) -> Deploym
             r.tag,
             json.dumps(r.meta_data, ensure_ascii=False),
             format_db(r.updated_at),
-            occurred(r),
+            format_db(r.occurred_at),
             r.id,
             command.expected.value,
         ),

@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from relay.models import Deployment, Status
+from relay.store import rows
 from relay.store import sqlite_sql as sql
 from relay.timeutil import format_db, parse_db
 
@@ -19,34 +20,9 @@ def db_time(value: Any) -> str | None:
     return None if value is None else format_db(value)
 
 
-def occurred(d: Deployment) -> str:
-    """The time listings sort on: finished_at, else started_at, else created_at."""
-    return format_db(d.finished_at or d.started_at or d.created_at)
-
-
 def deployment_values(d: Deployment) -> tuple[Any, ...]:
     """The parameters of sql.INSERT_DEPLOYMENT for `d`."""
-    return (
-        d.id,
-        d.kind,
-        d.component,
-        d.version,
-        d.result,
-        d.status.value,
-        d.stage,
-        d.host,
-        d.code_name,
-        db_time(d.started_at),
-        db_time(d.finished_at),
-        d.commit_sha,
-        d.branch,
-        d.tag,
-        json.dumps(d.meta_data, ensure_ascii=False),
-        d.triggered_by,
-        format_db(d.created_at),
-        format_db(d.updated_at),
-        occurred(d),
-    )
+    return rows.deployment_values(d, format_db)
 
 
 def deployment_from_row(row: sqlite3.Row) -> Deployment:
