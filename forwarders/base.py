@@ -50,10 +50,11 @@ class MatchRule(BaseModel):
 
 
 def _any_match(patterns: list[str], value: Any) -> bool:
-    # An absent attribute (no stage, no result) only matches the catch-all "*".
-    if value is None:
-        return "*" in patterns
-    return any(fnmatchcase(str(value), p) for p in patterns)
+    # "*" matches every value, and is the only pattern an absent attribute (no stage, no
+    # result) matches; checked first because it is every rule's default.
+    if "*" in patterns:
+        return True
+    return value is not None and any(fnmatchcase(str(value), p) for p in patterns)
 
 
 class RetryConfig(BaseModel):

@@ -11,6 +11,7 @@ from typing import TextIO
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from relay.api import all_routes
 from relay.api.middleware import authenticate, client_cap, rate_limit, request_context
@@ -125,13 +126,7 @@ def create_app(
         pool_max=settings.storage.pool_max,
     )
     app = web.Application(
-        middlewares=[
-            request_context,
-            client_cap(ConnectionCounter(settings.limits.max_connections_per_client)),
-            authenticate,
-            rate_limit(RateLimiter(settings.limits.requests_per_second, settings.limits.burst)),
-        ],
-        client_max_size=settings.server.max_body_bytes,
+        middlewares=middlewares(settings), client_max_size=settings.server.max_body_bytes
     )
     app[SETTINGS], app[STORE], app[METRICS] = settings, store, Metrics()
     app[STORE_OPENED] = asyncio.Event()
@@ -162,6 +157,19 @@ def create_app(
     app.cleanup_ctx.append(_retention_lifecycle)  # after the store's: stops before it closes
     app.on_shutdown.append(_close_streams)
     return app
+
+
+def middlewares(settings: Settings) -> list[Middleware]:
+    """Request context and authentication, and the abuse limits only when configured:
+    every middleware is a coroutine layer on every request."""
+    limits = settings.limits
+    out: list[Middleware] = [request_context]
+    if limits.max_connections_per_client:
+        out.append(client_cap(ConnectionCounter(limits.max_connections_per_client)))
+    out.append(authenticate)
+    if limits.requests_per_second:
+        out.append(rate_limit(RateLimiter(limits.requests_per_second, limits.burst)))
+    return out
 
 
 def add_lifecycle_services(app: web.Application) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 
 # uuid.uuid4() reads os.urandom for every id, one system call each; ids need to be
 # unique, not secret, so a generator seeded once from the OS is enough.
@@ -20,7 +19,9 @@ def new_id() -> str:
     ms = time.time_ns() // 1_000_000
     rand = _random.getrandbits(74)
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
-    return str(uuid.UUID(int=value | (rand & _RAND_B)))
+    text = f"{value | (rand & _RAND_B):032x}"
+    # The canonical 8-4-4-4-12 form, as str(uuid.UUID) writes it, without the object.
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def new_hex_id() -> str:
