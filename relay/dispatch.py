@@ -262,7 +262,9 @@ class Dispatcher:
         signal: Signal | None = "success"
         if isinstance(outcome, Delivered):
             status, kind = "delivered", "delivered"
-            log.info("delivery_succeeded", duration_ms=duration_ms, **fields)
+            # Debug: a line per success would cost more than the send; the attempt is
+            # recorded either way, and every failure is logged at info or warning.
+            log.debug("delivery_succeeded", duration_ms=duration_ms, **fields)
         elif isinstance(outcome, Skipped):
             status, kind, error = "skipped", "skipped", outcome.reason
             signal = None

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+from structlog.testing import capture_logs
 
 from forwarders.base import (
     Delivered,
@@ -225,6 +226,19 @@ async def test_transient_failures_are_retried_until_delivered(harness: MakeHarne
     # 0.05 s between tries (the schedule), driven by timers, not by the 5 s poll.
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(log)]
     assert all(0.05 <= g < 1.0 for g in gaps), gaps
+
+
+async def test_a_success_is_a_debug_line_and_a_failure_an_info_line(
+    harness: MakeHarness,
+) -> None:
+    """At the default level (info) a success writes no log line; a retry does."""
+    hook = Scripted("hook", RetryLater("busy", status_code=503), Delivered(200))
+    with capture_logs() as logs:
+        found = await _deliver_one(harness, hook, "delivered")
+    levels = {(e["event"], e["log_level"]) for e in logs if e["event"].startswith("delivery_")}
+    assert ("delivery_retry_scheduled", "info") in levels
+    assert {level for event, level in levels if event == "delivery_succeeded"} <= {"debug"}
+    assert found.attempts == 2
 
 
 async def test_a_retry_is_scheduled_as_next_attempt_at(harness: MakeHarness) -> None:
