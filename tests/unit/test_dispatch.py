@@ -598,6 +598,22 @@ async def test_stop_finishes_sends_and_frees_leases(harness: MakeHarness) -> Non
     assert (await h.one(dep)).status == "pending"  # claimable again by the next process
 
 
+async def test_stop_sends_nothing_that_waited_and_frees_it(harness: MakeHarness) -> None:
+    """Deliveries claimed ahead of a free slot are not sent once stop() has begun: the
+    send in flight finishes, the others are pending and free for the next process."""
+    hook = Scripted("hook", pause(0.2), concurrency=1)
+    h = harness(hook)
+    for _ in range(3):
+        await h.record()
+    await h.dispatcher.start()
+    await eventually(lambda: hook.active == 1)
+    await h.dispatcher.stop(grace=5)
+    assert len(hook.calls) == 1
+    rows = list(h.store.rows.values())
+    assert all(r.owner is None and r.locked_until is None for r in rows)
+    assert sorted(r.status for r in rows) == ["delivered", "pending", "pending"]
+
+
 @pytest.mark.parametrize("yields", range(4))
 async def test_stop_ends_the_loop_even_when_woken_at_that_moment(
     harness: MakeHarness, yields: int
