@@ -530,7 +530,8 @@ def _fanout_notes(
         f"{_cpu_us(relay):.0f} µs (all threads) vs bare client {_cpu_us(baseline):.0f} µs",
         f"all {plan.deliveries:,} deliveries `delivered` in the database; "
         f"{duplicates} sent twice (across a worker restart)",
-        "relay logs at info, its default: one line per delivery (to a file)",
+        "relay logs at info, its default (to a file): failed attempts only, a success "
+        "is a debug line",
     ]
 
 

@@ -148,6 +148,8 @@ def lookup(data: dict[str, Any], placeholder: Placeholder) -> Any:
 
 def mask(text: str, secrets: Iterable[str]) -> str:
     """`text` with every occurrence of each (non-empty) secret replaced by `***`."""
+    if not text:
+        return text
     # Longest first, so a secret containing another is masked whole.
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, "***")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import hashlib
+import functools
 import hmac
 import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -45,7 +44,7 @@ from forwarders.common import (
     summary,
     unknown_placeholder,
 )
-from relay.http import HttpRequest
+from relay.http import USER_AGENT, HttpRequest, json_body
 
 SECRET_PREFIX = "whsec_"
 # Headers relay computes itself: a static header may not replace them.
@@ -96,10 +95,14 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+# Decoded once per secret, not once per request.
+_cached_key = functools.lru_cache(maxsize=64)(secret_key)
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """One `v1,<base64 HMAC-SHA256>` entry over `{msg_id}.{timestamp}.{body}`."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.digest(_cached_key(secret), signed, "sha256")
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
@@ -283,23 +286,44 @@ def render_body(template: str | None, event: Event) -> Any:
     return render_template(template, event)
 
 
+# Bodies encoded lately, by event and template: an event goes to every webhook
+# forwarder, and its body need not be encoded again for each.
+BODY_CACHE_SIZE = 1024
+_BodyKey = tuple[str, str, datetime, str | None]
+_bodies: dict[_BodyKey, tuple[dict[str, Any], bytes]] = {}
+
+
+def encoded_body(template: str | None, event: Event) -> bytes:
+    """render_body() as the JSON bytes sent; the same bytes for the same event and template."""
+    key = (event.id, event.type, event.created_at, template)
+    hit = _bodies.get(key)
+    # The data is compared too, so that an id reused with other data gets its own body.
+    if hit is not None and hit[0] == event.data:
+        return hit[1]
+    body = json_body(render_body(template, event))
+    if len(_bodies) >= BODY_CACHE_SIZE:
+        del _bodies[next(iter(_bodies))]  # the oldest
+    _bodies[key] = (event.data, body)
+    return body
+
+
 def build_request(
     config: WebhookConfig, event: Event, delivery_id: str, now: datetime
 ) -> HttpRequest:
     """The signed POST: the signature covers the body bytes exactly as they are sent."""
-    unsigned = HttpRequest.json_request(
-        "POST", config.url, render_body(config.body_template, event), headers=config.headers
-    )
+    body = encoded_body(config.body_template, event)
     timestamp = math.floor(now.timestamp())
-    signature = signature_header(config.signing_secrets(), delivery_id, timestamp, unsigned.body)
+    signature = signature_header(config.signing_secrets(), delivery_id, timestamp, body)
     headers = {
-        **unsigned.headers,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **config.headers,
         "webhook-id": delivery_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature,
         "Idempotency-Key": delivery_id,
     }
-    return replace(unsigned, headers=headers)
+    return HttpRequest("POST", config.url, headers, body)
 
 
 class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
@@ -308,12 +332,18 @@ class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
     type: ClassVar[str] = "webhook"
     Config: ClassVar[builtins.type[ForwarderConfig]] = WebhookConfig
 
+    def __init__(self, config: WebhookConfig) -> None:
+        super().__init__(config)
+        self._secrets = config.secrets()  # masked in whatever the target answers
+
     async def send(self, event: Event, context: SendContext) -> Delivered:
         """POST the signed event; 410 disables the forwarder, 3xx is never followed."""
         request = build_request(self.config, event, context.delivery_id, context.now)
         response = await send_raw(request, context, what="webhook")
         # An echoing endpoint could quote the URL or a credential header back.
-        excerpt = mask(response.text(), self.config.secrets())
+        excerpt = mask(response.text(), self._secrets)
+        if 200 <= response.status < 300:
+            return Delivered(response.status, excerpt)
         if response.status == 410:
             raise TargetGone(
                 "webhook endpoint answered HTTP 410 Gone: it asks not to be called again, "
@@ -321,6 +351,6 @@ class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
                 status_code=410,
                 excerpt=excerpt,
             )
-        with masking(self.config.secrets()):
+        with masking(self._secrets):
             check_response(response, context.now, what="webhook")
         return Delivered(response.status, excerpt)

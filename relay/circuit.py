@@ -39,6 +39,11 @@ class CircuitBreaker:
         """The shareable part of this breaker's state."""
         return CircuitSnapshot(self.failures, self.opened_until, self.current_cooldown)
 
+    def is_closed_clean(self) -> bool:
+        """Closed with no failure counted: a success changes nothing (snapshot() is the
+        default CircuitSnapshot())."""
+        return self.failures == 0 and self.opened_until is None and self.current_cooldown is None
+
     def restore(self, shared: CircuitSnapshot) -> None:
         """Adopt the shared state (another instance may have moved it); `probing` is this
         instance's own business and stays."""

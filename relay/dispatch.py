@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,15 @@ class Target:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     in_flight: int = 0
     disabled_reason: str | None = None
+    # Claimed (leased) and not yet being sent: a freed slot starts the next of these at
+    # once instead of waiting for a claim to come back from the store.
+    ready: deque[Claimed] = field(default_factory=deque)
+
+    def may_start(self, now: datetime) -> bool:
+        """Whether one more send may start now (enabled, a free slot, the circuit)."""
+        if self.disabled_reason is not None or not self.config.enabled:
+            return False
+        return self.breaker.allowance(now, self.config.concurrency - self.in_flight) > 0
 
 
 Listener = Callable[[Completion, Claimed], None]
@@ -85,6 +95,10 @@ class Dispatcher:
         # Claimed deliveries whose send is in flight: their leases are renewed.
         self._held: set[str] = set()
         self._refreshed_at = float("-inf")
+        self._stopping = False
+        # Bound once, with the logging configured by now: the module's lazy logger binds
+        # anew on every call, which costs more than a filtered-out debug line should.
+        self._success_log = log.bind()
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a commit that added some)."""
@@ -92,6 +106,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Load durable forwarder state and start the loop."""
+        self._stopping = False
         for name, reason in (await self.store.disabled_forwarders()).items():
             if name in self.targets:
                 self.targets[name].disabled_reason = reason
@@ -102,6 +117,7 @@ class Dispatcher:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish up to `grace` seconds, free leases."""
+        self._stopping = True  # what waits claimed is not sent: its lease is freed below
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,6 +172,8 @@ class Dispatcher:
         if time.monotonic() - self._refreshed_at >= SHARED_REFRESH:
             self._refreshed_at = time.monotonic()
             await adopt_shared_state(self.store, self.targets)
+        for target in self.targets.values():  # what the circuit or a switch held back
+            self._start_ready(target, now)
         wanted = [(t, self._allowance(t, now)) for t in self.targets.values()]
         wanted = [(t, n) for t, n in wanted if n > 0]
         if not wanted:
@@ -174,20 +192,34 @@ class Dispatcher:
                 log.error("claim_failed", forwarder=target.config.name, error=str(claims))
                 continue
             total += len(claims)
-            for claimed in claims:
-                target.breaker.on_claimed(now)
-                target.in_flight += 1
-                self._held.add(claimed.id)
-                task = asyncio.create_task(self._deliver(target, claimed))
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
+            target.ready.extend(claims)
+            self._held.update(c.id for c in claims)
+        for target in self.targets.values():
+            self._start_ready(target, now)
         return total
+
+    def _start_ready(self, target: Target, now: datetime) -> None:
+        while target.ready and not self._stopping and target.may_start(now):
+            claimed = target.ready.popleft()
+            target.breaker.on_claimed(now)
+            target.in_flight += 1
+            task = asyncio.create_task(self._deliver(target, claimed))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     @staticmethod
     def _allowance(target: Target, now: datetime) -> int:
         if target.disabled_reason is not None or not target.config.enabled:
             return 0
-        return target.breaker.allowance(now, target.config.concurrency - target.in_flight)
+        concurrency = target.config.concurrency
+        free = concurrency - target.in_flight - len(target.ready)
+        if target.breaker.state(now) == "closed":
+            # Up to `concurrency` more wait claimed, so a slot never waits for a claim;
+            # claimed in batches of at least half of that, not one by one.
+            free += concurrency
+            if free < max(1, concurrency // 2):
+                return 0
+        return target.breaker.allowance(now, free)
 
     async def _deliver(self, target: Target, claimed: Claimed) -> None:
         signal: Signal | None = None
@@ -205,6 +237,7 @@ class Dispatcher:
             finally:
                 self._held.discard(claimed.id)
                 target.in_flight -= 1
+                self._start_ready(target, utcnow())
                 self.wake()
 
     async def _attempt(self, target: Target, claimed: Claimed) -> tuple[Completion, Signal | None]:
@@ -262,7 +295,9 @@ class Dispatcher:
         signal: Signal | None = "success"
         if isinstance(outcome, Delivered):
             status, kind = "delivered", "delivered"
-            log.info("delivery_succeeded", duration_ms=duration_ms, **fields)
+            # Debug: a line per success would cost more than the send; the attempt is
+            # recorded either way, and every failure is logged at info or warning.
+            self._success_log.debug("delivery_succeeded", duration_ms=duration_ms, **fields)
         elif isinstance(outcome, Skipped):
             status, kind, error = "skipped", "skipped", outcome.reason
             signal = None

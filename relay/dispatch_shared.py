@@ -57,7 +57,7 @@ async def share_circuit(store: Store, target: Target, signal: Signal | None) -> 
     """Move the forwarder's circuit after an attempt (None: the target was not called),
     applying the breaker's rules to the state stored for every instance."""
     breaker = target.breaker
-    if signal is None or (signal == "success" and breaker.snapshot() == CircuitSnapshot()):
+    if signal is None or (signal == "success" and breaker.is_closed_clean()):
         breaker.on_skipped()  # nothing to share; a probe, if this was one, may go again
         return
     name, now, rules = target.config.name, utcnow(), replace(breaker)

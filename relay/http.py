@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +23,12 @@ from relay.netguard import AddressRefused, GuardedResolver, Network, check_liter
 USER_AGENT = f"relay/{__version__}"
 # Responses are kept for diagnostics only: never read more than this from a target.
 MAX_RESPONSE_BYTES = 64 * 1024
+LITERAL_CACHE_SIZE = 1024
+
+
+def json_body(payload: Any) -> bytes:
+    """`payload` as the compact UTF-8 JSON every request body is."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,9 @@ class HttpRequest:
         cls, method: str, url: str, payload: Any, headers: Mapping[str, str] | None = None
     ) -> HttpRequest:
         """A request with a JSON body and the headers every target gets."""
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         merged = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         merged.update(headers or {})
-        return cls(method, url, merged, body)
+        return cls(method, url, merged, json_body(payload))
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -100,6 +106,10 @@ class AiohttpTransport:
     ) -> None:
         self._session = session
         self._allow = list(allow_networks)
+        # The guard's answer for a URL whose host is a literal address, by URL: it
+        # depends on nothing else, and forwarders send to few URLs.
+        self._literal: dict[str, AddressRefused | None] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -110,27 +120,49 @@ class AiohttpTransport:
             )
         return self._session
 
+    def _check_literal(self, url: str) -> None:
+        # aiohttp does not ask the resolver about literal IP addresses: check them here.
+        if url not in self._literal:
+            if len(self._literal) >= LITERAL_CACHE_SIZE:
+                self._literal.clear()
+            try:
+                check_literal(_host(url), self._allow)
+                self._literal[url] = None
+            except AddressRefused as exc:
+                self._literal[url] = exc
+        refused = self._literal[url]
+        if refused is not None:
+            raise AddressRefused(*refused.args)
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            # The whole request, answer read included; never rounded up to a second.
+            timeout = aiohttp.ClientTimeout(total=seconds, ceil_threshold=math.inf)
+            self._timeouts[seconds] = timeout
+        return timeout
+
     async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
         """POST/PATCH/... `request`; the body read stops at MAX_RESPONSE_BYTES."""
-        # aiohttp does not ask the resolver about literal IP addresses: check them here.
-        check_literal(_host(request.url), self._allow)
+        self._check_literal(request.url)
         try:
-            async with (
-                asyncio.timeout(timeout),
-                self._client().request(
-                    request.method,
-                    request.url,
-                    data=request.body or None,
-                    headers=dict(request.headers),
-                    allow_redirects=False,
-                ) as resp,
-            ):
+            async with self._client().request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=self._timeout(timeout),
+            ) as resp:
                 body = await resp.content.read(MAX_RESPONSE_BYTES)
                 return HttpResponse(resp.status, dict(resp.headers), body)
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, AddressRefused):
                 raise exc.os_error from None
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except TimeoutError:
+            # Also aiohttp's connection timeout, a ClientError too: no answer in time.
+            raise TimeoutError(f"no answer within {timeout:g}s") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 

@@ -37,6 +37,7 @@ def write_config(
         "pool_max = 4",
         "[logging]",
         'format = "json"',
+        'level = "debug"',  # delivery_succeeded tells which instance sent what
         "[security]",
         'allow_networks = ["127.0.0.0/8"]',
         "[delivery]",

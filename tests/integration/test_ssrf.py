@@ -60,3 +60,15 @@ async def test_the_allow_list_lets_loopback_through(recv: WebhookReceiver) -> No
     finally:
         await transport.close()
     assert len(recv.received) == 2
+
+
+async def test_a_refused_address_is_refused_on_every_send(recv: WebhookReceiver) -> None:
+    """The guard's answer for a literal address holds for each send, not only the first."""
+    transport = AiohttpTransport()
+    try:
+        for _ in range(3):
+            with pytest.raises(AddressRefused, match=r"^refused: 127\.0\.0\.1 is a loopback"):
+                await transport.send(HttpRequest("POST", recv.endpoint, body=b"{}"), timeout=5)
+    finally:
+        await transport.close()
+    assert recv.received == []

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+from structlog.testing import capture_logs
 
 from forwarders.base import (
     Delivered,
@@ -225,6 +226,19 @@ async def test_transient_failures_are_retried_until_delivered(harness: MakeHarne
     # 0.05 s between tries (the schedule), driven by timers, not by the 5 s poll.
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(log)]
     assert all(0.05 <= g < 1.0 for g in gaps), gaps
+
+
+async def test_a_success_is_a_debug_line_and_a_failure_an_info_line(
+    harness: MakeHarness,
+) -> None:
+    """At the default level (info) a success writes no log line; a retry does."""
+    hook = Scripted("hook", RetryLater("busy", status_code=503), Delivered(200))
+    with capture_logs() as logs:
+        found = await _deliver_one(harness, hook, "delivered")
+    levels = {(e["event"], e["log_level"]) for e in logs if e["event"].startswith("delivery_")}
+    assert ("delivery_retry_scheduled", "info") in levels
+    assert {level for event, level in levels if event == "delivery_succeeded"} <= {"debug"}
+    assert found.attempts == 2
 
 
 async def test_a_retry_is_scheduled_as_next_attempt_at(harness: MakeHarness) -> None:
@@ -582,6 +596,22 @@ async def test_stop_finishes_sends_and_frees_leases(harness: MakeHarness) -> Non
     (row,) = h.store.rows.values()
     assert row.owner is None and row.locked_until is None
     assert (await h.one(dep)).status == "pending"  # claimable again by the next process
+
+
+async def test_stop_sends_nothing_that_waited_and_frees_it(harness: MakeHarness) -> None:
+    """Deliveries claimed ahead of a free slot are not sent once stop() has begun: the
+    send in flight finishes, the others are pending and free for the next process."""
+    hook = Scripted("hook", pause(0.2), concurrency=1)
+    h = harness(hook)
+    for _ in range(3):
+        await h.record()
+    await h.dispatcher.start()
+    await eventually(lambda: hook.active == 1)
+    await h.dispatcher.stop(grace=5)
+    assert len(hook.calls) == 1
+    rows = list(h.store.rows.values())
+    assert all(r.owner is None and r.locked_until is None for r in rows)
+    assert sorted(r.status for r in rows) == ["delivered", "pending", "pending"]
 
 
 @pytest.mark.parametrize("yields", range(4))

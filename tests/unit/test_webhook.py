@@ -124,6 +124,22 @@ def test_request_posts_the_envelope_as_compact_json() -> None:
     assert request.body == expected
 
 
+def test_an_event_sent_to_several_webhooks_has_the_same_body() -> None:
+    """Every forwarder sends the same event with the same body bytes, each signed apart."""
+    event = make_event()
+    first = build_request(make_config(), event, "dlv_1", NOW)
+    second = build_request(make_config(name="other"), make_event(), "dlv_2", NOW)
+    assert first.body == second.body
+    assert entries(first) != entries(second)
+
+
+def test_an_event_id_with_other_data_gets_its_own_body() -> None:
+    """Two events with one id but different data are never sent with each other's body."""
+    build_request(make_config(), make_event(version="1.0.0"), "dlv_1", NOW)
+    request = build_request(make_config(), make_event(version="2.0.0"), "dlv_2", NOW)
+    assert request.json()["data"]["version"] == "2.0.0"
+
+
 def test_request_headers() -> None:
     """webhook-id/-timestamp, JSON content type, User-Agent, Idempotency-Key and extras."""
     config = make_config(headers={"X-Team": "platform"})
