@@ -4,7 +4,9 @@ Run it with every other benchmark (`make bench`, i.e. `.venv/bin/python bench/ru
 or alone (`.venv/bin/python bench/run.py ingest`); `bench/run.py --help` lists the knobs.
 
 relay serves a fresh SQLite file in a temporary directory (TMPDIR; keep it on a real
-disk, since tmpfs makes fsync free) with a token from a temporary config. The baseline
+disk, since tmpfs makes fsync free) with a token and 5 webhook forwarders from a
+temporary config, with `--no-dispatch`: each 201 also wrote the event's 5 outbox rows,
+and no delivery competes with the API during the rounds (fanout.py measures those). The baseline
 is bench/_baseline_server.py: one aiohttp handler that only parses the JSON body. Both
 run as subprocesses on loopback ports and get the same load (same generator, requests
 and connections) in alternating rounds after a warm-up; the table quotes medians.
@@ -59,10 +61,20 @@ from _pg import POOL, Postgres, postgres, skipped
 
 NAME = "ingest"
 TARGET = 0.5  # relay / baseline, from the issue
-# The issue wants ingest measured with 5 forwarders subscribed: 5 `[[forwarders]]`
-# tables here, pointing at local sinks that answer 2xx so that the dispatcher really
-# delivers during the rounds. Until that is wired up, none are configured.
-FORWARDERS: list[dict[str, Any]] = []
+# The issue wants ingest measured with 5 forwarders configured: every accepted event
+# then writes 5 outbox rows in its transaction. relay serves with `--no-dispatch` (the
+# deliveries wait for a `relay worker`): this figure is the API's, and fan-out is
+# measured on its own by fanout.py. The URLs are never called.
+FORWARDERS: list[dict[str, Any]] = [
+    {
+        "name": f"hook-{n}",
+        "type": "webhook",
+        "url": f"http://127.0.0.1:9/hook-{n}",
+        "secret": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }
+    for n in range(1, 6)
+]
+SERVE = ["serve", "--no-dispatch"]
 
 
 # relay instances on one PostgreSQL database, one figure each.
@@ -94,9 +106,10 @@ def run(opts: Options) -> list[Result]:
         if code != 0:
             raise BenchError(f"relay exited with {code} on SIGTERM:\n{relay.log_tail()}")
         created = sum(o.count(201) for o in [warmup["relay"], *rounds["relay"]])
-        rows = _count_rows(db)
+        rows, outbox = _count_rows(db)
         if rows != created:
             raise BenchError(f"relay answered 201 {created} times but stored {rows} deployments")
+        _check_outbox("relay", rows, outbox)
         fs = filesystem_of(work)
         if not isinstance(pg, Postgres):
             note = skipped(pg)
@@ -130,7 +143,7 @@ class PgRounds:
             write_config(
                 config, db=url, port=port, token=self.token, forwarders=FORWARDERS, storage=POOL
             )
-            argv = [*relay_command(), "serve", "--config", str(config)]
+            argv = [*relay_command(), *SERVE, "--config", str(config)]
             servers.append(Server(f"{self.name}-{k}", argv, port, self.work))
         started = time.monotonic()
         with Together(servers) as group:
@@ -143,6 +156,7 @@ class PgRounds:
             require_status(self.name, outcome)
             group.stop_cleanly()
         rows = self.pg.scalar(self.database, "SELECT COUNT(*) FROM deployments")
+        _check_outbox(self.name, rows, self.pg.scalar(self.database, OUTBOX_COUNT))
         self.pg.settle()
         created = warmup.count(201) + outcome.count(201)
         if rows != created:
@@ -193,7 +207,7 @@ def _relay_server(work: Path, db: Path, token: str) -> Server:
     port = free_port()
     config = work / "relay.toml"
     write_config(config, db=db, port=port, token=token, forwarders=FORWARDERS)
-    return Server("relay", [*relay_command(), "serve", "--config", str(config)], port, work)
+    return Server("relay", [*relay_command(), *SERVE, "--config", str(config)], port, work)
 
 
 def _baseline_server(work: Path) -> Server:
@@ -229,10 +243,24 @@ def _measure(
     return warmup, rounds
 
 
-def _count_rows(db: Path) -> int:
+OUTBOX_COUNT = "SELECT COUNT(*) FROM deliveries"
+
+
+def _count_rows(db: Path) -> tuple[int, int]:
+    """Deployments and outbox rows in relay's SQLite file."""
     with closing(sqlite3.connect(db)) as conn:
-        count: int = conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0]
-    return count
+        rows: int = conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0]
+        outbox: int = conn.execute(OUTBOX_COUNT).fetchone()[0]
+    return rows, outbox
+
+
+def _check_outbox(name: str, rows: int, outbox: int) -> None:
+    """Every stored deployment has its delivery row per configured forwarder."""
+    if outbox != rows * len(FORWARDERS):
+        raise BenchError(
+            f"{name} stored {rows} deployments but {outbox} deliveries "
+            f"({len(FORWARDERS)} forwarders configured)"
+        )
 
 
 def _result(
@@ -252,7 +280,10 @@ def _result(
             "order (with the PostgreSQL rounds, when there are some)",
             f"durability: {rows} rows in deployments = {rows} answers 201",
             f"SQLite file on {fs}{warning}",
-            f"forwarders configured: {len(FORWARDERS)} (the issue wants 5)",
+            f"{len(FORWARDERS)} webhook forwarders configured: every 201 also wrote "
+            f"{len(FORWARDERS)} outbox rows (checked: deliveries = {len(FORWARDERS)} x "
+            "deployments); `relay serve --no-dispatch`, so no delivery runs during the rounds "
+            "(fanout.py measures those)",
             "relay logs at info, its default: one access-log line per request (to a file)",
             *more,
         ],

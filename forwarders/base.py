@@ -38,6 +38,12 @@ class MatchRule(BaseModel):
     results: list[str] = Field(default_factory=lambda: ["*"])
     events: list[str] = Field(default_factory=lambda: ["*"])
 
+    @property
+    def accepts_all(self) -> bool:
+        """True when every attribute's patterns include the catch-all "*"."""
+        rules = (self.events, self.components, self.stages, self.results)
+        return all("*" in patterns for patterns in rules)
+
     def accepts(self, event_type: str, data: dict[str, Any]) -> bool:
         """True when every attribute of the event matches one of its patterns."""
         pairs = (

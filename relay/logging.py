@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import json
 import logging
 import re
 import sys
@@ -22,16 +23,22 @@ MASK = "***"
 _NOT_SECRET = frozenset({"token_name", "token_hash"})
 
 _known_secrets: set[str] = set()
+# What is looked for in a line: each secret as given and as JSON writes it (lines are
+# scrubbed once rendered), longest first so a secret containing another is masked whole.
+_forms: list[str] = []
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Remember secret values so that they are masked wherever they appear in a log line."""
     _known_secrets.update(v for v in values if v and len(v) >= 4)
+    forms = {f for v in _known_secrets for f in (v, json.dumps(v, ensure_ascii=False)[1:-1])}
+    _forms[:] = sorted(forms, key=len, reverse=True)
 
 
 def _scrub(value: str) -> str:
-    value = _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, value)
-    for secret in _known_secrets:
+    if "=" in value:  # a query string may carry a credential
+        value = _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, value)
+    for secret in _forms:
         if secret in value:
             value = value.replace(secret, MASK)
     return value
@@ -42,12 +49,26 @@ def _secret_key(key: str) -> bool:
     return key not in _NOT_SECRET and _SECRET_KEYS.search(key) is not None
 
 
+def mask_secret_keys(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask the value of every secret-looking key."""
+    for key, value in event_dict.items():
+        if value is not None and _secret_key(key):
+            event_dict[key] = MASK
+    return event_dict
+
+
+def scrub_rendered(_: Any, __: str, line: Any) -> str:
+    """structlog processor after the renderer: mask known secrets and query-string
+    credentials anywhere in the line, nested values included, in one pass."""
+    return _scrub(str(line))
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask secret-looking keys and any known secret value."""
-    for key, value in list(event_dict.items()):
-        if _secret_key(key) and value is not None:
-            event_dict[key] = MASK
-        elif isinstance(value, str):
+    for key, value in list(mask_secret_keys(_, __, event_dict).items()):
+        if isinstance(value, str) and value != MASK:
             event_dict[key] = _scrub(value)
     return event_dict
 
@@ -114,8 +135,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redact,
+            mask_secret_keys,
             renderer,
+            scrub_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]

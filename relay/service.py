@@ -22,6 +22,7 @@ from relay.models import (
     Kind,
     event_payload,
     initial_status,
+    trusted_deployment,
 )
 from relay.store.base import (
     ComponentRow,
@@ -52,13 +53,14 @@ def no_deliveries(event: NewEvent, record: Deployment) -> list[NewDelivery]:
 def planner_for(forwarders: Sequence[ForwarderConfig]) -> Planner:
     """One delivery per enabled forwarder whose `match` accepts the event, due at once."""
     enabled = [f for f in forwarders if f.enabled]
+    # Every event reaches a forwarder with the default rule: no matching per event.
+    always = [f.name for f in enabled if f.match.accepts_all]
+    selective = [f for f in enabled if not f.match.accepts_all]
 
     def plan(event: NewEvent, record: Deployment) -> list[NewDelivery]:
-        return [
-            NewDelivery(id=new_id(), forwarder=f.name, next_attempt_at=event.created_at)
-            for f in enabled
-            if f.match.accepts(event.type, event.data)
-        ]
+        names = always + [f.name for f in selective if f.match.accepts(event.type, event.data)]
+        due = event.created_at
+        return [NewDelivery(new_id(), name, due) for name in names]
 
     return plan
 
@@ -183,8 +185,7 @@ class RecordService:
             data["finished_at"] = now
         if not status.terminal and body.started_at is None:
             data["started_at"] = now  # a lifecycle deployment starts when it is announced
-        # Every value is already validated (body model, server-made ids and times).
-        return Deployment.model_construct(
+        return trusted_deployment(
             **data,
             id=new_id(),
             kind=kind,

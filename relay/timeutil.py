@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 
@@ -22,6 +23,9 @@ def format_wire(value: datetime) -> str:
     return to_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# A recorded event writes the same instant many times (created, updated, finished, each
+# delivery's due time): formatting it once is worth a small cache.
+@functools.lru_cache(maxsize=1024)
 def format_db(value: datetime) -> str:
     """Fixed-width ISO-8601 in UTC with microseconds: sorts as text."""
     # isoformat is faster than strftime; in UTC it always ends with "+00:00".

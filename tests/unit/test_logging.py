@@ -81,6 +81,19 @@ def test_json_lines_are_written_redacted() -> None:
     assert "plain-secret" not in lines[0]
 
 
+def test_secrets_in_nested_values_are_masked_in_the_line() -> None:
+    """A known secret inside a dict or list value, or JSON-escaped, never reaches the line."""
+    stream = io.StringIO()
+    configure("info", "json", stream)
+    register_secrets(["nested-s3cret-value", 'quote"d-s3cret'])
+    structlog.get_logger("test").info(
+        "sent", request={"headers": ["x", "nested-s3cret-value"]}, note='quote"d-s3cret'
+    )
+    line = written(stream)
+    assert "s3cret" not in line
+    assert json.loads(line)["request"] == {"headers": ["x", MASK]}
+
+
 def test_console_format_is_human_readable() -> None:
     """format=console writes plain text lines instead of JSON."""
     stream = io.StringIO()

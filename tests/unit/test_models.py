@@ -20,6 +20,7 @@ from relay.models import (
     DeploymentIn,
     Status,
     initial_status,
+    trusted_deployment,
 )
 from relay.service import check_slug, parse_body
 from tests.support import RELEASEBITS_FIELDS
@@ -237,3 +238,24 @@ def test_meta_data_with_too_many_keys_is_refused() -> None:
         with pytest.raises(ValidationFailed, match="not valid"):
             parse_body(DeploymentIn, {"version": "v1", "meta_data": meta})
     parse_body(DeploymentIn, {"version": "v1", "meta_data": {f"k{i}": i for i in range(999)}})
+
+
+def test_trusted_deployment_equals_a_validated_one() -> None:
+    """The unvalidated fast constructor gives the same record and the same JSON, key order
+    included, as pydantic's validation."""
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "id": "d1",
+        "component": "api",
+        "version": "v1",
+        "status": Status.SUCCESS,
+        "stage": "production",
+        "created_at": now,
+        "updated_at": now,
+    }
+    fast, checked = trusted_deployment(**values), Deployment(**values)
+    assert fast == checked
+    assert list(fast.model_dump(mode="json").items()) == list(
+        checked.model_dump(mode="json").items()
+    )
+    assert trusted_deployment(**values).meta_data is not fast.meta_data  # no shared default

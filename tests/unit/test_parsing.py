@@ -172,6 +172,8 @@ def test_any_urlencoded_body_parses_or_raises_malformed_body(body: str) -> None:
         (b'{"x": 18446744073709551616}', "64-bit"),
         (b'{"x": "a\\u0000b"}', "NUL"),
         (b'{"x": "\\ud800"}', "surrogate"),
+        (b'{"x": "\xed\xa0\x80"}', "surrogate"),  # a surrogate encoded as raw bytes
+        ('{"x": "a\\u0000b"}'.encode("utf-16"), "NUL"),  # json also reads UTF-16
         (b"[" * 10_000 + b"]" * 10_000, "not valid JSON"),
         (b'{"x": "\xff"}', "UTF-8"),
     ],
