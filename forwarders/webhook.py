@@ -331,6 +331,8 @@ class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
 
     type: ClassVar[str] = "webhook"
     Config: ClassVar[builtins.type[ForwarderConfig]] = WebhookConfig
+    # send() awaits one transport call and nothing else (see Forwarder).
+    one_request: ClassVar[bool] = True
 
     def __init__(self, config: WebhookConfig) -> None:
         super().__init__(config)

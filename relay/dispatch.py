@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,6 +25,7 @@ from forwarders.base import (
     TargetGone,
 )
 from relay.circuit import CircuitBreaker, Signal
+from relay.dispatch_record import Listener, Recorder
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
 from relay.http import Transport
 from relay.models import Attempt
@@ -57,15 +57,18 @@ class Target:
     # Claimed (leased) and not yet being sent: a freed slot starts the next of these at
     # once instead of waiting for a claim to come back from the store.
     ready: deque[Claimed] = field(default_factory=deque)
+    # The forwarder's send() awaits nothing but one transport call, which the transport
+    # bounds by the forwarder's timeout: the dispatcher need not bound it again.
+    one_request: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.one_request = getattr(self.forwarder, "one_request", False) is True
 
     def may_start(self, now: datetime) -> bool:
         """Whether one more send may start now (enabled, a free slot, the circuit)."""
         if self.disabled_reason is not None or not self.config.enabled:
             return False
         return self.breaker.allowance(now, self.config.concurrency - self.in_flight) > 0
-
-
-Listener = Callable[[Completion, Claimed], None]
 
 
 class Dispatcher:
@@ -94,6 +97,7 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         # Claimed deliveries whose send is in flight: their leases are renewed.
         self._held: set[str] = set()
+        self._recorder = Recorder(store, self._held, self.listeners, self.wake)
         self._refreshed_at = float("-inf")
         self._stopping = False
         # Bound once, with the logging configured by now: the module's lazy logger binds
@@ -128,6 +132,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._recorder.drain()
         if self._renewer is not None:  # only now: sends finishing in the grace keep leases
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,13 +204,18 @@ class Dispatcher:
         return total
 
     def _start_ready(self, target: Target, now: datetime) -> None:
-        while target.ready and not self._stopping and target.may_start(now):
-            claimed = target.ready.popleft()
-            target.breaker.on_claimed(now)
-            target.in_flight += 1
-            task = asyncio.create_task(self._deliver(target, claimed))
+        while (claimed := self._next(target, now)) is not None:
+            task = asyncio.create_task(self._sender(target, claimed))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
+
+    def _next(self, target: Target, now: datetime) -> Claimed | None:
+        """The next claimed delivery of `target` that may be sent now (then in flight)."""
+        if not target.ready or self._stopping or not target.may_start(now):
+            return None
+        target.breaker.on_claimed(now)
+        target.in_flight += 1
+        return target.ready.popleft()
 
     @staticmethod
     def _allowance(target: Target, now: datetime) -> int:
@@ -221,24 +231,31 @@ class Dispatcher:
                 return 0
         return target.breaker.allowance(now, free)
 
-    async def _deliver(self, target: Target, claimed: Claimed) -> None:
-        signal: Signal | None = None
-        try:
-            completion, signal = await self._attempt(target, claimed)
-            await self.store.complete(completion)
-            for listener in self.listeners:
-                listener(completion, claimed)
-        except Exception:
-            # The lease runs out and the delivery is claimed again: nothing is lost.
-            log.exception("delivery_not_recorded", delivery_id=claimed.id)
-        finally:
+    async def _sender(self, target: Target, first: Claimed) -> None:
+        """Send `first`, then in the same task whatever else of `target` may go next: one
+        task per busy slot, not one per delivery."""
+        claimed: Claimed | None = first
+        while claimed is not None:
+            signal: Signal | None = None
+            recorded = False
             try:
-                await share_circuit(self.store, target, signal)
+                completion, signal = await self._attempt(target, claimed)
+                self._recorder.add(claimed, completion)  # written in the next group
+                recorded = True
+            except Exception:
+                # The lease runs out and the delivery is claimed again: nothing is lost.
+                log.exception("delivery_not_recorded", delivery_id=claimed.id)
             finally:
-                self._held.discard(claimed.id)
-                target.in_flight -= 1
-                self._start_ready(target, utcnow())
-                self.wake()
+                try:
+                    await share_circuit(self.store, target, signal)
+                finally:
+                    if not recorded:
+                        self._held.discard(claimed.id)
+                    target.in_flight -= 1
+            now = utcnow()
+            claimed = self._next(target, now)
+            self._start_ready(target, now)  # e.g. a probe's success opened every slot
+        self.wake()
 
     async def _attempt(self, target: Target, claimed: Claimed) -> tuple[Completion, Signal | None]:
         config = target.config
@@ -259,9 +276,12 @@ class Dispatcher:
         clock = time.perf_counter()
         outcome: Delivered | Skipped | ForwarderError
         try:
-            # The forwarder times each request; this bounds a whole multi-step send.
-            async with asyncio.timeout(send_bound(config)):
+            if target.one_request:
                 outcome = await target.forwarder.send(event, context)
+            else:
+                # The forwarder times each request; this bounds a whole multi-step send.
+                async with asyncio.timeout(send_bound(config)):
+                    outcome = await target.forwarder.send(event, context)
             if not isinstance(outcome, Delivered | Skipped):
                 raise TypeError(f"send() returned {type(outcome).__name__}, not an outcome")
         except ForwarderError as exc:
