@@ -18,23 +18,19 @@ from forwarders.base import (
     Forwarder,
     ForwarderConfig,
     ForwarderError,
-    PermanentFailure,
     RetryLater,
     SendContext,
     Skipped,
     TargetGone,
 )
 from relay.circuit import CircuitBreaker, Signal
-from relay.dispatch_record import Listener, Recorder
+from relay.dispatch_record import Listener, Recorder, settle
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
 from relay.http import Transport
-from relay.models import Attempt
-from relay.retry import next_attempt
 from relay.store.base import Claimed, Completion, Store
 from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
-EXCERPT_BYTES = 2048
 # How often (seconds) the circuit and disabled state that other instances may have
 # changed is read back from the store.
 SHARED_REFRESH = 0.5
@@ -292,77 +288,16 @@ class Dispatcher:
             log.exception("forwarder_crashed", forwarder=config.name, delivery_id=claimed.id)
             outcome = RetryLater(f"forwarder error: {type(exc).__name__}")
         duration_ms = round((time.perf_counter() - clock) * 1000, 2)
-        return self._settle(target, claimed, context, outcome, started, number, duration_ms)
+        if isinstance(outcome, TargetGone):
+            self._disable(target, outcome.reason)
+        return settle(
+            target.config, claimed, context, outcome, started, duration_ms, self._success_log
+        )
 
-    def _settle(
-        self,
-        target: Target,
-        claimed: Claimed,
-        context: SendContext,
-        outcome: Delivered | Skipped | ForwarderError,
-        started: datetime,
-        number: int,
-        duration_ms: float,
-    ) -> tuple[Completion, Signal | None]:
-        finished = utcnow()
-        name = target.config.name
-        fields = {"forwarder": name, "delivery_id": claimed.id, "attempt": number}
-        status_code = getattr(outcome, "status_code", None)
-        excerpt = getattr(outcome, "excerpt", "")[:EXCERPT_BYTES] or None
-        next_at: datetime | None = None
-        error: str | None = None
-        # What the attempt tells the circuit breaker (None: the target was not called).
-        signal: Signal | None = "success"
-        if isinstance(outcome, Delivered):
-            status, kind = "delivered", "delivered"
-            # Debug: a line per success would cost more than the send; the attempt is
-            # recorded either way, and every failure is logged at info or warning.
-            self._success_log.debug("delivery_succeeded", duration_ms=duration_ms, **fields)
-        elif isinstance(outcome, Skipped):
-            status, kind, error = "skipped", "skipped", outcome.reason
-            signal = None
-            log.info("delivery_skipped", reason=outcome.reason, **fields)
-        elif isinstance(outcome, PermanentFailure):
-            status, kind, error = "dead", "dead", outcome.reason  # the target answered
-            log.warning("delivery_dead", reason=outcome.reason, status_code=status_code, **fields)
-            if isinstance(outcome, TargetGone):
-                target.disabled_reason = outcome.reason
-                # Tracked like a send, so that stop() waits for it to be durable.
-                task = asyncio.create_task(self.store.set_disabled(name, outcome.reason))
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
-                log.warning("forwarder_disabled", forwarder=name, reason=outcome.reason)
-        else:
-            assert isinstance(outcome, RetryLater)
-            error = outcome.reason
-            decision = next_attempt(target.config.retry, number, finished, outcome.at)
-            signal = "failure"
-            if decision.dead:
-                status, kind = "dead", "dead"
-                log.warning("delivery_dead", reason=f"{error}; {decision.reason}", **fields)
-            else:
-                status, kind, next_at = "pending", "retry", decision.at
-                log.info("delivery_retry_scheduled", reason=error, at=str(next_at), **fields)
-        attempt = Attempt(
-            number=number,
-            started_at=started,
-            duration_ms=duration_ms,
-            status_code=status_code,
-            outcome=kind,
-            error=error,
-            response_excerpt=excerpt,
-        )
-        completion = Completion(
-            delivery_id=claimed.id,
-            forwarder=name,
-            deployment_id=claimed.deployment_id,
-            attempt=attempt,
-            status=status,  # type: ignore[arg-type]
-            next_attempt_at=next_at,
-            state=context.state,
-            shared=context.shared,
-            error=error,
-            status_code=status_code,
-            finished_at=finished,
-        )
-        return completion, signal
+    def _disable(self, target: Target, reason: str) -> None:
+        target.disabled_reason = reason
+        # Tracked like a send, so that stop() waits for it to be durable.
+        task = asyncio.create_task(self.store.set_disabled(target.config.name, reason))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        log.warning("forwarder_disabled", forwarder=target.config.name, reason=reason)

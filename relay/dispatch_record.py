@@ -1,4 +1,5 @@
-"""Writes the dispatcher's completions in groups.
+"""What an attempt's outcome makes of its delivery, and the writing of those completions
+in groups.
 
 A send's slot hands its completion over and goes on with the next send: whatever
 finished while one group was being written goes into the next store call. A delivery
@@ -11,14 +12,120 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import structlog
 
+from forwarders.base import (
+    Delivered,
+    ForwarderConfig,
+    ForwarderError,
+    PermanentFailure,
+    RetryLater,
+    SendContext,
+    Skipped,
+)
+from relay.circuit import Signal
+from relay.models import Attempt
+from relay.retry import next_attempt
 from relay.store.base import Claimed, Completion, Store
+from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
+EXCERPT_BYTES = 2048
 
 Listener = Callable[[Completion, Claimed], None]
+
+
+def settle(
+    config: ForwarderConfig,
+    claimed: Claimed,
+    context: SendContext,
+    outcome: Delivered | Skipped | ForwarderError,
+    started: datetime,
+    duration_ms: float,
+    success_log: Any,
+) -> tuple[Completion, Signal | None]:
+    """The completion of one attempt, and what it tells the circuit breaker (None: the
+    target was not called); logs every outcome but a success at info or warning."""
+    finished = utcnow()
+    number = context.attempt
+    if isinstance(outcome, Delivered):
+        # Debug: a line per success would cost more than the send; the attempt is
+        # recorded either way, and every failure is logged at info or warning.
+        success_log.debug(
+            "delivery_succeeded",
+            duration_ms=duration_ms,
+            forwarder=config.name,
+            delivery_id=claimed.id,
+            attempt=number,
+        )
+        attempt = _attempt(number, started, duration_ms, outcome, "delivered", None)
+        return _completion(claimed, context, attempt, "delivered", None, finished), "success"
+    fields = {"forwarder": config.name, "delivery_id": claimed.id, "attempt": number}
+    next_at: datetime | None = None
+    signal: Signal | None = "success"
+    if isinstance(outcome, Skipped):
+        status, kind, error, signal = "skipped", "skipped", outcome.reason, None
+        log.info("delivery_skipped", reason=error, **fields)
+    elif isinstance(outcome, PermanentFailure):
+        status, kind, error = "dead", "dead", outcome.reason  # the target answered
+        log.warning("delivery_dead", reason=error, status_code=outcome.status_code, **fields)
+    else:
+        assert isinstance(outcome, RetryLater)
+        error, signal = outcome.reason, "failure"
+        decision = next_attempt(config.retry, number, finished, outcome.at)
+        if decision.dead:
+            status, kind = "dead", "dead"
+            log.warning("delivery_dead", reason=f"{error}; {decision.reason}", **fields)
+        else:
+            status, kind, next_at = "pending", "retry", decision.at
+            log.info("delivery_retry_scheduled", reason=error, at=str(next_at), **fields)
+    attempt = _attempt(number, started, duration_ms, outcome, kind, error)
+    return _completion(claimed, context, attempt, status, next_at, finished), signal
+
+
+def _attempt(
+    number: int,
+    started: datetime,
+    duration_ms: float,
+    outcome: Delivered | Skipped | ForwarderError,
+    kind: str,
+    error: str | None,
+) -> Attempt:
+    return Attempt(
+        number=number,
+        started_at=started,
+        duration_ms=duration_ms,
+        status_code=getattr(outcome, "status_code", None),
+        outcome=kind,
+        error=error,
+        response_excerpt=getattr(outcome, "excerpt", "")[:EXCERPT_BYTES] or None,
+    )
+
+
+def _completion(
+    claimed: Claimed,
+    context: SendContext,
+    attempt: Attempt,
+    status: str,
+    next_at: datetime | None,
+    finished: datetime,
+) -> Completion:
+    return Completion(
+        delivery_id=claimed.id,
+        forwarder=claimed.forwarder,
+        deployment_id=claimed.deployment_id,
+        attempt=attempt,
+        status=status,  # type: ignore[arg-type]
+        next_attempt_at=next_at,
+        state=context.state,
+        shared=context.shared,
+        error=attempt.error,
+        status_code=attempt.status_code,
+        finished_at=finished,
+    )
 
 
 class Recorder:
