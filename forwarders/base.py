@@ -183,7 +183,12 @@ class TargetGone(PermanentFailure):
 
 
 class Forwarder(Protocol):
-    """What relay needs of a forwarder class and its instances."""
+    """What relay needs of a forwarder class and its instances.
+
+    A class may also set `one_request: ClassVar[bool] = True` when its send() awaits
+    nothing but one `context.transport.send(..., timeout=context.timeout)`: the
+    transport's timeout then bounds the whole send, and the dispatcher does not time it
+    again (otherwise it cuts a send off after 3 x timeout + 1 s)."""
 
     type: ClassVar[str]
     Config: ClassVar[builtins.type[ForwarderConfig]]

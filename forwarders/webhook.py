@@ -108,7 +108,14 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def signature_header(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value: one entry per secret, space-separated."""
-    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets)
+    return _signature([_cached_key(s) for s in secrets], msg_id, timestamp, body)
+
+
+def _signature(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return " ".join(
+        [f"v1,{base64.b64encode(hmac.digest(k, signed, 'sha256')).decode()}" for k in keys]
+    )
 
 
 class WebhookConfig(ForwarderConfig):
@@ -311,16 +318,30 @@ def build_request(
     config: WebhookConfig, event: Event, delivery_id: str, now: datetime
 ) -> HttpRequest:
     """The signed POST: the signature covers the body bytes exactly as they are sent."""
+    keys = [_cached_key(s) for s in config.signing_secrets()]
+    return _signed(config, base_headers(config), keys, event, delivery_id, now)
+
+
+def base_headers(config: WebhookConfig) -> dict[str, str]:
+    """The headers every request of this webhook has, before the per-delivery ones."""
+    return {"Content-Type": "application/json", "User-Agent": USER_AGENT, **config.headers}
+
+
+def _signed(
+    config: WebhookConfig,
+    base: dict[str, str],
+    keys: list[bytes],
+    event: Event,
+    delivery_id: str,
+    now: datetime,
+) -> HttpRequest:
     body = encoded_body(config.body_template, event)
     timestamp = math.floor(now.timestamp())
-    signature = signature_header(config.signing_secrets(), delivery_id, timestamp, body)
     headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        **config.headers,
+        **base,
         "webhook-id": delivery_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
+        "webhook-signature": _signature(keys, delivery_id, timestamp, body),
         "Idempotency-Key": delivery_id,
     }
     return HttpRequest("POST", config.url, headers, body)
@@ -331,14 +352,21 @@ class WebhookForwarder(ConfiguredForwarder[WebhookConfig]):
 
     type: ClassVar[str] = "webhook"
     Config: ClassVar[builtins.type[ForwarderConfig]] = WebhookConfig
+    # send() awaits one transport call and nothing else (see Forwarder).
+    one_request: ClassVar[bool] = True
 
     def __init__(self, config: WebhookConfig) -> None:
         super().__init__(config)
         self._secrets = config.secrets()  # masked in whatever the target answers
+        # The same for every request: taken from the config once, not per send.
+        self._keys = [secret_key(s) for s in config.signing_secrets()]
+        self._base_headers = base_headers(config)
 
     async def send(self, event: Event, context: SendContext) -> Delivered:
         """POST the signed event; 410 disables the forwarder, 3xx is never followed."""
-        request = build_request(self.config, event, context.delivery_id, context.now)
+        request = _signed(
+            self.config, self._base_headers, self._keys, event, context.delivery_id, context.now
+        )
         response = await send_raw(request, context, what="webhook")
         # An echoing endpoint could quote the URL or a credential header back.
         excerpt = mask(response.text(), self._secrets)

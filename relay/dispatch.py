@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,22 +18,19 @@ from forwarders.base import (
     Forwarder,
     ForwarderConfig,
     ForwarderError,
-    PermanentFailure,
     RetryLater,
     SendContext,
     Skipped,
     TargetGone,
 )
 from relay.circuit import CircuitBreaker, Signal
+from relay.dispatch_record import Listener, Recorder, settle
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
 from relay.http import Transport
-from relay.models import Attempt
-from relay.retry import next_attempt
 from relay.store.base import Claimed, Completion, Store
 from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
-EXCERPT_BYTES = 2048
 # How often (seconds) the circuit and disabled state that other instances may have
 # changed is read back from the store.
 SHARED_REFRESH = 0.5
@@ -57,15 +53,18 @@ class Target:
     # Claimed (leased) and not yet being sent: a freed slot starts the next of these at
     # once instead of waiting for a claim to come back from the store.
     ready: deque[Claimed] = field(default_factory=deque)
+    # The forwarder's send() awaits nothing but one transport call, which the transport
+    # bounds by the forwarder's timeout: the dispatcher need not bound it again.
+    one_request: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.one_request = getattr(self.forwarder, "one_request", False) is True
 
     def may_start(self, now: datetime) -> bool:
         """Whether one more send may start now (enabled, a free slot, the circuit)."""
         if self.disabled_reason is not None or not self.config.enabled:
             return False
         return self.breaker.allowance(now, self.config.concurrency - self.in_flight) > 0
-
-
-Listener = Callable[[Completion, Claimed], None]
 
 
 class Dispatcher:
@@ -94,6 +93,7 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         # Claimed deliveries whose send is in flight: their leases are renewed.
         self._held: set[str] = set()
+        self._recorder = Recorder(store, self._held, self.listeners, self.wake)
         self._refreshed_at = float("-inf")
         self._stopping = False
         # Bound once, with the logging configured by now: the module's lazy logger binds
@@ -128,6 +128,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._recorder.drain()
         if self._renewer is not None:  # only now: sends finishing in the grace keep leases
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,13 +200,18 @@ class Dispatcher:
         return total
 
     def _start_ready(self, target: Target, now: datetime) -> None:
-        while target.ready and not self._stopping and target.may_start(now):
-            claimed = target.ready.popleft()
-            target.breaker.on_claimed(now)
-            target.in_flight += 1
-            task = asyncio.create_task(self._deliver(target, claimed))
+        while (claimed := self._next(target, now)) is not None:
+            task = asyncio.create_task(self._sender(target, claimed))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
+
+    def _next(self, target: Target, now: datetime) -> Claimed | None:
+        """The next claimed delivery of `target` that may be sent now (then in flight)."""
+        if not target.ready or self._stopping or not target.may_start(now):
+            return None
+        target.breaker.on_claimed(now)
+        target.in_flight += 1
+        return target.ready.popleft()
 
     @staticmethod
     def _allowance(target: Target, now: datetime) -> int:
@@ -221,24 +227,31 @@ class Dispatcher:
                 return 0
         return target.breaker.allowance(now, free)
 
-    async def _deliver(self, target: Target, claimed: Claimed) -> None:
-        signal: Signal | None = None
-        try:
-            completion, signal = await self._attempt(target, claimed)
-            await self.store.complete(completion)
-            for listener in self.listeners:
-                listener(completion, claimed)
-        except Exception:
-            # The lease runs out and the delivery is claimed again: nothing is lost.
-            log.exception("delivery_not_recorded", delivery_id=claimed.id)
-        finally:
+    async def _sender(self, target: Target, first: Claimed) -> None:
+        """Send `first`, then in the same task whatever else of `target` may go next: one
+        task per busy slot, not one per delivery."""
+        claimed: Claimed | None = first
+        while claimed is not None:
+            signal: Signal | None = None
+            recorded = False
             try:
-                await share_circuit(self.store, target, signal)
+                completion, signal = await self._attempt(target, claimed)
+                self._recorder.add(claimed, completion)  # written in the next group
+                recorded = True
+            except Exception:
+                # The lease runs out and the delivery is claimed again: nothing is lost.
+                log.exception("delivery_not_recorded", delivery_id=claimed.id)
             finally:
-                self._held.discard(claimed.id)
-                target.in_flight -= 1
-                self._start_ready(target, utcnow())
-                self.wake()
+                try:
+                    await share_circuit(self.store, target, signal)
+                finally:
+                    if not recorded:
+                        self._held.discard(claimed.id)
+                    target.in_flight -= 1
+            now = utcnow()
+            claimed = self._next(target, now)
+            self._start_ready(target, now)  # e.g. a probe's success opened every slot
+        self.wake()
 
     async def _attempt(self, target: Target, claimed: Claimed) -> tuple[Completion, Signal | None]:
         config = target.config
@@ -259,9 +272,12 @@ class Dispatcher:
         clock = time.perf_counter()
         outcome: Delivered | Skipped | ForwarderError
         try:
-            # The forwarder times each request; this bounds a whole multi-step send.
-            async with asyncio.timeout(send_bound(config)):
+            if target.one_request:
                 outcome = await target.forwarder.send(event, context)
+            else:
+                # The forwarder times each request; this bounds a whole multi-step send.
+                async with asyncio.timeout(send_bound(config)):
+                    outcome = await target.forwarder.send(event, context)
             if not isinstance(outcome, Delivered | Skipped):
                 raise TypeError(f"send() returned {type(outcome).__name__}, not an outcome")
         except ForwarderError as exc:
@@ -272,77 +288,16 @@ class Dispatcher:
             log.exception("forwarder_crashed", forwarder=config.name, delivery_id=claimed.id)
             outcome = RetryLater(f"forwarder error: {type(exc).__name__}")
         duration_ms = round((time.perf_counter() - clock) * 1000, 2)
-        return self._settle(target, claimed, context, outcome, started, number, duration_ms)
+        if isinstance(outcome, TargetGone):
+            self._disable(target, outcome.reason)
+        return settle(
+            target.config, claimed, context, outcome, started, duration_ms, self._success_log
+        )
 
-    def _settle(
-        self,
-        target: Target,
-        claimed: Claimed,
-        context: SendContext,
-        outcome: Delivered | Skipped | ForwarderError,
-        started: datetime,
-        number: int,
-        duration_ms: float,
-    ) -> tuple[Completion, Signal | None]:
-        finished = utcnow()
-        name = target.config.name
-        fields = {"forwarder": name, "delivery_id": claimed.id, "attempt": number}
-        status_code = getattr(outcome, "status_code", None)
-        excerpt = getattr(outcome, "excerpt", "")[:EXCERPT_BYTES] or None
-        next_at: datetime | None = None
-        error: str | None = None
-        # What the attempt tells the circuit breaker (None: the target was not called).
-        signal: Signal | None = "success"
-        if isinstance(outcome, Delivered):
-            status, kind = "delivered", "delivered"
-            # Debug: a line per success would cost more than the send; the attempt is
-            # recorded either way, and every failure is logged at info or warning.
-            self._success_log.debug("delivery_succeeded", duration_ms=duration_ms, **fields)
-        elif isinstance(outcome, Skipped):
-            status, kind, error = "skipped", "skipped", outcome.reason
-            signal = None
-            log.info("delivery_skipped", reason=outcome.reason, **fields)
-        elif isinstance(outcome, PermanentFailure):
-            status, kind, error = "dead", "dead", outcome.reason  # the target answered
-            log.warning("delivery_dead", reason=outcome.reason, status_code=status_code, **fields)
-            if isinstance(outcome, TargetGone):
-                target.disabled_reason = outcome.reason
-                # Tracked like a send, so that stop() waits for it to be durable.
-                task = asyncio.create_task(self.store.set_disabled(name, outcome.reason))
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
-                log.warning("forwarder_disabled", forwarder=name, reason=outcome.reason)
-        else:
-            assert isinstance(outcome, RetryLater)
-            error = outcome.reason
-            decision = next_attempt(target.config.retry, number, finished, outcome.at)
-            signal = "failure"
-            if decision.dead:
-                status, kind = "dead", "dead"
-                log.warning("delivery_dead", reason=f"{error}; {decision.reason}", **fields)
-            else:
-                status, kind, next_at = "pending", "retry", decision.at
-                log.info("delivery_retry_scheduled", reason=error, at=str(next_at), **fields)
-        attempt = Attempt(
-            number=number,
-            started_at=started,
-            duration_ms=duration_ms,
-            status_code=status_code,
-            outcome=kind,
-            error=error,
-            response_excerpt=excerpt,
-        )
-        completion = Completion(
-            delivery_id=claimed.id,
-            forwarder=name,
-            deployment_id=claimed.deployment_id,
-            attempt=attempt,
-            status=status,  # type: ignore[arg-type]
-            next_attempt_at=next_at,
-            state=context.state,
-            shared=context.shared,
-            error=error,
-            status_code=status_code,
-            finished_at=finished,
-        )
-        return completion, signal
+    def _disable(self, target: Target, reason: str) -> None:
+        target.disabled_reason = reason
+        # Tracked like a send, so that stop() waits for it to be durable.
+        task = asyncio.create_task(self.store.set_disabled(target.config.name, reason))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        log.warning("forwarder_disabled", forwarder=target.config.name, reason=reason)

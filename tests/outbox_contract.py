@@ -201,6 +201,40 @@ class OutboxContract:
         assert found.next_attempt_at is None and found.last_error is None
         assert [a.outcome for a in found.attempt_log or []] == ["retry", "delivered"]
 
+    async def test_complete_many_records_all_or_none(self, store: Store) -> None:
+        """Several outcomes written at once are all recorded; with an unknown delivery
+        among them it raises and records none of them."""
+        record, _ = await self.deployment(store, ("hook", "other"))
+        await self.later_event(store, record, ("hook",), T0 + 1 * S)
+        await self.deployment(store, ("hook",), at=T0 + 2 * S)
+        first, third = await store.claim("hook", 10, NOW, LEASE, "me")
+        (other,) = await store.claim("other", 10, NOW, LEASE, "me")
+        unknown = replace(first, id="no-such-delivery")
+        try:
+            await store.complete_many([completion(third, "delivered"), completion(unknown, "dead")])
+        except Exception:
+            pass
+        else:
+            raise AssertionError("a completion of an unknown delivery was accepted")
+        found = await store.get_delivery(third.id)
+        assert found is not None and (found.status, found.attempt_log) == ("pending", [])
+
+        await store.complete_many(
+            [
+                completion(first, "delivered", shared={"release": "api@1"}),
+                completion(third, "pending", next_at=NOW + 60 * S, error="503"),
+                completion(other, "dead", error="400"),
+            ]
+        )
+        statuses = {
+            d.id: (d.status, d.attempts) for d in await store.list_deliveries(DeliveryQuery())
+        }
+        assert statuses[first.id] == ("delivered", 1)
+        assert statuses[third.id] == ("pending", 1) and statuses[other.id] == ("dead", 1)
+        (second,) = await store.claim("hook", 10, NOW, LEASE, "me")  # the next event's turn
+        assert second.shared == {"release": "api@1"}
+        await store.complete_many([])
+
     async def test_shared_state_reaches_the_next_event_of_the_deployment(
         self, store: Store
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -236,6 +237,10 @@ class OutboxStore(Protocol):
 
     async def complete(self, completion: Completion) -> None:
         """Record an attempt and the delivery's new status, state and lease release."""
+
+    async def complete_many(self, completions: Sequence[Completion]) -> None:
+        """`complete` for several deliveries in one transaction: all are recorded, or
+        none (and it raises)."""
 
     async def release_claims(self, owner: str | None = None) -> int:
         """Drop leases (all of them, or those of `owner`) so deliveries are claimable now."""

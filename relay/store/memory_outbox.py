@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,6 +129,14 @@ class MemoryOutbox:
             r.delivered_at = completion.finished_at
         if completion.shared and completion.deployment_id:
             self.shared[(completion.deployment_id, completion.forwarder)] = dict(completion.shared)
+
+    async def complete_many(self, completions: Sequence[Completion]) -> None:
+        """Apply several outcomes; none when one of their deliveries is unknown."""
+        missing = [c.delivery_id for c in completions if c.delivery_id not in self.rows]
+        if missing:
+            raise KeyError(missing[0])
+        for completion in completions:
+            await self.complete(completion)
 
     async def release_claims(self, owner: str | None = None) -> int:
         """Drop leases."""

@@ -91,6 +91,11 @@ class PostgresOutbox:
         """Write the attempt and the delivery's new state (batched with other completions)."""
         await self._completions.submit(completion)
 
+    async def complete_many(self, completions: Sequence[Completion]) -> None:
+        """Write several attempts and their deliveries' new state in one statement."""
+        if completions:
+            await self.engine.execute(sql.COMPLETE, *_completion_columns(list(completions)))
+
     async def _write_completions(self, completions: list[Completion]) -> list[Outcome]:
         await self.engine.execute(sql.COMPLETE, *_completion_columns(completions))
         return [(True, None)] * len(completions)

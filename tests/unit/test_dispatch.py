@@ -396,6 +396,85 @@ async def test_concurrency_limit_per_forwarder(harness: MakeHarness) -> None:
     assert len(hook.calls) == 12
 
 
+def _slow_writes(h: Harness, seconds: float) -> None:
+    """Make every write of outcomes (one or several) take `seconds` longer."""
+    one, many = h.store.complete, h.store.complete_many
+
+    async def slow_one(completion: Completion) -> None:
+        await asyncio.sleep(seconds)
+        await one(completion)
+
+    async def slow_many(completions: Any) -> None:
+        await asyncio.sleep(seconds)
+        await many(completions)
+
+    h.store.complete = slow_one  # type: ignore[method-assign]
+    h.store.complete_many = slow_many  # type: ignore[method-assign]
+
+
+async def test_a_slot_sends_on_while_its_outcome_is_written(harness: MakeHarness) -> None:
+    """A slow database does not hold the next send back: with one slot, three deployments
+    are sent while the first outcome is still being written, and none is sent twice."""
+    hook = Scripted("hook", concurrency=1)
+    h = harness(hook, lease=0.15)
+    _slow_writes(h, 0.4)
+    deps = [await h.record() for _ in range(3)]
+    await h.dispatcher.start()
+    await eventually(lambda: len(hook.calls) == 3, timeout=0.3)
+    for dep in deps:
+        found = await h.until(dep, "delivered")
+        assert found.attempts == 1
+    await asyncio.sleep(0.3)  # the leases were kept while the writes were slow
+    assert len(hook.calls) == 3
+
+
+async def test_stop_writes_every_outcome_before_freeing_leases(harness: MakeHarness) -> None:
+    """stop() returns only once the outcomes of finished sends are recorded."""
+    hook = Scripted("hook")
+    h = harness(hook)
+    _slow_writes(h, 0.2)
+    dep = await h.record()
+    await h.dispatcher.start()
+    await eventually(lambda: len(hook.calls) == 1)
+    await h.dispatcher.stop(grace=1)
+    assert (await h.one(dep)).status == "delivered"
+
+
+async def test_an_outcome_the_store_refuses_costs_no_other_its_record(
+    harness: MakeHarness,
+) -> None:
+    """When a group write fails, every outcome is written on its own: only the refused
+    one is lost (and sent again once its lease runs out)."""
+    hook = Scripted("hook", concurrency=2)
+    h = harness(hook, lease=0.3)
+    bad, good = await h.record(), await h.record()
+    bad_id = (await h.one(bad)).id
+    complete = h.store.complete
+    refused = 0
+
+    async def refuse_bad(completion: Completion) -> None:
+        nonlocal refused
+        if completion.delivery_id == bad_id and refused == 0:
+            refused += 1
+            raise RuntimeError("refused")
+        await complete(completion)
+
+    async def fail_groups(completions: Any) -> None:
+        raise RuntimeError("group write failed")
+
+    h.store.complete = refuse_bad  # type: ignore[method-assign]
+    h.store.complete_many = fail_groups  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        await h.dispatcher.start()
+        assert (await h.until(good, "delivered")).attempts == 1
+        assert (await h.one(bad)).status == "pending"
+        await asyncio.sleep(0.35)  # its lease runs out
+        h.dispatcher.wake()
+        assert (await h.until(bad, "delivered")).attempts == 1
+    assert [e["delivery_id"] for e in logs if e["event"] == "delivery_not_recorded"] == [bad_id]
+    assert len(hook.calls) == 3  # the refused one went again
+
+
 async def test_a_slow_forwarder_does_not_delay_another(harness: MakeHarness) -> None:
     """While one target takes a second per send, the other's deliveries complete at once."""
     slow = Scripted("slow", *[pause(1.0)] * 5, concurrency=1)
