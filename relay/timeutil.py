@@ -34,7 +34,9 @@ def format_db(value: datetime) -> str:
 
 def parse_db(value: str) -> datetime:
     """Read back what `format_db` wrote."""
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads the trailing Z as UTC (Python 3.11) and is ~40x faster than
+    # strptime, which matters for listings and claims that read many rows.
+    return datetime.fromisoformat(value)
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
