@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import functools
 import hmac
 import json
 import math
@@ -44,7 +43,7 @@ from forwarders.common import (
     summary,
     unknown_placeholder,
 )
-from relay.http import USER_AGENT, HttpRequest, json_body
+from relay.http import JSON_HEADERS, HttpRequest, json_body
 
 SECRET_PREFIX = "whsec_"
 # Headers relay computes itself: a static header may not replace them.
@@ -95,23 +94,13 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-# Decoded once per secret, not once per request.
-_cached_key = functools.lru_cache(maxsize=64)(secret_key)
-
-
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """One `v1,<base64 HMAC-SHA256>` entry over `{msg_id}.{timestamp}.{body}`."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.digest(_cached_key(secret), signed, "sha256")
-    return f"v1,{base64.b64encode(digest).decode()}"
-
-
-def signature_header(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: one entry per secret, space-separated."""
-    return _signature([_cached_key(s) for s in secrets], msg_id, timestamp, body)
+    return _signature([secret_key(secret)], msg_id, timestamp, body)
 
 
 def _signature(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one entry per (decoded) key, space-separated."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
     return " ".join(
         [f"v1,{base64.b64encode(hmac.digest(k, signed, 'sha256')).decode()}" for k in keys]
@@ -318,13 +307,13 @@ def build_request(
     config: WebhookConfig, event: Event, delivery_id: str, now: datetime
 ) -> HttpRequest:
     """The signed POST: the signature covers the body bytes exactly as they are sent."""
-    keys = [_cached_key(s) for s in config.signing_secrets()]
+    keys = [secret_key(s) for s in config.signing_secrets()]
     return _signed(config, base_headers(config), keys, event, delivery_id, now)
 
 
 def base_headers(config: WebhookConfig) -> dict[str, str]:
     """The headers every request of this webhook has, before the per-delivery ones."""
-    return {"Content-Type": "application/json", "User-Agent": USER_AGENT, **config.headers}
+    return {**JSON_HEADERS, **config.headers}
 
 
 def _signed(

@@ -60,11 +60,15 @@ class Target:
     def __post_init__(self) -> None:
         self.one_request = getattr(self.forwarder, "one_request", False) is True
 
+    @property
+    def active(self) -> bool:
+        """Enabled in the config and not disabled by its target (410)."""
+        return self.disabled_reason is None and self.config.enabled
+
     def may_start(self, now: datetime) -> bool:
-        """Whether one more send may start now (enabled, a free slot, the circuit)."""
-        if self.disabled_reason is not None or not self.config.enabled:
-            return False
-        return self.breaker.allowance(now, self.config.concurrency - self.in_flight) > 0
+        """Whether one more send may start now (active, a free slot, the circuit)."""
+        free = self.config.concurrency - self.in_flight
+        return self.active and self.breaker.allowance(now, free) > 0
 
 
 class Dispatcher:
@@ -215,7 +219,7 @@ class Dispatcher:
 
     @staticmethod
     def _allowance(target: Target, now: datetime) -> int:
-        if target.disabled_reason is not None or not target.config.enabled:
+        if not target.active:
             return 0
         concurrency = target.config.concurrency
         free = concurrency - target.in_flight - len(target.ready)

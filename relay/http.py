@@ -24,6 +24,8 @@ USER_AGENT = f"relay/{__version__}"
 # Responses are kept for diagnostics only: never read more than this from a target.
 MAX_RESPONSE_BYTES = 64 * 1024
 LITERAL_CACHE_SIZE = 1024
+# The headers of every JSON request relay makes (a forwarder's own headers come after).
+JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
 
 
 def json_body(payload: Any) -> bytes:
@@ -45,9 +47,7 @@ class HttpRequest:
         cls, method: str, url: str, payload: Any, headers: Mapping[str, str] | None = None
     ) -> HttpRequest:
         """A request with a JSON body and the headers every target gets."""
-        merged = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        merged.update(headers or {})
-        return cls(method, url, merged, json_body(payload))
+        return cls(method, url, {**JSON_HEADERS, **(headers or {})}, json_body(payload))
 
     def json(self) -> Any:
         """The body parsed as JSON."""

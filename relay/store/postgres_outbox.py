@@ -97,7 +97,7 @@ class PostgresOutbox:
             await self.engine.execute(sql.COMPLETE, *_completion_columns(list(completions)))
 
     async def _write_completions(self, completions: list[Completion]) -> list[Outcome]:
-        await self.engine.execute(sql.COMPLETE, *_completion_columns(completions))
+        await self.complete_many(completions)
         return [(True, None)] * len(completions)
 
     async def release_claims(self, owner: str | None = None) -> int:
