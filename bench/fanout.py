@@ -89,6 +89,9 @@ P99_BUDGET_MS = 50.0  # 201 → sink, from the issue
 ISOLATION_TARGET = 1.2  # healthy p99 with one target hanging / with none, from the issue
 FORWARDERS = 5
 CONCURRENCY = 8  # sends in flight per forwarder: relay's default
+# SQLite drain: `relay worker --processes`, the forwarders' concurrency split between them
+# (still FORWARDERS x CONCURRENCY connections in all, as the baseline has).
+PROCESSES = int(os.environ.get("RELAY_BENCH_PROCESSES", "2"))
 TIMEOUT = "2s"  # per request: what ends a send to the hanging target
 BACKLOG_EVENTS = 20_000  # the issue's backlog: x 5 forwarders = 100,000 deliveries
 QUICK_BACKLOG_EVENTS = 4_000
@@ -454,7 +457,7 @@ def _drain_segment(work: Path, config: Path, sinks: Sinks, want: int) -> Drained
     """Run `relay worker` on the backlog until `want` more deliveries have arrived."""
     sinks.reset()
     cpu = _children_cpu()
-    argv = [*relay_command(), "worker", "--config", str(config)]
+    argv = [*relay_command(), "worker", "--processes", str(PROCESSES), "--config", str(config)]
     with Worker("relay-worker", argv, work, ready="worker_started") as worker:
         if not sinks.wait_for(want, 30 + want / MIN_DRAIN_RATE, worker):
             raise BenchError(f"relay delivered {sinks.stats().count} of {want} in time")

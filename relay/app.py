@@ -56,6 +56,7 @@ from relay.store import Store, open_store
 from relay.store.base import NewEvent, TokenRecord
 from relay.store.opening import open_with_retry
 from relay.transitions import TransitionService
+from relay.worker import ALONE, Share
 
 log = structlog.get_logger("relay.app")
 
@@ -89,15 +90,22 @@ async def bootstrap_admin_token(store: Store, settings: Settings, out: TextIO) -
 
 
 def build_dispatcher(
-    settings: Settings, store: Store, transport: Transport, registry: Registry | None = None
+    settings: Settings,
+    store: Store,
+    transport: Transport,
+    registry: Registry | None = None,
+    *,
+    share: Share = ALONE,
 ) -> Dispatcher:
-    """A dispatcher running every configured forwarder."""
+    """A dispatcher running every configured forwarder (with `share`'s part of each
+    one's concurrency, when several worker processes deliver)."""
     registry = registry or default_registry()
     delivery = settings.delivery
     targets = [
         Target(
             config=config,
             forwarder=registry.get(config.type)(config),
+            slots=share.of(config.concurrency),
             breaker=CircuitBreaker(
                 threshold=delivery.circuit_threshold,
                 cooldown=timedelta(seconds=delivery.circuit_cooldown),

@@ -26,6 +26,7 @@ T = TypeVar("T")
 log = structlog.get_logger("relay.cli")
 # How pydantic serialises a SecretStr in JSON mode.
 _PYDANTIC_MASK = "**********"
+MAX_PROCESSES = 64
 
 
 def _print_config_error(exc: ConfigError) -> None:
@@ -112,41 +113,12 @@ async def _serve(
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run only the delivery loop (no HTTP API) until SIGINT/SIGTERM."""
+    from relay.worker import Share, run_worker
+
     settings = _load(args)
-    asyncio.run(_worker(settings))
+    share = Share.parse(args.share) if args.share else Share(0, args.processes)
+    asyncio.run(run_worker(settings, share, args.config))
     return 0
-
-
-async def _worker(settings: Settings) -> None:
-    from relay.app import build_dispatcher
-    from relay.http import AiohttpTransport
-    from relay.retention import Pruner
-    from relay.store.opening import open_with_retry
-
-    store = open_store(
-        settings.storage.url,
-        pool_min=settings.storage.pool_min,
-        pool_max=settings.storage.pool_max,
-    )
-    where = settings.storage.url.rsplit("@", 1)[-1]  # never the password
-    await open_with_retry(store, where)
-    transport = AiohttpTransport(allow_networks=settings.security.networks())
-    dispatcher = build_dispatcher(settings, store, transport)
-    store.add_due_listener(dispatcher.wake)  # other instances' commits (PostgreSQL)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await dispatcher.start()
-    pruner = Pruner.from_settings(store, settings.storage.retention)
-    pruner.start()
-    log.info("worker_started", forwarders=sorted(dispatcher.targets))
-    await stop.wait()
-    await pruner.stop()
-    await dispatcher.stop(settings.delivery.shutdown_grace)
-    await transport.close()
-    await store.close()
-    log.info("worker_stopped")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -246,6 +218,13 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_PROCESSES:
+        raise argparse.ArgumentTypeError(f"use 1 to {MAX_PROCESSES} processes")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `relay` command."""
     parser = argparse.ArgumentParser(prog="relay", description=__doc__)
@@ -267,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = with_config(sub.add_parser("worker", help="run only the delivery loop"))
+    worker.add_argument(
+        "--processes",
+        type=_processes,
+        default=1,
+        help="deliver from N processes, each with its share of every forwarder's concurrency",
+    )
+    worker.add_argument("--share", help=argparse.SUPPRESS)  # k/N: set for processes 1..N-1
     worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="fan one deployment out to local stand-in targets")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from relay.circuit import CircuitBreaker, Signal
 from relay.dispatch_record import Listener, Recorder, settle
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
 from relay.http import Transport
+from relay.leases import new_owner
 from relay.store.base import Claimed, Completion, Store
 from relay.timeutil import utcnow
 
@@ -56,9 +56,14 @@ class Target:
     # The forwarder's send() awaits nothing but one transport call, which the transport
     # bounds by the forwarder's timeout: the dispatcher need not bound it again.
     one_request: bool = field(init=False)
+    # This process's part of the forwarder's concurrency: all of it, unless several
+    # worker processes deliver (relay worker --processes).
+    slots: int = -1
 
     def __post_init__(self) -> None:
         self.one_request = getattr(self.forwarder, "one_request", False) is True
+        if self.slots < 0:
+            self.slots = self.config.concurrency
 
     @property
     def active(self) -> bool:
@@ -67,7 +72,7 @@ class Target:
 
     def may_start(self, now: datetime) -> bool:
         """Whether one more send may start now (active, a free slot, the circuit)."""
-        free = self.config.concurrency - self.in_flight
+        free = self.slots - self.in_flight
         return self.active and self.breaker.allowance(now, free) > 0
 
 
@@ -89,7 +94,7 @@ class Dispatcher:
         self.transport = transport
         self.poll_interval = poll_interval
         self.lease = lease
-        self.owner = owner or uuid.uuid4().hex
+        self.owner = owner or new_owner()
         self.listeners: list[Listener] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -221,7 +226,7 @@ class Dispatcher:
     def _allowance(target: Target, now: datetime) -> int:
         if not target.active:
             return 0
-        concurrency = target.config.concurrency
+        concurrency = target.slots
         free = concurrency - target.in_flight - len(target.ready)
         if target.breaker.state(now) == "closed":
             # Up to `concurrency` more wait claimed, so a slot never waits for a claim;

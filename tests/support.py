@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -151,3 +153,10 @@ def make_command(
 def minutes(n: float) -> timedelta:
     """A timedelta of `n` minutes."""
     return timedelta(minutes=n)
+
+
+def exited_pid() -> int:
+    """The pid of a process that has run and exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

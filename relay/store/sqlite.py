@@ -64,10 +64,11 @@ class SqliteStore(
     async def open(self) -> None:
         """Open the file (created if missing), apply migrations, free stale leases.
 
-        One SQLite file has one relay process, so any lease found at start belongs to
-        a process that died: its deliveries are claimable again at once."""
+        Several processes may share the file (`relay serve --no-dispatch` beside
+        `relay worker`, a CLI command beside either): only the leases of processes that
+        no longer run are freed here; the others are their owners' until they end."""
         await self.engine.open()
-        await self.release_claims()
+        await self.release_stale_claims()
 
     async def close(self) -> None:
         """Finish queued writes and close the file."""

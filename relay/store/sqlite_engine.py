@@ -23,6 +23,7 @@ import structlog
 from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
+from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
 T = TypeVar("T")
@@ -105,6 +106,7 @@ class SqliteEngine:
         self.on_failure: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.commit_hooks: list[Callable[[], None]] = []
+        self._lock = WriterLock(path)
 
     async def open(self) -> list[int]:
         """Open the writer, apply migrations and start the group-commit loop."""
@@ -125,7 +127,9 @@ class SqliteEngine:
         for pragma in sql.PRAGMAS:
             conn.execute(pragma)
         self._writer = conn
-        return migrate(conn)
+        self._lock.open()
+        with self._lock.held():  # two processes starting together migrate once
+            return migrate(conn)
 
     async def close(self) -> None:
         """Finish every queued write (its caller gets its answer), then close everything.
@@ -152,6 +156,7 @@ class SqliteEngine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._lock.close()
 
     async def write(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `op` in the next group commit; return once its transaction is committed.
@@ -229,8 +234,14 @@ class SqliteEngine:
         conn = self._writer
         assert conn is not None
         conn.row_factory = sqlite3.Row
-        outcomes: list[tuple[bool, Any]] = []
         relaxed = not any(item.durable for item in batch)
+        with self._lock.held():
+            return self._transaction(conn, batch, relaxed)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Item], relaxed: bool
+    ) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
         try:
             if relaxed:
                 conn.execute("PRAGMA synchronous=NORMAL")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from relay.leases import owner_gone
 from relay.models import Attempt, Delivery, ForwarderCounts
 from relay.store import sqlite_sql as sql
 from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDelivery
@@ -108,6 +109,16 @@ class SqliteOutbox:
         return await self.engine.write(
             lambda conn: conn.execute(sql.RELEASE_OWNER, (owner,)).rowcount
         )
+
+    async def release_stale_claims(self) -> int:
+        """Free the leases of owners that no longer run (see relay.leases)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            owners = [row[0] for row in conn.execute(sql.LEASE_OWNERS)]
+            gone = [(owner,) for owner in owners if owner_gone(owner)]
+            return conn.executemany(sql.RELEASE_OWNER, gone).rowcount if gone else 0
+
+        return await self.engine.write(op)
 
     async def next_due(self, after: datetime | None = None) -> datetime | None:
         """Earliest next_attempt_at of a pending delivery (later than `after`)."""

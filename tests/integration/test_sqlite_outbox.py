@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from relay.errors import StoreError
+from relay.leases import new_owner
 from relay.models import Deployment
 from relay.service import RecordService, planner_for
 from relay.store import sqlite_sql as sql
@@ -19,7 +21,7 @@ from relay.store.sqlite import SqliteStore
 from relay.timeutil import format_db
 from tests.delivery_support import ADMIN, engine_settings, webhook
 from tests.outbox_contract import OutboxContract, later_command
-from tests.support import T0, make_command, make_record
+from tests.support import T0, exited_pid, make_command, make_record
 
 
 class TestSqliteOutbox(OutboxContract):
@@ -127,7 +129,8 @@ async def test_claims_of_a_dead_process_are_freed_on_open(db: Path) -> None:
     await first.open()
     await first.record(make_command(make_record(created_at=T0), forwarders=["hook"]))
     far = T0 + timedelta(days=1)
-    assert len(await first.claim("hook", 1, T0, far, "crashed")) == 1
+    crashed = f"{socket.gethostname()}:{exited_pid()}:crashed"
+    assert len(await first.claim("hook", 1, T0, far, crashed)) == 1
     await first.close()  # the lease stays in the file, as after kill -9
 
     second = SqliteStore(db)
@@ -136,3 +139,21 @@ async def test_claims_of_a_dead_process_are_freed_on_open(db: Path) -> None:
         assert len(await second.claim("hook", 1, T0, far, "me")) == 1
     finally:
         await second.close()
+
+
+async def test_opening_the_file_leaves_a_running_process_s_leases_alone(db: Path) -> None:
+    """A second process opening the file (a CLI command, a worker) frees no live lease."""
+    sender = SqliteStore(db)
+    await sender.open()
+    try:
+        await sender.record(make_command(make_record(created_at=T0), forwarders=["hook"]))
+        far = T0 + timedelta(days=1)
+        assert len(await sender.claim("hook", 1, T0, far, new_owner())) == 1
+        other = SqliteStore(db)
+        await other.open()
+        try:
+            assert await other.claim("hook", 1, T0, far, new_owner()) == []
+        finally:
+            await other.close()
+    finally:
+        await sender.close()

@@ -1,0 +1,171 @@
+"""`relay worker`: the delivery loop without the HTTP API, in one or several processes.
+
+With `--processes N` the first process starts N-1 more of itself; each runs a
+dispatcher with its share of every forwarder's `concurrency` (the shares add up to
+the configured value, so a target never sees more requests at once than with one
+process). Claims are leased in the store, so the processes never send one delivery
+twice; a process that dies is started again, and its leases are freed when its
+successor opens the store. Only the first process prunes old rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import structlog
+
+from relay.settings import Settings
+
+log = structlog.get_logger("relay.worker")
+
+# A process that exits is started again after this pause (seconds), so that one that
+# fails at once does not spin.
+RESTART_DELAY = 1.0
+# How often a worker process checks that the process that started it still runs.
+PARENT_CHECK = 1.0
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which of `count` worker processes this is (0 is the one that was started)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Share:
+        """`"k/N"` as a Share; ValueError unless 0 <= k < N."""
+        index, _, count = text.partition("/")
+        share = cls(int(index), int(count))
+        if not 0 <= share.index < share.count:
+            raise ValueError(f"not a share of the worker processes: {text!r}")
+        return share
+
+    def of(self, total: int) -> int:
+        """This process's part of `total` slots: the parts of all processes add up to
+        `total` and differ by one at most."""
+        return total // self.count + (1 if self.index < total % self.count else 0)
+
+
+ALONE = Share(0, 1)
+
+
+def child_command(config: str | None, share: Share) -> list[str]:
+    """The command line of worker process `share.index` (the same interpreter)."""
+    argv = [sys.executable, "-m", "relay.cli", "worker", "--share", f"{share.index}/{share.count}"]
+    return argv + (["--config", config] if config is not None else [])
+
+
+class Children:
+    """Worker processes 1..N-1 of the first one: started, restarted when one exits,
+    stopped with SIGTERM (their own graceful stop) when the first one stops."""
+
+    def __init__(self, config: str | None, count: int, grace: float) -> None:
+        self.config, self.count, self.grace = config, count, grace
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start every other process of the share."""
+        for index in range(1, self.count):
+            self._tasks.append(asyncio.create_task(self._keep(index), name=f"relay-worker-{index}"))
+
+    async def _keep(self, index: int) -> None:
+        argv = child_command(self.config, Share(index, self.count))
+        while not self._stopping:
+            process = await asyncio.create_subprocess_exec(*argv)
+            self.processes[index] = process
+            code = await process.wait()
+            if self._stopping:
+                return
+            log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def stop(self) -> None:
+        """SIGTERM every process and wait for it; SIGKILL what outlives the grace."""
+        self._stopping = True
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        waits = [p.wait() for p in self.processes.values()]
+        try:
+            async with asyncio.timeout(self.grace + 5):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            for process in self.processes.values():
+                if process.returncode is None:
+                    process.kill()
+            await asyncio.gather(*(p.wait() for p in self.processes.values()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    # A process started by another worker stops when that one is gone (killed with
+    # SIGKILL, say) instead of running on alone.
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK)
+    stop.set()
+
+
+async def run_worker(settings: Settings, share: Share, config: str | None) -> None:
+    """Deliver until SIGINT/SIGTERM: this process's share, plus (for the first of
+    several) the other processes."""
+    from relay.app import build_dispatcher
+    from relay.http import AiohttpTransport
+    from relay.retention import Pruner
+    from relay.store import open_store
+    from relay.store.opening import open_with_retry
+
+    store = open_store(
+        settings.storage.url,
+        pool_min=settings.storage.pool_min,
+        pool_max=settings.storage.pool_max,
+    )
+    where = settings.storage.url.rsplit("@", 1)[-1]  # never the password
+    await open_with_retry(store, where)
+    transport = AiohttpTransport(allow_networks=settings.security.networks())
+    dispatcher = build_dispatcher(settings, store, transport, share=share)
+    store.add_due_listener(dispatcher.wake)  # other instances' commits (PostgreSQL)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watch = None if share.index == 0 else asyncio.create_task(_orphaned(os.getppid(), stop))
+    await dispatcher.start()
+    pruner = Pruner.from_settings(store, settings.storage.retention) if share.index == 0 else None
+    children = None
+    if share.index == 0 and share.count > 1:
+        children = Children(config, share.count, settings.delivery.shutdown_grace)
+        children.start()
+    if pruner is not None:
+        pruner.start()
+    log.info(
+        "worker_started",
+        forwarders=sorted(dispatcher.targets),
+        process=share.index,
+        processes=share.count,
+        pid=os.getpid(),
+    )
+    await stop.wait()
+    if watch is not None:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    if pruner is not None:
+        await pruner.stop()
+    # The other processes finish their sends while this one finishes its own.
+    stopping = [dispatcher.stop(settings.delivery.shutdown_grace)]
+    if children is not None:
+        stopping.append(children.stop())
+    await asyncio.gather(*stopping)
+    await transport.close()
+    await store.close()
+    log.info("worker_stopped", process=share.index)
