@@ -34,6 +34,7 @@ from relay.store.sqlite_rows import (
     deployment_from_row,
     deployment_values,
 )
+from relay.store.sqlite_watch import CommitWatcher
 from relay.timeutil import format_db, parse_db, utcnow
 
 
@@ -60,6 +61,7 @@ class SqliteStore(
 
     def __init__(self, path: str | Path) -> None:
         self.engine = SqliteEngine(Path(path))
+        self.watcher = CommitWatcher(Path(path))
 
     async def open(self) -> None:
         """Open the file (created if missing), apply migrations, free stale leases.
@@ -72,6 +74,7 @@ class SqliteStore(
 
     async def close(self) -> None:
         """Finish queued writes and close the file."""
+        await self.watcher.close()
         await self.engine.close()
 
     async def ping(self) -> None:

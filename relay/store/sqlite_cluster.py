@@ -1,5 +1,5 @@
-"""The multi-instance side of the SQLite store: one process per file, so leases are renewed
-and circuit state is kept (it outlives a restart) but there is nobody to wake."""
+"""The multi-process side of the SQLite store: leases are renewed, circuit state is kept
+(it outlives a restart), and other processes' commits wake this one's dispatcher."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from relay.circuit import CircuitSnapshot
 from relay.store import sqlite_sql as sql
 from relay.store.cluster_base import CircuitChange
 from relay.store.sqlite_engine import SqliteEngine
+from relay.store.sqlite_watch import CommitWatcher
 from relay.timeutil import format_db, parse_db, utcnow
 
 
@@ -31,6 +32,7 @@ class SqliteCluster:
     """Lease renewal and circuit state; mixed into SqliteStore, which owns `engine`."""
 
     engine: SqliteEngine
+    watcher: CommitWatcher
 
     async def renew(self, owner: str, ids: Sequence[str], until: datetime) -> int:
         """Extend the leases `owner` holds on pending deliveries `ids`."""
@@ -64,4 +66,6 @@ class SqliteCluster:
         )
 
     def add_due_listener(self, callback: Callable[[], None]) -> None:
-        """One process per file: the dispatcher's in-process wake-up covers everything."""
+        """Call `callback` soon after another connection (another process: a
+        `relay serve --no-dispatch`, a worker) commits to the file."""
+        self.watcher.add(callback)

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ format = "json"
 allow_networks = ["127.0.0.0/8"]
 
 [delivery]
-poll_interval = "0.2s"
+poll_interval = "{poll}"
 shutdown_grace = "1s"
 
 [[tokens]]
@@ -136,6 +137,7 @@ async def backlog(tmp_path: Path) -> AsyncIterator[tuple[Path, SlowReceiver, lis
             hook_port=hook_port,
             secret=SECRET,
             concurrency=CONCURRENCY,
+            poll="0.2s",
         )
     )
     receiver = SlowReceiver()
@@ -206,3 +208,42 @@ async def test_a_process_whose_first_process_died_stops(
         await eventually(lambda: not running(child), timeout=10, what="the orphan's exit")
     finally:
         await workers.stop()
+
+
+async def test_an_event_recorded_by_the_api_process_is_sent_at_once(tmp_path: Path) -> None:
+    """A worker beside `relay serve --no-dispatch` sends a new event well before its poll."""
+    hook_port = free_port()
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        CONFIG.format(
+            db=tmp_path / "relay.db",
+            token=CI_TOKEN,
+            hook_port=hook_port,
+            secret=SECRET,
+            concurrency=CONCURRENCY,
+            poll="60s",
+        )
+    )
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start(port=hook_port)
+    api = Instance(config, tmp_path / "serve.log", dispatch=False)
+    workers = Workers(config, tmp_path / "worker.log")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await api.start(http)
+            await workers.start()
+            await eventually(lambda: workers.started(0) and workers.started(1), timeout=30)
+            await asyncio.sleep(0.5)  # both idle, waiting for their (60 s) poll
+            started = time.monotonic()
+            async with http.post(
+                f"{api.url}/components/api/deployments",
+                json={"version": "2.0.0", "stage": "production"},
+                headers={"Authorization": f"Bearer {CI_TOKEN}"},
+            ) as response:
+                assert response.status == 201, await response.text()
+            await eventually(lambda: len(receiver.events) == 1, timeout=10, what="the send")
+            assert time.monotonic() - started < 2
+        finally:
+            await workers.stop()
+            await api.stop()
+            await receiver.stop()

@@ -1,0 +1,71 @@
+"""Commits made to one SQLite file by other processes, noticed without a server.
+
+SQLite has no NOTIFY. A connection's `PRAGMA data_version` changes whenever another
+connection commits, so one small query every WATCH_INTERVAL tells a `relay worker`
+that `relay serve --no-dispatch` (or another worker, or a CLI command) has recorded
+something: its dispatcher and feed are woken then, not at their next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("relay.store")
+
+WATCH_INTERVAL = 0.05  # seconds: a few cheap reads per second buy a prompt wake-up
+
+
+class CommitWatcher:
+    """Calls its callbacks when the file changed since the last look."""
+
+    def __init__(self, path: Path, interval: float = WATCH_INTERVAL) -> None:
+        self.path, self.interval = path, interval
+        self.callbacks: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after commits of other connections (starts watching)."""
+        self.callbacks.append(callback)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="relay-sqlite-watch")
+
+    async def close(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    async def _run(self) -> None:
+        conn = await asyncio.to_thread(self._connect)
+        try:
+            last = await asyncio.to_thread(_data_version, conn)
+            while True:
+                await asyncio.sleep(self.interval)
+                try:
+                    version = await asyncio.to_thread(_data_version, conn)
+                except sqlite3.Error as exc:  # the next look may work; polls remain meanwhile
+                    log.warning("commit_watch_failed", error=str(exc))
+                    continue
+                if version != last:
+                    last = version
+                    for callback in self.callbacks:
+                        callback()
+        finally:
+            conn.close()
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
