@@ -8,12 +8,14 @@ process that answers 200 at once, counts, and notes when each request arrived), 
 one port that accepts and never answers. Three figures, each from interleaved rounds:
 
 - fanout: relay serves with `--no-dispatch` while 20,000 events are posted (100,000
-  pending deliveries), then `relay worker` drains that SQLite file into the sinks. The
-  drain is cut into as many segments as there are rounds (the worker is stopped with
-  SIGTERM once a segment's share has arrived, and started again on the same file for
-  the next), interleaved with rounds of the baseline: bench/_pyload.py, a bare aiohttp
-  ClientSession in its own process, posting a body of the same size to the same sinks
-  over the same number of connections (5 forwarders x `concurrency`). Both rates are
+  pending deliveries), then `relay worker --processes 2` (RELAY_BENCH_PROCESSES) drains
+  that SQLite file into the sinks, the forwarders' concurrency split between its
+  processes (still 5 x 8 connections in all). The drain is cut into as many segments
+  as there are rounds (the worker is stopped with SIGTERM once a segment's share has
+  arrived, and started again on the same file for the next), interleaved with rounds
+  of the baseline: bench/_pyload.py, a bare aiohttp ClientSession in its own process,
+  posting a body of the same size to the same sinks over the same number of
+  connections (5 forwarders x `concurrency`). Both rates are
   taken by the sinks, first to last arrival, so process start-up counts for neither.
   After the last segment every delivery must be `delivered` in the database.
 - latency: a fresh `relay serve` per round gets 200 events/s (bench/_paced_client.py,
@@ -523,9 +525,11 @@ def _fanout_notes(
         f"backlog: {plan.events:,} events x {FORWARDERS} webhook forwarders = "
         f"{plan.deliveries:,} deliveries ({size}); filled by `relay serve --no-dispatch` "
         f"at {fill_rate:,.0f} events/s ({opts.load.name})",
-        f"relay: `relay worker` on that file, {plan.rounds} segments of the drain; baseline: "
-        f"bench/_pyload.py, {plan.rounds} rounds, {plan.deliveries:,} requests in all; "
-        f"{FORWARDERS} x {CONCURRENCY} = {FORWARDERS * CONCURRENCY} connections each",
+        f"relay: `relay worker --processes {PROCESSES}` on that file (each process with its "
+        f"share of every forwarder's concurrency), {plan.rounds} segments of the drain; "
+        f"baseline: bench/_pyload.py (one process), {plan.rounds} rounds, "
+        f"{plan.deliveries:,} requests in all; {FORWARDERS} x {CONCURRENCY} = "
+        f"{FORWARDERS * CONCURRENCY} connections each",
         f"rates timed by the sinks (first to last arrival); mean body "
         f"{relay_sink.mean_body:.0f} B (relay) vs {base_sink.mean_body:.0f} B (baseline); "
         f"sink handler {relay_sink.busy_us:.0f} µs/request",
