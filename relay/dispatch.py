@@ -34,6 +34,12 @@ log = structlog.get_logger("relay.dispatch")
 # How often (seconds) the circuit and disabled state that other instances may have
 # changed is read back from the store.
 SHARED_REFRESH = 0.5
+# Deliveries a forwarder keeps claimed beyond its free slots: a claim transaction costs
+# about as much for 2 rows as for 32, so claims are not split thin when a forwarder's
+# concurrency is small or shared between worker processes. At most AHEAD_PER_SLOT per
+# slot, so that one process does not hold a small backlog that others could send.
+CLAIM_AHEAD = 32
+AHEAD_PER_SLOT = 4
 
 
 def send_bound(config: ForwarderConfig) -> float:
@@ -226,13 +232,15 @@ class Dispatcher:
     def _allowance(target: Target, now: datetime) -> int:
         if not target.active:
             return 0
-        concurrency = target.slots
-        free = concurrency - target.in_flight - len(target.ready)
+        if target.slots == 0:
+            return 0
+        free = target.slots - target.in_flight - len(target.ready)
         if target.breaker.state(now) == "closed":
-            # Up to `concurrency` more wait claimed, so a slot never waits for a claim;
-            # claimed in batches of at least half of that, not one by one.
-            free += concurrency
-            if free < max(1, concurrency // 2):
+            # Some more wait claimed, so a slot never waits for a claim; claimed in
+            # batches of at least half of that, not one by one.
+            ahead = max(target.slots, min(CLAIM_AHEAD, AHEAD_PER_SLOT * target.slots))
+            free += ahead
+            if free < ahead // 2:
                 return 0
         return target.breaker.allowance(now, free)
 

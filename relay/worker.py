@@ -79,17 +79,22 @@ class Children:
     async def _keep(self, index: int) -> None:
         argv = child_command(self.config, Share(index, self.count))
         while not self._stopping:
-            process = await asyncio.create_subprocess_exec(*argv)
-            self.processes[index] = process
-            code = await process.wait()
-            if self._stopping:
-                return
-            log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
+            try:
+                process = await asyncio.create_subprocess_exec(*argv)
+            except OSError as exc:
+                log.error("worker_process_failed", process=index, error=str(exc))
+            else:
+                self.processes[index] = process
+                code = await process.wait()
+                log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
             await asyncio.sleep(RESTART_DELAY)
 
     async def stop(self) -> None:
         """SIGTERM every process and wait for it; SIGKILL what outlives the grace."""
         self._stopping = True
+        for task in self._tasks:  # first, so that none is started again meanwhile
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for process in self.processes.values():
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -102,9 +107,6 @@ class Children:
                 if process.returncode is None:
                     process.kill()
             await asyncio.gather(*(p.wait() for p in self.processes.values()))
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _orphaned(parent: int, stop: asyncio.Event) -> None:
