@@ -43,19 +43,18 @@ class CommitWatcher:
                 await self._task
             self._task = None
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
     async def _run(self) -> None:
-        conn = await asyncio.to_thread(self._connect)
+        # Read on the event loop itself: a look takes microseconds (the WAL index is in
+        # shared memory), far less than a hop to a thread, and with no busy timeout it
+        # never waits for a lock (a busy look is skipped).
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         try:
-            last = await asyncio.to_thread(_data_version, conn)
+            conn.execute("PRAGMA query_only=ON")
+            last = _data_version(conn)
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    version = await asyncio.to_thread(_data_version, conn)
+                    version = _data_version(conn)
                 except sqlite3.Error as exc:  # the next look may work; polls remain meanwhile
                     log.warning("commit_watch_failed", error=str(exc))
                     continue
