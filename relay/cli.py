@@ -113,11 +113,15 @@ async def _serve(
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run only the delivery loop (no HTTP API) until SIGINT/SIGTERM."""
-    from relay.worker import Share, run_worker
+    from relay.worker import Children, Share, run_worker
 
     settings = _load(args)
     share = Share.parse(args.share) if args.share else Share(0, args.processes)
-    asyncio.run(run_worker(settings, share, args.config))
+    children = None
+    if share.index == 0 and share.count > 1:
+        children = Children(args.config, share.count, settings.delivery.shutdown_grace)
+        children.spawn()
+    asyncio.run(run_worker(settings, share, children))
     return 0
 
 

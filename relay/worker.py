@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -28,6 +31,10 @@ log = structlog.get_logger("relay.worker")
 RESTART_DELAY = 1.0
 # How often a worker process checks that the process that started it still runs.
 PARENT_CHECK = 1.0
+# The first process starts delivering once the others do, or after this many seconds.
+READY_TIMEOUT = 30.0
+# The environment variable naming the pipe a spawned process reports its start on.
+READY_FD = "RELAY_WORKER_READY_FD"
 
 
 @dataclass(frozen=True)
@@ -67,46 +74,90 @@ class Children:
 
     def __init__(self, config: str | None, count: int, grace: float) -> None:
         self.config, self.count, self.grace = config, count, grace
-        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._ready = -1
 
-    def start(self) -> None:
-        """Start every other process of the share."""
-        for index in range(1, self.count):
+    def spawn(self) -> None:
+        """Start every other process (before this one's own start-up, which they then
+        run alongside instead of after); each reports on a pipe once it delivers."""
+        self._ready, ready = os.pipe()
+        try:
+            for index in range(1, self.count):
+                self.processes[index] = subprocess.Popen(
+                    self._argv(index), pass_fds=(ready,), env={**os.environ, READY_FD: str(ready)}
+                )
+        finally:
+            os.close(ready)
+
+    async def started(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until every process started by spawn() delivers (or has exited, or
+        `timeout` has passed), so that all begin together."""
+        await asyncio.to_thread(_read_reports, self._ready, len(self.processes), timeout)
+
+    def _argv(self, index: int) -> list[str]:
+        return child_command(self.config, Share(index, self.count))
+
+    def watch(self) -> None:
+        """From now on, start a process again when it exits."""
+        for index in self.processes:
             self._tasks.append(asyncio.create_task(self._keep(index), name=f"relay-worker-{index}"))
 
     async def _keep(self, index: int) -> None:
-        argv = child_command(self.config, Share(index, self.count))
-        while not self._stopping:
+        while True:
+            process = self.processes[index]
+            code = await asyncio.to_thread(process.wait)
+            log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
+            await asyncio.sleep(RESTART_DELAY)
             try:
-                process = await asyncio.create_subprocess_exec(*argv)
+                self.processes[index] = subprocess.Popen(self._argv(index))
             except OSError as exc:
                 log.error("worker_process_failed", process=index, error=str(exc))
-            else:
-                self.processes[index] = process
-                code = await process.wait()
-                log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
-            await asyncio.sleep(RESTART_DELAY)
 
     async def stop(self) -> None:
         """SIGTERM every process and wait for it; SIGKILL what outlives the grace."""
-        self._stopping = True
         for task in self._tasks:  # first, so that none is started again meanwhile
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for process in self.processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        waits = [p.wait() for p in self.processes.values()]
+        running = [p for p in self.processes.values() if p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(_wait_all, running, self.grace + 5)
+
+
+def _read_reports(fd: int, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    try:
+        while count > 0:
+            readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                log.warning("worker_processes_slow", waiting_for=count, after_s=timeout)
+                return
+            got = os.read(fd, count)
+            if not got:  # every writer gone: the processes that could report have
+                return
+            count -= len(got)
+    finally:
+        os.close(fd)
+
+
+def report_started() -> None:
+    """Tell the first worker process that this one delivers (a process it spawned)."""
+    fd = os.environ.pop(READY_FD, None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(int(fd), b".")
+            os.close(int(fd))
+
+
+def _wait_all(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
         try:
-            async with asyncio.timeout(self.grace + 5):
-                await asyncio.gather(*waits)
-        except TimeoutError:
-            for process in self.processes.values():
-                if process.returncode is None:
-                    process.kill()
-            await asyncio.gather(*(p.wait() for p in self.processes.values()))
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def _orphaned(parent: int, stop: asyncio.Event) -> None:
@@ -117,9 +168,9 @@ async def _orphaned(parent: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def run_worker(settings: Settings, share: Share, config: str | None) -> None:
-    """Deliver until SIGINT/SIGTERM: this process's share, plus (for the first of
-    several) the other processes."""
+async def run_worker(settings: Settings, share: Share, children: Children | None = None) -> None:
+    """Deliver until SIGINT/SIGTERM: this process's share; the first of several also
+    keeps the others (`children`, already spawned) running, and stops them."""
     from relay.app import build_dispatcher
     from relay.http import AiohttpTransport
     from relay.retention import Pruner
@@ -141,12 +192,13 @@ async def run_worker(settings: Settings, share: Share, config: str | None) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     watch = None if share.index == 0 else asyncio.create_task(_orphaned(os.getppid(), stop))
+    if children is not None:
+        await children.started()
     await dispatcher.start()
+    report_started()
     pruner = Pruner.from_settings(store, settings.storage.retention) if share.index == 0 else None
-    children = None
-    if share.index == 0 and share.count > 1:
-        children = Children(config, share.count, settings.delivery.shutdown_grace)
-        children.start()
+    if children is not None:
+        children.watch()
     if pruner is not None:
         pruner.start()
     log.info(
