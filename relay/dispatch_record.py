@@ -94,7 +94,9 @@ def _attempt(
     kind: str,
     error: str | None,
 ) -> Attempt:
-    return Attempt(
+    # Every value is relay's own (an aware UTC time, an int or None): built without
+    # validation, which would cost more than the rest of settling an attempt.
+    return Attempt.model_construct(
         number=number,
         started_at=started,
         duration_ms=duration_ms,
