@@ -27,7 +27,7 @@ from forwarders.base import (
     Skipped,
 )
 from relay.circuit import Signal
-from relay.models import Attempt
+from relay.models import Attempt, AttemptOutcome
 from relay.retry import next_attempt
 from relay.store.base import Claimed, Completion, Store
 from relay.timeutil import utcnow
@@ -66,6 +66,7 @@ def settle(
     fields = {"forwarder": config.name, "delivery_id": claimed.id, "attempt": number}
     next_at: datetime | None = None
     signal: Signal | None = "success"
+    kind: AttemptOutcome
     if isinstance(outcome, Skipped):
         status, kind, error, signal = "skipped", "skipped", outcome.reason, None
         log.info("delivery_skipped", reason=error, **fields)
@@ -91,7 +92,7 @@ def _attempt(
     started: datetime,
     duration_ms: float,
     outcome: Delivered | Skipped | ForwarderError,
-    kind: str,
+    kind: AttemptOutcome,
     error: str | None,
 ) -> Attempt:
     # Every value is relay's own (an aware UTC time, an int or None): built without

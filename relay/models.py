@@ -88,6 +88,7 @@ TERMINAL_STATUSES = frozenset(
 )
 
 Kind = Literal["deployment", "build"]
+AttemptOutcome = Literal["delivered", "skipped", "retry", "dead"]
 
 
 class _Strict(BaseModel):
@@ -267,7 +268,7 @@ class Attempt(BaseModel):
     started_at: UtcDatetime
     duration_ms: float
     status_code: int | None = None
-    outcome: Literal["delivered", "skipped", "retry", "dead"]
+    outcome: AttemptOutcome
     error: str | None = None
     response_excerpt: str | None = None
 
