@@ -18,6 +18,20 @@ from tests.delivery_support import eventually, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+async def spawn_relay(args: list[str], log: Path) -> asyncio.subprocess.Process:
+    """`relay ARGS` of this checkout as a subprocess, its output appended to `log`, with
+    no RELAY_* setting of the environment running the tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "relay.cli", *args),
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+            env={**env, "PYTHONPATH": str(ROOT)},
+        )
+
+
 @dataclass
 class Instance:
     """One `relay serve` subprocess with its output in a log file."""
@@ -38,18 +52,7 @@ class Instance:
         args = ["serve", "--config", str(self.config), "--port", str(self.port)]
         if not self.dispatch:
             args.append("--no-dispatch")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "relay.cli",
-                *args,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT,
-                env={**env, "PYTHONPATH": str(ROOT)},
-            )
+        self.proc = await spawn_relay(args, self.log)
         path = "/readyz" if ready else "/healthz"
 
         async def answers() -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from relay.receivers.webhook import WebhookReceiver
-from tests.acceptance.instance import ROOT, Instance
+from tests.acceptance.instance import Instance, spawn_relay
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
@@ -58,6 +57,23 @@ concurrency = {concurrency}
 """
 
 
+def write_config(tmp_path: Path, *, poll: str) -> tuple[Path, int]:
+    """A config in `tmp_path` with delivery.poll_interval `poll`; the webhook's port."""
+    hook_port = free_port()
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        CONFIG.format(
+            db=tmp_path / "relay.db",
+            token=CI_TOKEN,
+            hook_port=hook_port,
+            secret=SECRET,
+            concurrency=CONCURRENCY,
+            poll=poll,
+        )
+    )
+    return config, hook_port
+
+
 class SlowReceiver(WebhookReceiver):
     """A webhook target that takes HOLD seconds per request and notes the most
     requests it ever had in progress at once."""
@@ -85,16 +101,8 @@ class Workers:
         self.reader = Instance(config, log)  # only for reading the log
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "relay.cli", "worker", "--processes", "2", "--config", str(self.config)),
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT,
-                env={**env, "PYTHONPATH": str(ROOT)},
-            )
+        args = ["worker", "--processes", "2", "--config", str(self.config)]
+        self.proc = await spawn_relay(args, self.log)
 
     def started(self, process: int) -> list[int]:
         """Pids of the `worker_started` lines of worker process `process`."""
@@ -128,18 +136,7 @@ def running(pid: int) -> bool:
 async def backlog(tmp_path: Path) -> AsyncIterator[tuple[Path, SlowReceiver, list[str]]]:
     """A config, its started (slow) target and the ids of EVENTS deployments recorded by a
     `relay serve --no-dispatch`, all waiting for a worker."""
-    hook_port = free_port()
-    config = tmp_path / "relay.toml"
-    config.write_text(
-        CONFIG.format(
-            db=tmp_path / "relay.db",
-            token=CI_TOKEN,
-            hook_port=hook_port,
-            secret=SECRET,
-            concurrency=CONCURRENCY,
-            poll="0.2s",
-        )
-    )
+    config, hook_port = write_config(tmp_path, poll="0.2s")
     receiver = SlowReceiver()
     await receiver.start(port=hook_port)
     api = Instance(config, tmp_path / "serve.log", dispatch=False)
@@ -212,18 +209,7 @@ async def test_a_process_whose_first_process_died_stops(
 
 async def test_an_event_recorded_by_the_api_process_is_sent_at_once(tmp_path: Path) -> None:
     """A worker beside `relay serve --no-dispatch` sends a new event well before its poll."""
-    hook_port = free_port()
-    config = tmp_path / "relay.toml"
-    config.write_text(
-        CONFIG.format(
-            db=tmp_path / "relay.db",
-            token=CI_TOKEN,
-            hook_port=hook_port,
-            secret=SECRET,
-            concurrency=CONCURRENCY,
-            poll="60s",
-        )
-    )
+    config, hook_port = write_config(tmp_path, poll="60s")
     receiver = WebhookReceiver(SECRET)
     await receiver.start(port=hook_port)
     api = Instance(config, tmp_path / "serve.log", dispatch=False)
