@@ -61,7 +61,7 @@ class SqliteStore(
 
     def __init__(self, path: str | Path) -> None:
         self.engine = SqliteEngine(Path(path))
-        self.watcher = CommitWatcher(Path(path))
+        self.watcher = CommitWatcher(Path(path), lambda: self.engine.commits)
 
     async def open(self) -> None:
         """Open the file (created if missing), apply migrations, free stale leases.

@@ -23,6 +23,7 @@ import structlog
 from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
+from relay.store.sqlite_checkpoint import Checkpointer
 from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
@@ -107,6 +108,8 @@ class SqliteEngine:
         self._task: asyncio.Task[None] | None = None
         self.commit_hooks: list[Callable[[], None]] = []
         self._lock = WriterLock(path)
+        self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
+        self._checkpointer = Checkpointer(lambda: self.commits, self.checkpoint)
 
     async def open(self) -> list[int]:
         """Open the writer, apply migrations and start the group-commit loop."""
@@ -119,6 +122,7 @@ class SqliteEngine:
                 raise translate(exc) from exc
             raise
         self._task = asyncio.create_task(self._commit_loop(), name="relay-sqlite-commit")
+        self._checkpointer.start()
         return applied
 
     def _open_writer(self) -> list[int]:
@@ -142,6 +146,7 @@ class SqliteEngine:
             self._queue.put_nowait(None)  # the loop ends after what was queued before it
             await self._task
             self._task = None
+        await self._checkpointer.close()
         await loop.run_in_executor(self._writer_pool, self._close_writer)
         await loop.run_in_executor(None, self._shutdown_pools)
 
@@ -178,6 +183,22 @@ class SqliteEngine:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(None, bulk, payload, future))
         return await future
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file, on the writer thread between batches."""
+        if self._writer is None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writer_pool, self._checkpoint)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    def _checkpoint(self) -> None:
+        conn = self._writer
+        if conn is not None:
+            with self._lock.held():  # other processes' writers wait too: the WAL catches up
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op` on a reader connection (sees every committed write)."""
@@ -249,6 +270,7 @@ class SqliteEngine:
             for group in _groups(batch):
                 outcomes += self._apply_group(conn, group)
             conn.execute("COMMIT")
+            self.commits += 1
             if relaxed:
                 conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:

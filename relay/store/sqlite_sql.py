@@ -8,6 +8,8 @@ PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
+    # Checkpoints run on their own thread (sqlite_checkpoint.py), never inside a commit.
+    "PRAGMA wal_autocheckpoint=0",
 )
 
 READER_PRAGMAS = ("PRAGMA query_only=ON", "PRAGMA busy_timeout=5000")

@@ -4,6 +4,11 @@ SQLite has no NOTIFY. A connection's `PRAGMA data_version` changes whenever anot
 connection commits, so one small query every WATCH_INTERVAL tells a `relay worker`
 that `relay serve --no-dispatch` (or another worker, or a CLI command) has recorded
 something: its dispatcher and feed are woken then, not at their next poll.
+
+This process's own writer changes it too. Its commits already wake what they concern,
+so a change seen while the own writer also committed wakes nobody: a busy process
+would otherwise wake its dispatcher for every batch of its own (and a process that
+commits is busy anyway, claiming after each batch of outcomes).
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ WATCH_INTERVAL = 0.05  # seconds: a few cheap reads per second buy a prompt wake
 class CommitWatcher:
     """Calls its callbacks when the file changed since the last look."""
 
-    def __init__(self, path: Path, interval: float = WATCH_INTERVAL) -> None:
-        self.path, self.interval = path, interval
+    def __init__(
+        self, path: Path, own_commits: Callable[[], int], interval: float = WATCH_INTERVAL
+    ) -> None:
+        self.path, self.own_commits, self.interval = path, own_commits, interval
         self.callbacks: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -50,7 +57,7 @@ class CommitWatcher:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         try:
             conn.execute("PRAGMA query_only=ON")
-            last = _data_version(conn)
+            last, own = _data_version(conn), self.own_commits()
             while True:
                 await asyncio.sleep(self.interval)
                 try:
@@ -58,10 +65,11 @@ class CommitWatcher:
                 except sqlite3.Error as exc:  # the next look may work; polls remain meanwhile
                     log.warning("commit_watch_failed", error=str(exc))
                     continue
-                if version != last:
-                    last = version
+                mine = self.own_commits()
+                if version != last and mine == own:
                     for callback in self.callbacks:
                         callback()
+                last, own = version, mine
         finally:
             conn.close()
 

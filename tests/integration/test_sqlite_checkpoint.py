@@ -1,0 +1,40 @@
+"""The WAL is moved into the database file in the background (relay/store/
+sqlite_checkpoint.py), never by a commit that then holds every write behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.store.sqlite import SqliteStore
+from tests.delivery_support import eventually
+from tests.support import T0, make_command, make_record
+
+
+async def test_committed_pages_reach_the_database_file_while_the_store_is_open(
+    tmp_path: Path,
+) -> None:
+    """Well below SQLite's 1,000-page automatic checkpoint, written pages are copied into
+    the database file within a second, while the store stays open."""
+    db = tmp_path / "relay.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        before = db.stat().st_size
+        for n in range(40):
+            await store.record(make_command(make_record(created_at=T0, version=f"1.{n}")))
+        await eventually(lambda: db.stat().st_size > before, timeout=5, what="a checkpoint")
+    finally:
+        await store.close()
+
+
+async def test_the_writer_does_not_checkpoint_in_its_commits(tmp_path: Path) -> None:
+    """SQLite's own checkpoint-on-commit is off for relay's writer connection."""
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        value = await store.engine.write(
+            lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        assert value == 0
+    finally:
+        await store.close()
