@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from relay.settings import Settings
+from relay.tasks import cancel_and_wait
 
 log = structlog.get_logger("relay.worker")
 
@@ -209,10 +210,7 @@ async def run_worker(settings: Settings, share: Share, children: Children | None
         pid=os.getpid(),
     )
     await stop.wait()
-    if watch is not None:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+    await cancel_and_wait(watch)
     if pruner is not None:
         await pruner.stop()
     # The other processes finish their sends while this one finishes its own.

@@ -13,12 +13,12 @@ never catch up with it, and the WAL would grow without bound).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from relay.errors import StoreError
+from relay.tasks import cancel_and_wait
 
 log = structlog.get_logger("relay.store")
 
@@ -43,11 +43,8 @@ class Checkpointer:
 
     async def close(self) -> None:
         """Stop (a checkpoint in flight ends first)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         done = self.commits()

@@ -14,12 +14,13 @@ commits is busy anyway, claiming after each batch of outcomes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+
+from relay.tasks import cancel_and_wait
 
 log = structlog.get_logger("relay.store")
 
@@ -44,11 +45,8 @@ class CommitWatcher:
 
     async def close(self) -> None:
         """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         # Read on the event loop itself: a look takes microseconds (the WAL index is in
