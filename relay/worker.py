@@ -34,8 +34,10 @@ RESTART_DELAY = 1.0
 PARENT_CHECK = 1.0
 # The first process starts delivering once the others do, or after this many seconds.
 READY_TIMEOUT = 30.0
-# The environment variable naming the pipe a spawned process reports its start on.
+# Environment of a spawned process: the pipe it reports its start on, and the pid of
+# the process that spawned it (it stops once that one is gone).
 READY_FD = "RELAY_WORKER_READY_FD"
+PARENT_PID = "RELAY_WORKER_PARENT_PID"
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,7 @@ class Children:
         self._ready, ready = os.pipe()
         try:
             for index in range(1, self.count):
-                self.processes[index] = subprocess.Popen(
-                    self._argv(index), pass_fds=(ready,), env={**os.environ, READY_FD: str(ready)}
-                )
+                self.processes[index] = self._popen(index, ready)
         finally:
             os.close(ready)
 
@@ -96,8 +96,12 @@ class Children:
         `timeout` has passed), so that all begin together."""
         await asyncio.to_thread(_read_reports, self._ready, len(self.processes), timeout)
 
-    def _argv(self, index: int) -> list[str]:
-        return child_command(self.config, Share(index, self.count))
+    def _popen(self, index: int, ready: int | None = None) -> subprocess.Popen[bytes]:
+        env = {**os.environ, PARENT_PID: str(os.getpid())}
+        if ready is not None:
+            env[READY_FD] = str(ready)
+        argv = child_command(self.config, Share(index, self.count))
+        return subprocess.Popen(argv, pass_fds=() if ready is None else (ready,), env=env)
 
     def watch(self) -> None:
         """From now on, start a process again when it exits."""
@@ -111,7 +115,7 @@ class Children:
             log.warning("worker_process_exited", process=index, pid=process.pid, code=code)
             await asyncio.sleep(RESTART_DELAY)
             try:
-                self.processes[index] = subprocess.Popen(self._argv(index))
+                self.processes[index] = self._popen(index)
             except OSError as exc:
                 log.error("worker_process_failed", process=index, error=str(exc))
 
@@ -163,10 +167,16 @@ def _wait_all(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
 
 async def _orphaned(parent: int, stop: asyncio.Event) -> None:
     # A process started by another worker stops when that one is gone (killed with
-    # SIGKILL, say) instead of running on alone.
+    # SIGKILL, say, even before this one got going) instead of running on alone.
     while os.getppid() == parent:
         await asyncio.sleep(PARENT_CHECK)
     stop.set()
+
+
+def _parent() -> int:
+    """The pid of the worker process that spawned this one (else of whatever did)."""
+    text = os.environ.get(PARENT_PID, "")
+    return int(text) if text.isdigit() else os.getppid()
 
 
 async def run_worker(settings: Settings, share: Share, children: Children | None = None) -> None:
@@ -187,12 +197,12 @@ async def run_worker(settings: Settings, share: Share, children: Children | None
     await open_with_retry(store, where)
     transport = AiohttpTransport(allow_networks=settings.security.networks())
     dispatcher = build_dispatcher(settings, store, transport, share=share)
-    store.add_due_listener(dispatcher.wake)  # other instances' commits (PostgreSQL)
+    store.add_due_listener(dispatcher.wake)  # other processes' commits
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    watch = None if share.index == 0 else asyncio.create_task(_orphaned(os.getppid(), stop))
+    watch = None if share.index == 0 else asyncio.create_task(_orphaned(_parent(), stop))
     if children is not None:
         await children.started()
     await dispatcher.start()
