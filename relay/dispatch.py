@@ -39,7 +39,7 @@ SHARED_REFRESH = 0.5
 # concurrency is small or shared between worker processes. At most AHEAD_PER_SLOT per
 # slot, so that one process does not hold a small backlog that others could send.
 CLAIM_AHEAD = 32
-AHEAD_PER_SLOT = 4
+AHEAD_PER_SLOT = 8
 
 
 def send_bound(config: ForwarderConfig) -> float:
