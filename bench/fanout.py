@@ -106,9 +106,11 @@ QUICK_PG_ROUND_EVENTS = 800
 MAX_ROUNDS = 3
 MIN_DRAIN_RATE = 100.0  # deliveries/s; only bounds a drain that hangs
 LATENCY_RATE = 200.0  # events/s offered
-# Measured per kind of round, split over the rounds: 10 s a round at 200 events/s gives
-# each p99 about 8,000 samples, so that one stall of a shared machine does not set it.
+# Measured per kind of round, split over LATENCY_ROUNDS rounds of each kind (whatever
+# --rounds says): 6 s a round at 200 events/s gives each p99 about 5,000 samples, and
+# the median of 5 rounds is not set by one round in which the shared machine stalled.
 LATENCY_SECONDS = 30.0
+LATENCY_ROUNDS = 5
 LATENCY_WARMUP_S = 1.0  # fresh connections to the sinks, cold SQLite cache: not measured
 ARRIVAL_GRACE_S = 5.0  # after the last 201, how long deliveries may still arrive
 SECRET = "whsec_" + base64.b64encode(b"relay-bench-fanout-signing-key-1").decode()
@@ -572,8 +574,8 @@ def _children_cpu() -> float:
 def _latency_rounds(plan: Plan, work: Path, sinks: Sinks) -> dict[Kind, list[LatencyRound]]:
     """Rounds of every kind; the order rotates so that each kind runs in each position."""
     rounds: dict[Kind, list[LatencyRound]] = {kind: [] for kind in KINDS}
-    seconds = LATENCY_SECONDS / plan.rounds
-    for i in range(plan.rounds):
+    seconds = LATENCY_SECONDS / LATENCY_ROUNDS
+    for i in range(LATENCY_ROUNDS):
         for kind in _order(i, KINDS):
             rounds[kind].append(_latency_round(work, sinks, kind, seconds, i + 1))
     return rounds
@@ -656,7 +658,7 @@ def _latency_results(
     plan: Plan, sinks: Sinks, rounds: dict[Kind, list[LatencyRound]]
 ) -> list[Result]:
     healthy, hanging = rounds["healthy"], rounds["hanging"]
-    common = _latency_notes(plan, [r for rs in rounds.values() for r in rs])
+    common = _latency_notes([r for rs in rounds.values() for r in rs])
     return [
         Result(
             "latency",
@@ -688,11 +690,11 @@ def _latency_results(
     ]
 
 
-def _latency_notes(plan: Plan, rounds: list[LatencyRound]) -> list[str]:
-    per_round = LATENCY_SECONDS / plan.rounds
+def _latency_notes(rounds: list[LatencyRound]) -> list[str]:
+    per_round = LATENCY_SECONDS / LATENCY_ROUNDS
     return [
         f"{LATENCY_RATE:.0f} events/s offered (open loop) to a fresh `relay serve` per round: "
-        f"{plan.rounds} rounds x {per_round:.0f} s of each kind ({', '.join(KINDS)}) after a "
+        f"{LATENCY_ROUNDS} rounds x {per_round:.0f} s of each kind ({', '.join(KINDS)}) after a "
         f"{LATENCY_WARMUP_S:.0f} s warm-up, in rotating order",
         "latency = sink's time.time() at arrival - client's time.time() once the 201 was "
         f"read; sink handler {_mean(r.sink.busy_us for r in rounds):.0f} µs/request, paced "
