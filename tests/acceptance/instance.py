@@ -13,9 +13,52 @@ from typing import Any
 
 import aiohttp
 
-from tests.delivery_support import eventually, free_port
+from tests.delivery_support import SECRET, eventually, free_port
+from tests.support import CI_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+_WEBHOOK_CONFIG = """
+[server]
+host = "127.0.0.1"
+
+[storage]
+url = "sqlite:///{db}"
+
+[logging]
+format = "json"
+
+[security]
+allow_networks = ["127.0.0.0/8"]
+
+[delivery]
+{delivery}
+
+[[tokens]]
+name = "ci"
+token = "{token}"
+
+[[forwarders]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:{hook_port}/hook"
+secret = "{secret}"
+{forwarder}
+"""
+
+
+def webhook_config(db: Path, hook_port: int, *, delivery: str, forwarder: str) -> str:
+    """A relay config on SQLite file `db` with the CI token and one webhook forwarder to
+    `hook_port`; `delivery` and `forwarder` are extra TOML lines of those tables."""
+    return _WEBHOOK_CONFIG.format(
+        db=db,
+        token=CI_TOKEN,
+        hook_port=hook_port,
+        secret=SECRET,
+        delivery=delivery.strip(),
+        forwarder=forwarder.strip(),
+    )
 
 
 async def spawn_relay(args: list[str], log: Path) -> asyncio.subprocess.Process:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from relay.receivers.webhook import WebhookReceiver
-from tests.acceptance.instance import Instance
+from tests.acceptance.instance import Instance, webhook_config
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
@@ -22,36 +22,11 @@ pytestmark = pytest.mark.slow
 
 EVENTS = 20
 
-CONFIG = """
-[server]
-host = "127.0.0.1"
-
-[storage]
-url = "sqlite:///{db}"
-
-[logging]
-format = "json"
-
-[security]
-allow_networks = ["127.0.0.0/8"]
-
-[delivery]
+DELIVERY = """
 poll_interval = "1s"
 circuit_threshold = 3
 circuit_cooldown = "0.3s"
 shutdown_grace = "1s"
-
-[[tokens]]
-name = "ci"
-token = "{token}"
-
-[[forwarders]]
-name = "hook"
-type = "webhook"
-url = "http://127.0.0.1:{hook_port}/hook"
-secret = "{secret}"
-timeout = "1s"
-retry = {{ schedule = [{schedule}], jitter = 0 }}
 """
 
 
@@ -83,14 +58,14 @@ async def test_kill_9_loses_no_acknowledged_event(
 ) -> None:
     """Every event acknowledged before a kill -9 is delivered after the restart."""
     hook_port, port = free_port(), free_port()
+    schedule = ", ".join(['"0.3s"'] * 60)
     config = tmp_path / "relay.toml"
     config.write_text(
-        CONFIG.format(
-            db=tmp_path / "data" / "relay.db",
-            token=CI_TOKEN,
-            hook_port=hook_port,
-            secret=SECRET,
-            schedule=", ".join(['"0.3s"'] * 60),
+        webhook_config(
+            tmp_path / "data" / "relay.db",
+            hook_port,
+            delivery=DELIVERY,
+            forwarder=f'timeout = "1s"\nretry = {{ schedule = [{schedule}], jitter = 0 }}',
         )
     )
     server = Instance(config, tmp_path / "relay.log", port=port)

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from relay.receivers.webhook import WebhookReceiver
-from tests.acceptance.instance import Instance, spawn_relay
+from tests.acceptance.instance import Instance, spawn_relay, webhook_config
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
@@ -27,48 +27,17 @@ EVENTS = 30
 HOLD = 0.1  # seconds the target takes per request: sends overlap
 CONCURRENCY = 2
 
-CONFIG = """
-[server]
-host = "127.0.0.1"
-
-[storage]
-url = "sqlite:///{db}"
-
-[logging]
-format = "json"
-
-[security]
-allow_networks = ["127.0.0.0/8"]
-
-[delivery]
-poll_interval = "{poll}"
-shutdown_grace = "1s"
-
-[[tokens]]
-name = "ci"
-token = "{token}"
-
-[[forwarders]]
-name = "hook"
-type = "webhook"
-url = "http://127.0.0.1:{hook_port}/hook"
-secret = "{secret}"
-concurrency = {concurrency}
-"""
-
 
 def write_config(tmp_path: Path, *, poll: str) -> tuple[Path, int]:
     """A config in `tmp_path` with delivery.poll_interval `poll`; the webhook's port."""
     hook_port = free_port()
     config = tmp_path / "relay.toml"
     config.write_text(
-        CONFIG.format(
-            db=tmp_path / "relay.db",
-            token=CI_TOKEN,
-            hook_port=hook_port,
-            secret=SECRET,
-            concurrency=CONCURRENCY,
-            poll=poll,
+        webhook_config(
+            tmp_path / "relay.db",
+            hook_port,
+            delivery=f'poll_interval = "{poll}"\nshutdown_grace = "1s"',
+            forwarder=f"concurrency = {CONCURRENCY}",
         )
     )
     return config, hook_port
