@@ -16,9 +16,8 @@ import pytest
 from aiohttp import web
 
 from relay.receivers.webhook import WebhookReceiver
-from relay.settings import Settings
-from tests.acceptance.instance import Instance
-from tests.acceptance.test_crash import CONFIG, delivery_of
+from tests.acceptance.instance import Instance, webhook_config
+from tests.acceptance.test_crash import DELIVERY, delivery_of
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN
 
@@ -41,18 +40,13 @@ class SlowReceiver(WebhookReceiver):
 
 
 def write_config(tmp_path: Path, hook_port: int) -> Path:
-    """The crash test's config with a 10 s shutdown grace (and loopback allowed)."""
-    text = CONFIG.format(
-        db=tmp_path / "relay.db",
-        token=CI_TOKEN,
-        hook_port=hook_port,
-        secret=SECRET,
-        schedule='"0.3s"',
+    """The crash test's config with a 10 s shutdown grace and a 5 s timeout."""
+    text = webhook_config(
+        tmp_path / "relay.db",
+        hook_port,
+        delivery=DELIVERY.replace('shutdown_grace = "1s"', 'shutdown_grace = "10s"'),
+        forwarder='timeout = "5s"\nretry = { schedule = ["0.3s"], jitter = 0 }',
     )
-    text = text.replace('shutdown_grace = "1s"', 'shutdown_grace = "10s"')
-    text = text.replace('timeout = "1s"', 'timeout = "5s"')
-    if "security" in Settings.model_fields and "[security]" not in text:
-        text += '\n[security]\nallow_networks = ["127.0.0.0/8"]\n'
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return path
