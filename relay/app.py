@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -55,6 +54,7 @@ from relay.settings import Settings
 from relay.store import Store, open_store
 from relay.store.base import NewEvent, TokenRecord
 from relay.store.opening import open_with_retry
+from relay.tasks import cancel_and_wait
 from relay.transitions import TransitionService
 from relay.worker import ALONE, Share
 
@@ -219,9 +219,7 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if opening.done():
         opening.result()  # a store that cannot be used at all fails the start here
     yield
-    opening.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await opening
+    await cancel_and_wait(opening)
     await app[STORE].close()
     log.info("store_closed")
 
@@ -246,9 +244,7 @@ async def _dispatch_lifecycle(app: web.Application) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_dispatcher(app), name="relay-dispatch-start")
     yield
     if starting is not None and not starting.done():
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        await cancel_and_wait(starting)
     elif starting is None or starting.exception() is None:
         await dispatcher.stop(app[SETTINGS].delivery.shutdown_grace)
         log.info("dispatcher_stopped")

@@ -28,6 +28,7 @@ from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circui
 from relay.http import Transport
 from relay.leases import new_owner
 from relay.store.base import Claimed, Completion, Store
+from relay.tasks import cancel_and_wait
 from relay.timeutil import utcnow
 
 log = structlog.get_logger("relay.dispatch")
@@ -133,22 +134,17 @@ class Dispatcher:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish up to `grace` seconds, free leases."""
         self._stopping = True  # what waits claimed is not sent: its lease is freed below
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._sends:
             _, pending = await asyncio.wait(self._sends, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._recorder.drain()
-        if self._renewer is not None:  # only now: sends finishing in the grace keep leases
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        # Only now: sends finishing in the grace keep their leases.
+        await cancel_and_wait(self._renewer)
+        self._renewer = None
         await self.store.release_claims(self.owner)
 
     async def _run(self) -> None:

@@ -24,6 +24,7 @@ from relay.feed import Feed, FeedFilter, Subscriber
 from relay.feed_frames import Frame, parse_id
 from relay.keys import AUTH, FEED, PRINCIPAL, SETTINGS
 from relay.store.feed_base import FeedCursor
+from relay.tasks import cancel_and_wait
 
 log = structlog.get_logger("relay.feed")
 MAX_FILTER_VALUES = 100
@@ -196,9 +197,7 @@ async def _pump(
     except ConnectionError:
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await cancel_and_wait(reader)
         request.app[FEED].leave(subscriber)
     reason = subscriber.closed or "gone"
     log.info("feed_closed", protocol="websocket", reason=reason)

@@ -23,6 +23,7 @@ from relay.errors import StoreError, StoreUnavailable, ValidationFailed
 from relay.ids import new_hex_id
 from relay.store import postgres_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
+from relay.tasks import cancel_and_wait
 
 T = TypeVar("T")
 # What store operations run on: a connection borrowed from the pool.
@@ -162,10 +163,7 @@ class PgEngine:
         if self._closed:
             return
         self._closed = True
-        if self._relisten is not None:
-            self._relisten.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relisten
+        await cancel_and_wait(self._relisten)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close(timeout=2)
