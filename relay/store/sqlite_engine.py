@@ -3,18 +3,21 @@
 Every write operation is a plain function of a `sqlite3.Connection`. The writer
 task gathers whatever operations are queued, runs them in one transaction on the
 writer thread (each inside its own SAVEPOINT so one failing operation does not
-undo the others), commits once, and only then resolves the callers' futures. With
-`synchronous=FULL` the commit has reached the disk when a caller resumes.
+undo the others), commits once, and only then resolves the callers' futures. A
+durable write's caller resumes once the commit has reached the disk: the WAL is
+synced off the writer thread (sqlite_sync.py), so that the next batch need not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +27,7 @@ from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
 from relay.store.sqlite_checkpoint import Checkpointer
+from relay.store.sqlite_sync import WalSyncer
 from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
@@ -94,7 +98,14 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 class SqliteEngine:
     """Owns the writer thread, the reader threads and their connections."""
 
-    def __init__(self, path: Path, *, readers: int = 2, batch_max: int = 512) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readers: int = 2,
+        batch_max: int = 512,
+        sync: Callable[[int], None] = os.fdatasync,
+    ) -> None:
         self.path = path
         self._batch_max = batch_max
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-writer")
@@ -110,6 +121,8 @@ class SqliteEngine:
         self._lock = WriterLock(path)
         self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
         self._checkpointer = Checkpointer(lambda: self.commits, self.checkpoint)
+        self._syncer = WalSyncer(path, sync)
+        self._deferred_sync = False  # True once the WAL is synced by _syncer
 
     async def open(self) -> list[int]:
         """Open the writer, apply migrations and start the group-commit loop."""
@@ -121,6 +134,8 @@ class SqliteEngine:
             if isinstance(exc, sqlite3.Error):
                 raise translate(exc) from exc
             raise
+        if self._deferred_sync:
+            self._syncer.start()
         self._task = asyncio.create_task(self._commit_loop(), name="relay-sqlite-commit")
         self._checkpointer.start()
         return applied
@@ -133,7 +148,12 @@ class SqliteEngine:
         self._writer = conn
         self._lock.open()
         with self._lock.held():  # two processes starting together migrate once
-            return migrate(conn)
+            applied = migrate(conn)
+        # Without a WAL file (journal_mode=WAL refused) every commit stays FULL.
+        self._deferred_sync = self._syncer.open()
+        if self._deferred_sync:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        return applied
 
     async def close(self) -> None:
         """Finish every queued write (its caller gets its answer), then close everything.
@@ -146,6 +166,7 @@ class SqliteEngine:
             self._queue.put_nowait(None)  # the loop ends after what was queued before it
             await self._task
             self._task = None
+        await self._syncer.close()
         await self._checkpointer.close()
         await loop.run_in_executor(self._writer_pool, self._close_writer)
         await loop.run_in_executor(None, self._shutdown_pools)
@@ -167,7 +188,7 @@ class SqliteEngine:
         """Run `op` in the next group commit; return once its transaction is committed.
 
         `durable=False` is for bookkeeping whose loss only means work done again (leases,
-        delivery outcomes: at-least-once): a commit made only of such writes skips the
+        delivery outcomes: at-least-once): its caller resumes without waiting for the
         fsync. It still survives a crash of relay, just not of the machine."""
         if self._task is None or self._closed:
             raise StoreError("the store is closed")
@@ -240,44 +261,47 @@ class SqliteEngine:
             except Exception as exc:  # a bug, not a database error: fail this batch only
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
-            for item, (ok, value) in zip(batch, outcomes, strict=True):
-                if item.future.done():
-                    continue
-                if ok:
-                    item.future.set_result(value)
-                else:
-                    item.future.set_exception(value)
-            if any(ok for ok, _ in outcomes):
-                for hook in self.commit_hooks:
-                    hook()
+            release = partial(self._release, batch, outcomes)
+            if self._deferred_sync and any(item.durable for item in batch):
+                self._syncer.after_sync(release)
+            else:
+                release(None)
+
+    def _release(
+        self, batch: list[_Item], outcomes: list[tuple[bool, Any]], error: StoreError | None
+    ) -> None:
+        """Answer a committed batch's callers (all failing with `error` if its sync did)."""
+        for item, (ok, value) in zip(batch, outcomes, strict=True):
+            if item.future.done():
+                continue
+            if not ok:
+                item.future.set_exception(value)
+            elif error is not None:
+                item.future.set_exception(error)
+            else:
+                item.future.set_result(value)
+        if error is None and any(ok for ok, _ in outcomes):
+            for hook in self.commit_hooks:
+                hook()
 
     def _apply(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         conn = self._writer
         assert conn is not None
         conn.row_factory = sqlite3.Row
-        relaxed = not any(item.durable for item in batch)
         with self._lock.held():
-            return self._transaction(conn, batch, relaxed)
+            return self._transaction(conn, batch)
 
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[_Item], relaxed: bool
-    ) -> list[tuple[bool, Any]]:
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            if relaxed:
-                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             for group in _groups(batch):
                 outcomes += self._apply_group(conn, group)
             conn.execute("COMMIT")
             self.commits += 1
-            if relaxed:
-                conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if relaxed:
-                conn.execute("PRAGMA synchronous=FULL")
             log.error("store_write_failed", error=str(exc), batch=len(batch))
             for hook in self.on_failure:
                 hook()

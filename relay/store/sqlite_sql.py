@@ -4,7 +4,7 @@ from __future__ import annotations
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    # FULL: every commit fsyncs the WAL, so an acknowledged write survives power loss.
+    # FULL while migrating; then NORMAL, the engine syncing the WAL itself (sqlite_sync.py).
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
