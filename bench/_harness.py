@@ -51,7 +51,7 @@ class Result:
     """One line of the table: per-round figures of relay and of its baseline.
 
     Without a baseline (an empty list) the figure stands alone and `target` applies to
-    relay's own median (a latency budget in ms, say); `target=None` only reports it.
+    relay's own figure (a latency budget in ms, say); `target=None` only reports it.
     """
 
     benchmark: str
@@ -63,25 +63,34 @@ class Result:
     notes: list[str] = field(default_factory=list)
     # Rows that could not be measured and why (bench/run.py prints them under the table).
     skipped: list[str] = field(default_factory=list)
+    # Set when the figure is not the median of the rounds but taken over the samples of
+    # all rounds at once (a percentile): (relay, baseline or None).
+    pooled: tuple[float, float | None] | None = None
 
     @property
-    def relay_median(self) -> float:
-        return statistics.median(self.relay)
+    def summary(self) -> str:
+        return "all rounds pooled" if self.pooled else "median"
 
     @property
-    def baseline_median(self) -> float | None:
+    def relay_figure(self) -> float:
+        return self.pooled[0] if self.pooled else statistics.median(self.relay)
+
+    @property
+    def baseline_figure(self) -> float | None:
+        if self.pooled:
+            return self.pooled[1]
         return statistics.median(self.baseline) if self.baseline else None
 
     @property
     def ratio(self) -> float | None:
-        base = self.baseline_median
-        return self.relay_median / base if base is not None else None
+        base = self.baseline_figure
+        return self.relay_figure / base if base is not None else None
 
     @property
     def judged(self) -> float:
         """What the target is compared with: the ratio, or relay's median alone."""
         ratio = self.ratio
-        return self.relay_median if ratio is None else ratio
+        return self.relay_figure if ratio is None else ratio
 
     @property
     def met(self) -> bool | None:

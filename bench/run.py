@@ -98,11 +98,11 @@ def fmt(value: float) -> str:
 
 
 def table_row(r: Result) -> tuple[str, ...]:
-    base, ratio = r.baseline_median, r.ratio
+    base, ratio = r.baseline_figure, r.ratio
     return (
         r.benchmark,
-        r.metric + " (median)",
-        fmt(r.relay_median),
+        f"{r.metric} ({r.summary})",
+        fmt(r.relay_figure),
         "-" if base is None else fmt(base),
         "-" if ratio is None else f"{ratio:.2f}",
         _target(r),

@@ -3,7 +3,7 @@
 A rule's write selects at most one batch of its rows and deletes them (with what goes
 with them) one id at a time through indexes, so that it takes milliseconds, and ingest
 writes queued meanwhile are committed right after it (or with it), never behind a long
-delete. A commit made only of prunes skips the fsync (see SqliteEngine.write). The rules
+delete. A prune does not wait for the fsync (see SqliteEngine.write). The rules
 themselves are in retention_base.py.
 """
 
@@ -114,6 +114,6 @@ class SqliteRetention:
             if cutoff is None:
                 continue
             op = partial(_run, rule, format_db(cutoff), batch_size)
-            # Not fsynced on its own: a prune lost to a power cut is only done again.
+            # Does not wait for the fsync: a prune lost to a power cut is only done again.
             total += await self.engine.write(op, durable=False)
         return total
