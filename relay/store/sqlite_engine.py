@@ -26,7 +26,7 @@ import structlog
 from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
-from relay.store.sqlite_checkpoint import Checkpointer
+from relay.store.sqlite_checkpoint import CheckpointConnection, Checkpointer, Progress
 from relay.store.sqlite_sync import WalSyncer
 from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
@@ -120,7 +120,10 @@ class SqliteEngine:
         self.commit_hooks: list[Callable[[], None]] = []
         self._lock = WriterLock(path)
         self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
-        self._checkpointer = Checkpointer(lambda: self.commits, self.checkpoint)
+        self._checkpoints = CheckpointConnection(path)
+        self._checkpointer = Checkpointer(
+            lambda: self.commits, self.background_checkpoint, self.checkpoint
+        )
         self._syncer = WalSyncer(path, sync)
         self._deferred_sync = False  # True once the WAL is synced by _syncer
 
@@ -168,6 +171,7 @@ class SqliteEngine:
             self._task = None
         await self._syncer.close()
         await self._checkpointer.close()
+        await self._checkpoints.close()
         await loop.run_in_executor(self._writer_pool, self._close_writer)
         await loop.run_in_executor(None, self._shutdown_pools)
 
@@ -204,6 +208,15 @@ class SqliteEngine:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(None, bulk, payload, future))
         return await future
+
+    async def background_checkpoint(self) -> Progress:
+        """Copy the WAL into the database file beside the writer (sqlite_checkpoint.py)."""
+        if self._writer is None or self._closed:
+            return (0, 0, 0)
+        try:
+            return await self._checkpoints.checkpoint()
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
 
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file, on the writer thread between batches."""
