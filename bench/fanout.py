@@ -111,10 +111,10 @@ MIN_DRAIN_RATE = 100.0  # deliveries/s; only bounds a drain that hangs
 LATENCY_RATE = 200.0  # events/s offered
 # Measured per kind of round, split over LATENCY_ROUNDS rounds of each kind (whatever
 # --rounds says), interleaved so that drift of the machine hits every kind alike; the
-# percentiles pool the rounds (30,000 samples per kind), so that one stall of the
+# percentiles pool the rounds (60,000 samples per kind), so that one stall of the
 # shared machine, which sets the p99 of the round it falls in, does not set the figure.
-LATENCY_SECONDS = 30.0
-LATENCY_ROUNDS = 5
+LATENCY_SECONDS = 60.0
+LATENCY_ROUNDS = 10
 LATENCY_WARMUP_S = 1.0  # fresh connections to the sinks, cold SQLite cache: not measured
 ARRIVAL_GRACE_S = 5.0  # after the last 201, how long deliveries may still arrive
 SECRET = "whsec_" + base64.b64encode(b"relay-bench-fanout-signing-key-1").decode()
