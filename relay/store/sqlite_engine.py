@@ -11,7 +11,6 @@ synced off the writer thread (sqlite_sync.py), so that the next batch need not w
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from relay.errors import SchemaError, StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
 from relay.store.sqlite_checkpoint import CheckpointConnection, Checkpointer, Progress
-from relay.store.sqlite_sync import WalSyncer
+from relay.store.sqlite_sync import DATA_SYNC, WalSyncer
 from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
@@ -104,7 +103,7 @@ class SqliteEngine:
         *,
         readers: int = 2,
         batch_max: int = 512,
-        sync: Callable[[int], None] = os.fdatasync,
+        sync: Callable[[int], None] = DATA_SYNC,
     ) -> None:
         self.path = path
         self._batch_max = batch_max

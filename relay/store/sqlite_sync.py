@@ -30,6 +30,8 @@ log = structlog.get_logger("relay.store")
 
 # Called with None once the commit is on disk, or with the error that prevented it.
 Done = Callable[[StoreError | None], None]
+# fdatasync skips metadata a read does not need (mtime); macOS has only fsync.
+DATA_SYNC: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def wal_path(db: Path) -> Path:
@@ -40,7 +42,7 @@ def wal_path(db: Path) -> Path:
 class WalSyncer:
     """fdatasyncs the WAL of one database for whoever waits, one sync for all waiting."""
 
-    def __init__(self, db: Path, sync: Callable[[int], None] = os.fdatasync) -> None:
+    def __init__(self, db: Path, sync: Callable[[int], None] = DATA_SYNC) -> None:
         self.db, self._sync = db, sync
         self._fd: int | None = None
         self._waiting: list[Done] = []
