@@ -54,7 +54,8 @@ class Checkpointer:
         self._task = asyncio.create_task(self._run(), name="relay-sqlite-checkpoint")
 
     async def close(self) -> None:
-        """Stop (a checkpoint in flight ends first)."""
+        """Stop; a checkpoint in flight finishes on its own thread (the connection is
+        closed on that thread, after it)."""
         await cancel_and_wait(self._task)
         self._task = None
 

@@ -151,9 +151,10 @@ class SqliteEngine:
         self._lock.open()
         with self._lock.held():  # two processes starting together migrate once
             applied = migrate(conn)
-        # Without a WAL file (journal_mode=WAL refused) every commit stays FULL.
-        self._deferred_sync = self._syncer.open()
+        # If the filesystem refused WAL mode, every commit stays FULL.
+        self._deferred_sync = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         if self._deferred_sync:
+            self._syncer.open()
             conn.execute("PRAGMA synchronous=NORMAL")
         return applied
 

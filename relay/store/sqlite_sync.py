@@ -12,6 +12,11 @@ writer goes on with the next batch. A durable write's caller is answered only on
 sync that began after its commit has returned; syncs coalesce, so one covers every
 commit made while the previous one ran. SQLite itself still syncs around checkpoints,
 so the database file never holds a page whose WAL frame could be lost.
+
+A commit is visible before its sync has returned: readers and the dispatcher may see
+it (and send it) in that moment, so after a power cut in it a target can hold an event
+whose sender never got its 201, and that relay no longer has. What was acknowledged
+is never lost.
 """
 
 from __future__ import annotations
@@ -40,7 +45,12 @@ def wal_path(db: Path) -> Path:
 
 
 class WalSyncer:
-    """fdatasyncs the WAL of one database for whoever waits, one sync for all waiting."""
+    """fdatasyncs the WAL of one database for whoever waits, one sync for all waiting.
+
+    A failed sync is final: after an I/O error the kernel may drop the unwritten pages
+    and report the next sync as a success, and SQLite's recovery stops at the first
+    missing frame, so later commits could not be promised either. Every durable write
+    fails from then on, until relay is restarted (and SQLite recovers the file)."""
 
     def __init__(self, db: Path, sync: Callable[[int], None] = DATA_SYNC) -> None:
         self.db, self._sync = db, sync
@@ -50,23 +60,28 @@ class WalSyncer:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-sync")
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.broken: StoreError | None = None
         self.syncs = 0
 
-    def open(self) -> bool:
+    def open(self) -> None:
         """Open the WAL and make it and its directory entry durable (blocking: call it
-        on a thread). False if there is no WAL file to sync."""
+        on a thread, once the database is in WAL mode)."""
         try:
-            fd = os.open(wal_path(self.db), os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        self._fd = fd
-        self._sync(fd)
-        directory = os.open(self.db.parent, os.O_RDONLY)
+            self._fd = os.open(wal_path(self.db), os.O_RDONLY)
+            self._sync(self._fd)
+        except OSError as exc:
+            self._close_fd()
+            raise StoreError(f"the database's write-ahead log cannot be synced ({exc})") from exc
+        try:
+            directory = os.open(self.db.parent, os.O_RDONLY)
+        except OSError:
+            return
         try:
             os.fsync(directory)
+        except OSError:
+            pass  # some filesystems refuse to fsync a directory; SQLite ignores it too
         finally:
             os.close(directory)
-        return True
 
     def start(self) -> None:
         """Start answering `after_sync` requests."""
@@ -84,27 +99,47 @@ class WalSyncer:
         if self._task is not None:
             await self._task
             self._task = None
+        self._answer(self._take(), StoreError("the store is closed"))
+        self._close_fd()
+        self._pool.shutdown(wait=True)
+
+    def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._pool.shutdown(wait=True)
 
     async def _run(self) -> None:
         while not (self._stopping and not self._waiting):
             await self._wake.wait()
             self._wake.clear()
-            if self._waiting:
-                await self._sync_waiting()
+            waiting = self._take()
+            try:
+                error = await self._sync_once()
+            finally:
+                # Cancelled or not, nobody is left waiting for an answer.
+                self._answer(waiting, self.broken or error)
 
-    async def _sync_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        error: StoreError | None = None
-        assert self._fd is not None
+    async def _sync_once(self) -> StoreError | None:
+        if self.broken is not None or self._fd is None:
+            return self.broken
         try:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._sync, self._fd)
-            self.syncs += 1
-        except OSError as exc:
+        except Exception as exc:
             log.error("store_sync_failed", error=str(exc))
-            error = StoreError("the database could not be written to disk (fsync failed)")
+            self.broken = StoreError(
+                "the database could not be written to disk (fsync failed); restart relay"
+            )
+            return self.broken
+        self.syncs += 1
+        return None
+
+    def _take(self) -> list[Done]:
+        waiting, self._waiting = self._waiting, []
+        return waiting
+
+    def _answer(self, waiting: list[Done], error: StoreError | None) -> None:
         for done in waiting:
-            done(error)
+            try:
+                done(error)
+            except Exception:  # one caller's hook must not cost the others their answer
+                log.exception("store_sync_callback_failed")
