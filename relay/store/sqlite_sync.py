@@ -61,7 +61,6 @@ class WalSyncer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.broken: StoreError | None = None
-        self.syncs = 0
 
     def open(self) -> None:
         """Open the WAL and make it and its directory entry durable (blocking: call it
@@ -130,7 +129,6 @@ class WalSyncer:
                 "the database could not be written to disk (fsync failed); restart relay"
             )
             return self.broken
-        self.syncs += 1
         return None
 
     def _take(self) -> list[Done]:
