@@ -124,7 +124,6 @@ class SqliteEngine:
             lambda: self.commits, self.background_checkpoint, self.checkpoint
         )
         self._syncer = WalSyncer(path, sync)
-        self._deferred_sync = False  # True once the WAL is synced by _syncer
 
     async def open(self) -> list[int]:
         """Open the writer, apply migrations and start the group-commit loop."""
@@ -136,8 +135,7 @@ class SqliteEngine:
             if isinstance(exc, sqlite3.Error):
                 raise translate(exc) from exc
             raise
-        if self._deferred_sync:
-            self._syncer.start()
+        self._syncer.start()
         self._task = asyncio.create_task(self._commit_loop(), name="relay-sqlite-commit")
         self._checkpointer.start()
         return applied
@@ -152,8 +150,7 @@ class SqliteEngine:
         with self._lock.held():  # two processes starting together migrate once
             applied = migrate(conn)
         # If the filesystem refused WAL mode, every commit stays FULL.
-        self._deferred_sync = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        if self._deferred_sync:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             self._syncer.open()
             conn.execute("PRAGMA synchronous=NORMAL")
         return applied
@@ -275,7 +272,7 @@ class SqliteEngine:
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
             release = partial(self._release, batch, outcomes)
-            if self._deferred_sync and any(item.durable for item in batch):
+            if self._syncer.active and any(item.durable for item in batch):
                 self._syncer.after_sync(release)
             else:
                 release(None)

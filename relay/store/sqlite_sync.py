@@ -82,9 +82,15 @@ class WalSyncer:
         finally:
             os.close(directory)
 
+    @property
+    def active(self) -> bool:
+        """Whether commits are synced here (the WAL is open), not by SQLite itself."""
+        return self._fd is not None
+
     def start(self) -> None:
-        """Start answering `after_sync` requests."""
-        self._task = asyncio.create_task(self._run(), name="relay-sqlite-sync")
+        """Start answering `after_sync` requests (if active)."""
+        if self.active:
+            self._task = asyncio.create_task(self._run(), name="relay-sqlite-sync")
 
     def after_sync(self, done: Done) -> None:
         """Call `done` once everything committed so far is on disk."""
