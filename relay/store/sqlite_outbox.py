@@ -118,7 +118,8 @@ class SqliteOutbox:
             gone = [(owner,) for owner in owners if owner_gone(owner)]
             return conn.executemany(sql.RELEASE_OWNER, gone).rowcount if gone else 0
 
-        return await self.engine.write(op)
+        # Lease bookkeeping, like claims: lost to a power cut, it is only done again.
+        return await self.engine.write(op, durable=False)
 
     async def next_due(self, after: datetime | None = None) -> datetime | None:
         """Earliest next_attempt_at of a pending delivery (later than `after`)."""
