@@ -271,17 +271,23 @@ class SqliteEngine:
             except Exception as exc:  # a bug, not a database error: fail this batch only
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
-            release = partial(self._release, batch, outcomes)
-            if self._syncer.active and any(item.durable for item in batch):
-                self._syncer.after_sync(release)
+            answers = list(zip(batch, outcomes, strict=True))
+            changed = any(ok for ok, _ in outcomes)
+            durable = [(item, out) for item, out in answers if item.durable]
+            if self._syncer.active and durable:
+                # A lease or an outcome that shares the commit of an event does not wait
+                # for that event's fsync: a slow disk would hold every delivery back.
+                self._release([(i, out) for i, out in answers if not i.durable], False, None)
+                self._syncer.after_sync(partial(self._release, durable, changed))
             else:
-                release(None)
+                self._release(answers, changed, None)
 
     def _release(
-        self, batch: list[_Item], outcomes: list[tuple[bool, Any]], error: StoreError | None
+        self, answers: list[tuple[_Item, tuple[bool, Any]]], hooks: bool, error: StoreError | None
     ) -> None:
-        """Answer a committed batch's callers (all failing with `error` if its sync did)."""
-        for item, (ok, value) in zip(batch, outcomes, strict=True):
+        """Answer committed writes' callers (all failing with `error` if their sync did),
+        then run the commit hooks if `hooks`."""
+        for item, (ok, value) in answers:
             if item.future.done():
                 continue
             if not ok:
@@ -290,7 +296,7 @@ class SqliteEngine:
                 item.future.set_exception(error)
             else:
                 item.future.set_result(value)
-        if error is None and any(ok for ok, _ in outcomes):
+        if hooks and error is None:
             for hook in self.commit_hooks:
                 hook()
 

@@ -86,6 +86,23 @@ async def test_a_durable_write_is_answered_only_after_its_sync(
     assert await asyncio.wait_for(durable, timeout=5) == 1
 
 
+async def test_a_write_sharing_a_commit_with_a_durable_one_does_not_wait_for_its_sync(
+    engine: SqliteEngine, gate: GatedSync
+) -> None:
+    """A lease written in the same commit as an event is answered while that commit's
+    sync is still held; the event only once the sync is done."""
+    gate.open.clear()
+    commits = engine.commits
+    durable = asyncio.ensure_future(engine.write(_insert("event")))
+    lease = asyncio.ensure_future(engine.write(_insert("lease"), durable=False))
+    assert await asyncio.wait_for(lease, timeout=5) == 2
+    assert engine.commits == commits + 1  # one commit held both
+    await asyncio.sleep(0.1)
+    assert not durable.done()
+    gate.open.set()
+    assert await asyncio.wait_for(durable, timeout=5) == 1
+
+
 async def test_commits_made_during_one_sync_share_the_next(tmp_path: Path, gate: GatedSync) -> None:
     """20 durable writes committed one by one while a sync is held are all answered by
     at most two more syncs, not one each."""
