@@ -113,9 +113,12 @@ def build_dispatcher(
         )
         for config in settings.forwarders
     ]
-    return Dispatcher(
+    dispatcher = Dispatcher(
         store, targets, transport, poll_interval=delivery.poll_interval, lease=delivery.lease
     )
+    # This process's own events: their deliveries may start before the event's fsync.
+    store.add_commit_listener(dispatcher.wake)
+    return dispatcher
 
 
 def create_app(

@@ -30,3 +30,9 @@ class ClusterStore(Protocol):
     def add_due_listener(self, callback: Callable[[], None]) -> None:
         """Call `callback` whenever another process commits deliveries that are due now
         (a database shared by several instances); a store of one process never does."""
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when this process commits writes that may add due deliveries,
+        if that comes before the writes are answered (SQLite: at the commit, before the
+        fsync that the answer waits for). A store that answers at the commit calls
+        nothing: whoever gets the answer wakes the dispatcher then."""

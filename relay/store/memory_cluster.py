@@ -41,3 +41,6 @@ class MemoryCluster:
 
     def add_due_listener(self, callback: Callable[[], None]) -> None:
         """One process: the dispatcher's in-process wake-up covers everything."""
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """A write is answered at once: the answer's wake-up covers it."""

@@ -79,6 +79,10 @@ class PostgresStore(PostgresFeed, PostgresRetention, PostgresLifecycle, Postgres
         """Call `callback` when another instance commits deliveries that are due."""
         self.engine.due_listeners.append(callback)
 
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """A PostgreSQL write is answered at its (durable) commit: the answer's wake-up
+        covers it."""
+
     async def record(self, command: RecordCommand) -> RecordResult:
         """Write record, event, deliveries and idempotency key in one transaction, together
         with the other requests that arrived meanwhile (group commit)."""

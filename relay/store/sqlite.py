@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from relay.store.sqlite_rows import (
     deployment_from_row,
     deployment_values,
 )
+from relay.store.sqlite_sync import DATA_SYNC
 from relay.store.sqlite_watch import CommitWatcher
 from relay.timeutil import format_db, parse_db, utcnow
 
@@ -59,8 +61,8 @@ class SqliteStore(
 ):
     """Store backed by one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.engine = SqliteEngine(Path(path))
+    def __init__(self, path: str | Path, *, sync: Callable[[int], None] = DATA_SYNC) -> None:
+        self.engine = SqliteEngine(Path(path), sync=sync)
         self.watcher = CommitWatcher(Path(path), lambda: self.engine.commits)
 
     async def open(self) -> None:

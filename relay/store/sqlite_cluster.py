@@ -69,3 +69,8 @@ class SqliteCluster:
         """Call `callback` soon after another connection (another process: a
         `relay serve --no-dispatch`, a worker) commits to the file."""
         self.watcher.add(callback)
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` at each commit of a durable write (new events, before their
+        fsync): the dispatcher claims their deliveries while the fsync runs."""
+        self.engine.commit_hooks.append(callback)

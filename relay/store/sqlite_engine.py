@@ -116,6 +116,8 @@ class SqliteEngine:
         self._closed = False
         self.on_failure: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
+        # Called at the commit of a batch in which a durable write succeeded, before the
+        # fsync its callers wait for: a dispatcher starts on new deliveries meanwhile.
         self.commit_hooks: list[Callable[[], None]] = []
         self._lock = WriterLock(path)
         self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
@@ -272,21 +274,27 @@ class SqliteEngine:
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
             answers = list(zip(batch, outcomes, strict=True))
-            changed = any(ok for ok, _ in outcomes)
             durable = [(item, out) for item, out in answers if item.durable]
+            if any(ok for _, (ok, _) in durable):
+                self._run_hooks()
             if self._syncer.active and durable:
                 # A lease or an outcome that shares the commit of an event does not wait
                 # for that event's fsync: a slow disk would hold every delivery back.
-                self._release([(i, out) for i, out in answers if not i.durable], False, None)
-                self._syncer.after_sync(partial(self._release, durable, changed))
+                self._release([(i, out) for i, out in answers if not i.durable], None)
+                self._syncer.after_sync(partial(self._release, durable))
             else:
-                self._release(answers, changed, None)
+                self._release(answers, None)
 
-    def _release(
-        self, answers: list[tuple[_Item, tuple[bool, Any]]], hooks: bool, error: StoreError | None
-    ) -> None:
-        """Answer committed writes' callers (all failing with `error` if their sync did),
-        then run the commit hooks if `hooks`."""
+    def _run_hooks(self) -> None:
+        for hook in self.commit_hooks:
+            try:
+                hook()
+            except Exception:  # a listener's bug must not stop the commit loop
+                log.exception("store_commit_hook_failed")
+
+    @staticmethod
+    def _release(answers: list[tuple[_Item, tuple[bool, Any]]], error: StoreError | None) -> None:
+        """Answer committed writes' callers (all failing with `error` if their sync did)."""
         for item, (ok, value) in answers:
             if item.future.done():
                 continue
@@ -296,9 +304,6 @@ class SqliteEngine:
                 item.future.set_exception(error)
             else:
                 item.future.set_result(value)
-        if hooks and error is None:
-            for hook in self.commit_hooks:
-                hook()
 
     def _apply(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         conn = self._writer

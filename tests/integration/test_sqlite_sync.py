@@ -10,12 +10,20 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
+from relay.app import create_app
 from relay.errors import StoreError
+from relay.receivers.webhook import WebhookReceiver
+from relay.store.sqlite import SqliteStore
 from relay.store.sqlite_engine import SqliteEngine
 from relay.store.sqlite_sync import wal_path
+from tests.acceptance.api import bearer
+from tests.delivery_support import SECRET, engine_settings, eventually, webhook
+from tests.support import CI_TOKEN
 
 CREATE = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"
 
@@ -101,6 +109,57 @@ async def test_a_write_sharing_a_commit_with_a_durable_one_does_not_wait_for_its
     assert not durable.done()
     gate.open.set()
     assert await asyncio.wait_for(durable, timeout=5) == 1
+
+
+async def test_commit_listeners_hear_durable_commits_before_their_sync(
+    engine: SqliteEngine, gate: GatedSync
+) -> None:
+    """A commit listener is called at the commit of a durable write, while its sync is
+    still held; writes that need no sync (leases, outcomes) call nobody."""
+    heard: list[int] = []
+    engine.commit_hooks.append(lambda: heard.append(1))
+    await engine.write(_insert("lease"), durable=False)
+    assert heard == []
+    gate.open.clear()
+    durable = asyncio.ensure_future(engine.write(_insert("event")))
+    await eventually(lambda: heard == [1], what="a listener called at the commit")
+    assert not durable.done()
+    gate.open.set()
+    await asyncio.wait_for(durable, timeout=5)
+
+
+async def test_a_delivery_starts_at_the_commit_while_the_201_waits_for_the_fsync(
+    tmp_path: Path, gate: GatedSync, aiohttp_client: AiohttpClient
+) -> None:
+    """With the disk slow to sync, a posted event already reaches its webhook target while
+    the sender still waits for its 201, which comes once the event is on disk."""
+    target = WebhookReceiver(SECRET)
+    await target.start()
+    try:
+        db = tmp_path / "relay.db"
+        settings = engine_settings(db, [webhook("hook", target.endpoint)])
+        client = await aiohttp_client(create_app(settings, SqliteStore(db, sync=gate)))
+
+        def post(version: str) -> asyncio.Future[Any]:
+            body = {"version": version, "result": "success"}
+            return asyncio.ensure_future(
+                client.post("/components/api/deployments", json=body, headers=bearer(CI_TOKEN))
+            )
+
+        assert (await post("1.0.0")).status == 201  # the dispatcher is idle after this one
+        await eventually(lambda: len(target.events) == 1, what="the first delivery")
+        gate.open.clear()
+        posting = post("1.0.1")
+        # Well within the 5 s poll: only the commit itself can have woken the dispatcher.
+        await eventually(lambda: len(target.events) == 2, timeout=2, what="delivery before fsync")
+        assert not posting.done()
+        gate.open.set()
+        response = await asyncio.wait_for(posting, timeout=5)
+        assert response.status == 201
+        assert target.events[1].payload["data"]["id"] == (await response.json())["id"]
+    finally:
+        gate.open.set()
+        await target.stop()
 
 
 async def test_commits_made_during_one_sync_share_the_next(tmp_path: Path, gate: GatedSync) -> None:
