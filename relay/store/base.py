@@ -242,8 +242,9 @@ class OutboxStore(Protocol):
         """`complete` for several deliveries in one transaction: all are recorded, or
         none (and it raises)."""
 
-    async def release_claims(self, owner: str | None = None) -> int:
-        """Drop leases (all of them, or those of `owner`) so deliveries are claimable now."""
+    async def release_claims(self, owner: str) -> int:
+        """Drop the leases of `owner` (a dispatcher that stops) so that its deliveries are
+        claimable now; how many."""
 
     async def next_due(self, after: datetime | None = None) -> datetime | None:
         """The earliest `next_attempt_at` among pending deliveries (later than `after`)."""

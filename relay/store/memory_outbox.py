@@ -138,11 +138,11 @@ class MemoryOutbox:
         for completion in completions:
             await self.complete(completion)
 
-    async def release_claims(self, owner: str | None = None) -> int:
-        """Drop leases."""
+    async def release_claims(self, owner: str) -> int:
+        """Drop the leases of `owner`."""
         count = 0
         for r in self.rows.values():
-            if r.owner is not None and owner in (None, r.owner):
+            if r.owner == owner:
                 r.locked_until = r.owner = None
                 count += 1
         return count

@@ -100,13 +100,10 @@ class PostgresOutbox:
         await self.complete_many(completions)
         return [(True, None)] * len(completions)
 
-    async def release_claims(self, owner: str | None = None) -> int:
-        """Clear leases (of `owner`, or all) so that their deliveries can be claimed now."""
+    async def release_claims(self, owner: str) -> int:
+        """Clear the leases of `owner` so that their deliveries can be claimed now."""
         e = self.engine
-        if owner is None:
-            row = await e.fetchrow(sql.RELEASE_ALL, e.channel, e.instance)
-        else:
-            row = await e.fetchrow(sql.RELEASE_OWNER, e.channel, e.instance, owner)
+        row = await e.fetchrow(sql.RELEASE_OWNER, e.channel, e.instance, owner)
         return int(row["n"]) if row else 0
 
     async def next_due(self, after: datetime | None = None) -> datetime | None:

@@ -193,13 +193,6 @@ JOIN events e ON e.id = l.event_id
 LEFT JOIN delivery_shared s ON s.deployment_id = l.deployment_id AND s.forwarder = l.forwarder
 ORDER BY l.next_attempt_at, l.event_seq
 """
-RELEASE_ALL = """
-WITH freed AS (
-    UPDATE deliveries SET locked_until = NULL, locked_by = NULL
-    WHERE locked_by IS NOT NULL RETURNING 1
-)
-SELECT count(*) AS n, pg_notify($1, $2) FROM freed HAVING count(*) > 0
-"""
 RELEASE_OWNER = """
 WITH freed AS (
     UPDATE deliveries SET locked_until = NULL, locked_by = NULL

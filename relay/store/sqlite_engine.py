@@ -114,7 +114,6 @@ class SqliteEngine:
         self._writer: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._closed = False
-        self.on_failure: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         # Called at the commit of a batch in which a durable write succeeded, before the
         # fsync its callers wait for: a dispatcher starts on new deliveries meanwhile.
@@ -324,8 +323,6 @@ class SqliteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.error("store_write_failed", error=str(exc), batch=len(batch))
-            for hook in self.on_failure:
-                hook()
             return [(False, translate(exc)) for _ in batch]
         return outcomes
 

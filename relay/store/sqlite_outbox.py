@@ -102,12 +102,11 @@ class SqliteOutbox:
         # As for `complete`: a lost outcome only means sending again.
         await self.engine.write(lambda conn: _complete(conn, completions), durable=False)
 
-    async def release_claims(self, owner: str | None = None) -> int:
-        """Clear leases so that every pending delivery can be claimed again."""
-        if owner is None:
-            return await self.engine.write(lambda conn: conn.execute(sql.RELEASE_ALL).rowcount)
+    async def release_claims(self, owner: str) -> int:
+        """Clear the leases of `owner` so that its deliveries can be claimed again."""
+        # Lease bookkeeping: lost to a power cut, the leases only run out instead.
         return await self.engine.write(
-            lambda conn: conn.execute(sql.RELEASE_OWNER, (owner,)).rowcount
+            lambda conn: conn.execute(sql.RELEASE_OWNER, (owner,)).rowcount, durable=False
         )
 
     async def release_stale_claims(self) -> int:

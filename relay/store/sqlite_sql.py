@@ -105,9 +105,6 @@ ORDER BY d.next_attempt_at, d.event_seq
 LIMIT ?
 """
 LEASE = "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE id = ?"
-RELEASE_ALL = (
-    "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by IS NOT NULL"
-)
 LEASE_OWNERS = "SELECT DISTINCT locked_by FROM deliveries WHERE locked_by IS NOT NULL"
 RELEASE_OWNER = "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = ?"
 NEXT_DUE = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
