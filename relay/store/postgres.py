@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
 from relay.errors import Conflict, IdempotencyConflict, StoreError
 from relay.models import DeliverySummary, Deployment, Kind, Status
@@ -34,6 +35,8 @@ from relay.timeutil import utcnow
 
 IdemKey = tuple[str, str]
 
+log = structlog.get_logger("relay.store")
+
 
 def _token(row: asyncpg.Record) -> TokenRecord:
     return TokenRecord(
@@ -59,8 +62,16 @@ class PostgresStore(PostgresFeed, PostgresRetention, PostgresLifecycle, Postgres
         """Connect, apply migrations (under an advisory lock), start listening.
 
         Leases found at start are left alone: they may belong to another instance that
-        is alive and sending; a dead instance's leases simply expire."""
+        is alive and sending; a dead instance's leases simply expire.
+
+        A relay started on a young database that already holds a backlog gathers the
+        outbox's planner statistics (see sql.ANALYZE_YOUNG_OUTBOX): claims took ten
+        times as long without them (10 ms instead of 1 for 16 rows of 2,000)."""
         await self.engine.open()
+        try:
+            await self.engine.execute(sql.ANALYZE_YOUNG_OUTBOX)
+        except StoreError as exc:  # only slower claims until autovacuum's pass
+            log.warning("store_analyze_failed", error=exc.message)
 
     async def close(self) -> None:
         """Finish queued writes, then close every connection."""

@@ -30,7 +30,7 @@ from tests.retention_contract import (
     settle,
 )
 from tests.store_contract import StoreContract
-from tests.support import T0
+from tests.support import T0, make_command, make_record
 
 
 @pytest.fixture
@@ -99,3 +99,33 @@ async def test_instances_pruning_at_once_delete_every_old_row_once(
     total = sum((r for found in results for r in found), PruneResult())
     assert total == PruneResult(attempts=60, deliveries=60, events=30, deployments=30)
     assert await store.prune(policy, PRUNE_AT, 4) == PruneResult()
+
+
+async def _analyzed(store: PostgresStore) -> bool:
+    query = (
+        "SELECT coalesce(last_analyze, last_autoanalyze) IS NOT NULL FROM pg_stat_user_tables"
+        " WHERE relid = 'deliveries'::regclass"
+    )
+    return bool(await store.engine.run(lambda conn: conn.fetchval(query)))
+
+
+async def test_a_relay_opening_a_young_backlog_gathers_its_planner_statistics(
+    pg_url: str,
+) -> None:
+    """A database whose outbox holds deliveries but was never analyzed (autovacuum's
+    first pass can be a minute away) is analyzed when a relay opens it, so that claims
+    get the indexed plan; an empty outbox is left alone."""
+    first = PostgresStore(pg_url, pool_max=2)
+    await first.open()
+    try:
+        await first.engine.execute("ALTER TABLE deliveries SET (autovacuum_enabled = false)")
+        assert not await _analyzed(first)  # nothing to analyze yet
+        for i in range(3):
+            await first.record(make_command(make_record("api", f"v{i}"), forwarders=("hook",)))
+        assert not await _analyzed(first)
+        second = PostgresStore(pg_url, pool_max=2)
+        await second.open()
+        await second.close()
+        assert await _analyzed(first)
+    finally:
+        await first.close()
