@@ -434,9 +434,9 @@ class PgDrain:
                 "µs (all workers, all threads; PostgreSQL's own not counted)",
                 f"every delivery `delivered` in the database after each round; "
                 f"{self.duplicates} sent twice",
-                f"planner statistics of deliveries (autovacuum's ANALYZE) by the end of the "
-                f"round: {self.analyzed} of {len(self.drained)} rounds (a fresh database has "
-                "none, and relay's claim query picks a slow plan without them)",
+                f"planner statistics of deliveries by the end of the round: {self.analyzed} of "
+                f"{len(self.drained)} rounds (a fresh database has none until autovacuum's "
+                "first pass; a relay that opens one holding a backlog gathers them itself)",
                 f"{about}; pool per worker {POOL['pool_min']}-{POOL['pool_max']} connections "
                 "(relay's default)",
             ],
