@@ -267,22 +267,37 @@ class SqliteEngine:
                     stopping = True
                     break
                 batch.append(item)
+            batch = self._refuse_after_failed_sync(batch)
+            if not batch:
+                continue
             try:
                 outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
             except Exception as exc:  # a bug, not a database error: fail this batch only
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
             answers = list(zip(batch, outcomes, strict=True))
-            durable = [(item, out) for item, out in answers if item.durable]
-            if any(ok for _, (ok, _) in durable):
+            # Only what a durable write committed waits for the fsync: a lease or an
+            # outcome sharing the commit of an event is answered now (a slow disk would
+            # hold every delivery back), and so is a write that failed.
+            synced = [(item, out) for item, out in answers if item.durable and out[0]]
+            if synced:
                 self._run_hooks()
-            if self._syncer.active and durable:
-                # A lease or an outcome that shares the commit of an event does not wait
-                # for that event's fsync: a slow disk would hold every delivery back.
-                self._release([(i, out) for i, out in answers if not i.durable], None)
-                self._syncer.after_sync(partial(self._release, durable))
+            if self._syncer.active and synced:
+                self._release([a for a in answers if not (a[0].durable and a[1][0])], None)
+                self._syncer.after_sync(partial(self._release, synced))
             else:
                 self._release(answers, None)
+
+    def _refuse_after_failed_sync(self, batch: list[_Item]) -> list[_Item]:
+        """The batch without its durable writes once an fsync failed: they are answered
+        with that error and not committed, so that nothing refused is kept or sent."""
+        broken = self._syncer.broken
+        if broken is None:
+            return batch
+        for item in batch:
+            if item.durable and not item.future.done():
+                item.future.set_exception(broken)
+        return [item for item in batch if not item.durable]
 
     def _run_hooks(self) -> None:
         for hook in self.commit_hooks:

@@ -162,6 +162,25 @@ async def test_a_delivery_starts_at_the_commit_while_the_201_waits_for_the_fsync
         await target.stop()
 
 
+async def test_a_durable_write_that_failed_is_answered_without_waiting_for_a_sync(
+    engine: SqliteEngine, gate: GatedSync
+) -> None:
+    """A durable write that fails (its own error, the rest of its commit kept) gets that
+    error while the commit's sync is still held; the others wait for the sync."""
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO notes (text) VALUES (NULL)")  # NOT NULL: refused
+
+    gate.open.clear()
+    good = asyncio.ensure_future(engine.write(_insert("event")))
+    failing = asyncio.ensure_future(engine.write(bad))
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(failing, timeout=5)
+    assert not good.done()
+    gate.open.set()
+    assert await asyncio.wait_for(good, timeout=5) == 1
+
+
 async def test_commits_made_during_one_sync_share_the_next(tmp_path: Path, gate: GatedSync) -> None:
     """20 durable writes committed one by one while a sync is held are all answered by
     at most two more syncs, not one each."""
@@ -186,20 +205,26 @@ async def test_a_failed_sync_fails_every_durable_write_until_a_restart(
     tmp_path: Path, engine: SqliteEngine, gate: GatedSync
 ) -> None:
     """An fsync error fails the waiting durable writes with a StoreError that says so,
-    and every later one too (the kernel may have dropped the pages: a later sync that
-    succeeds proves nothing); writes that need no sync go on; a restart recovers."""
+    and every later one too, uncommitted and heard by no listener (the kernel may have
+    dropped the pages: a later sync that succeeds proves nothing); writes that need no
+    sync go on; a restart recovers."""
     gate.fail = OSError(errno.EIO, "Input/output error")
     with pytest.raises(StoreError, match="fsync failed"):
         await engine.write(_insert("lost"))
     gate.fail = None
+    heard: list[int] = []
+    engine.commit_hooks.append(lambda: heard.append(1))
     with pytest.raises(StoreError, match="restart relay"):
         await engine.write(_insert("refused"))
-    assert await engine.write(_insert("lease"), durable=False) == 3
+    assert await engine.write(_insert("lease"), durable=False) == 2
+    assert heard == []
     await engine.close()
     again = SqliteEngine(tmp_path / "relay.db", sync=gate)
     await again.open()
     try:
-        assert await again.write(_insert("after restart")) == 4
+        assert await again.write(_insert("after restart")) == 3
+        texts = await again.read(lambda c: [r[0] for r in c.execute("SELECT text FROM notes")])
+        assert "refused" not in texts and "lease" in texts
     finally:
         await again.close()
 
