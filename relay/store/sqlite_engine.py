@@ -3,7 +3,8 @@
 Every write operation is a plain function of a `sqlite3.Connection`. The writer
 task gathers whatever operations are queued, runs them in one transaction on the
 writer thread (each inside its own SAVEPOINT so one failing operation does not
-undo the others), commits once, and only then resolves the callers' futures. A
+undo the others: sqlite_batch.py), commits once, and only then resolves the callers'
+futures. A
 durable write's caller resumes once the commit has reached the disk: the WAL is
 synced off the writer thread (sqlite_sync.py), so that the next batch need not wait.
 """
@@ -15,54 +16,25 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from relay.errors import SchemaError, StoreError
+from relay.errors import StoreError
 from relay.store import sqlite_sql as sql
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
+from relay.store.sqlite_batch import Bulk, Item, apply_batch, translate
 from relay.store.sqlite_checkpoint import CheckpointConnection, Checkpointer, Progress
 from relay.store.sqlite_sync import DATA_SYNC, WalSyncer
 from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
-# A bulk operation handles many callers' payloads at once (one executemany per table
-# instead of one execute per row) and answers (ok, result-or-exception) per payload.
-Bulk = Callable[[sqlite3.Connection, list[Any]], list[tuple[bool, Any]]]
-
-
-@dataclass
-class _Item:
-    op: Op | None
-    bulk: Bulk | None
-    payload: Any
-    future: asyncio.Future[Any]
-    durable: bool = True
-
-
 log = structlog.get_logger("relay.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations" / "sqlite"
-
-
-def translate(exc: sqlite3.Error) -> StoreError:
-    """A driver error as relay's StoreError, worded for an operator."""
-    text = str(exc)
-    if "readonly" in text:
-        return StoreError("the database is read-only")
-    if "disk" in text and "full" in text:
-        return StoreError("the disk holding the database is full")
-    if "disk I/O error" in text:  # EROFS/EPERM on write (read-only mount, immutable file)
-        return StoreError("the database file cannot be written (read-only or failing storage)")
-    if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
-        return SchemaError(f"the database file is corrupted ({text})")
-    return StoreError(f"database error: {text}")
 
 
 def known_migrations() -> list[Migration]:
@@ -112,7 +84,7 @@ class SqliteEngine:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         # Called at the commit of a batch in which a durable write succeeded, before the
@@ -195,7 +167,7 @@ class SqliteEngine:
         if self._task is None or self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(op, None, None, future, durable))
+        self._queue.put_nowait(Item(op, None, None, future, durable))
         return await future
 
     async def write_bulk(self, bulk: Bulk, payload: Any) -> Any:
@@ -204,7 +176,7 @@ class SqliteEngine:
         if self._task is None or self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(None, bulk, payload, future))
+        self._queue.put_nowait(Item(None, bulk, payload, future))
         return await future
 
     async def background_checkpoint(self) -> Progress:
@@ -288,7 +260,7 @@ class SqliteEngine:
             else:
                 self._release(answers, None)
 
-    def _refuse_after_failed_sync(self, batch: list[_Item]) -> list[_Item]:
+    def _refuse_after_failed_sync(self, batch: list[Item]) -> list[Item]:
         """The batch without its durable writes once an fsync failed: they are answered
         with that error and not committed, so that nothing refused is kept or sent."""
         broken = self._syncer.broken
@@ -307,7 +279,7 @@ class SqliteEngine:
                 log.exception("store_commit_hook_failed")
 
     @staticmethod
-    def _release(answers: list[tuple[_Item, tuple[bool, Any]]], error: StoreError | None) -> None:
+    def _release(answers: list[tuple[Item, tuple[bool, Any]]], error: StoreError | None) -> None:
         """Answer committed writes' callers (all failing with `error` if their sync did)."""
         for item, (ok, value) in answers:
             if item.future.done():
@@ -319,19 +291,17 @@ class SqliteEngine:
             else:
                 item.future.set_result(value)
 
-    def _apply(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+    def _apply(self, batch: list[Item]) -> list[tuple[bool, Any]]:
         conn = self._writer
         assert conn is not None
         conn.row_factory = sqlite3.Row
         with self._lock.held():
             return self._transaction(conn, batch)
 
-    def _transaction(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
+    def _transaction(self, conn: sqlite3.Connection, batch: list[Item]) -> list[tuple[bool, Any]]:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for group in _groups(batch):
-                outcomes += self._apply_group(conn, group)
+            outcomes = apply_batch(conn, batch)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
@@ -340,49 +310,3 @@ class SqliteEngine:
             log.error("store_write_failed", error=str(exc), batch=len(batch))
             return [(False, translate(exc)) for _ in batch]
         return outcomes
-
-    def _apply_group(self, conn: sqlite3.Connection, group: list[_Item]) -> list[tuple[bool, Any]]:
-        """Run one op, or one bulk call for many payloads, inside a savepoint; a bulk call
-        that fails is retried payload by payload so that only the bad one fails."""
-        head = group[0]
-        if head.bulk is None:
-            assert head.op is not None
-            op = head.op
-            return [_savepoint(conn, lambda: (True, op(conn)))]
-        bulk = head.bulk
-        payloads = [item.payload for item in group]
-        outcome = _savepoint(conn, lambda: (True, bulk(conn, payloads)))
-        if outcome[0]:
-            results: list[tuple[bool, Any]] = outcome[1]
-            return results
-
-        def one(payload: Any) -> tuple[bool, Any]:
-            return _savepoint(conn, lambda: bulk(conn, [payload])[0])
-
-        return [one(p) for p in payloads]
-
-
-def _groups(batch: list[_Item]) -> list[list[_Item]]:
-    """Consecutive items of the same bulk function form one group; plain ops stand alone."""
-    groups: list[list[_Item]] = []
-    for item in batch:
-        if item.bulk is not None and groups and groups[-1][0].bulk is item.bulk:
-            groups[-1].append(item)
-        else:
-            groups.append([item])
-    return groups
-
-
-def _savepoint(conn: sqlite3.Connection, run: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
-    """Run `run` so that its writes are undone if it raises; I/O errors fail the batch."""
-    conn.execute("SAVEPOINT op")
-    try:
-        result = run()
-    except sqlite3.OperationalError:
-        raise  # I/O, disk full, read-only: the whole batch fails
-    except Exception as exc:
-        conn.execute("ROLLBACK TO op")
-        conn.execute("RELEASE op")
-        return (False, translate(exc) if isinstance(exc, sqlite3.Error) else exc)
-    conn.execute("RELEASE op")
-    return result
