@@ -122,6 +122,10 @@ class WebhookConfig(ForwarderConfig):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("url must be an absolute http:// or https:// URL")
+        try:
+            parts.port  # noqa: B018  (parsing it is the check)
+        except ValueError:
+            raise ValueError("url has an invalid port") from None
         return value
 
     @field_validator("secret")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -22,6 +22,7 @@ from forwarders.base import (
     Skipped,
     TargetGone,
 )
+from forwarders.common import mask
 from relay.circuit import CircuitBreaker, Signal
 from relay.dispatch_record import Listener, Recorder, settle
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
@@ -66,11 +67,15 @@ class Target:
     # This process's part of the forwarder's concurrency: all of it, unless several
     # worker processes deliver (relay worker --processes).
     slots: int = -1
+    # The config's secret values (tokens, keys, a URL with a key in it): masked in every
+    # outcome before it is stored, whatever the forwarder or its transport put there.
+    secrets: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.one_request = getattr(self.forwarder, "one_request", False) is True
         if self.slots < 0:
             self.slots = self.config.concurrency
+        self.secrets = tuple(s for s in self.config.secrets() if s)
 
     @property
     def active(self) -> bool:
@@ -301,6 +306,8 @@ class Dispatcher:
             log.exception("forwarder_crashed", forwarder=config.name, delivery_id=claimed.id)
             outcome = RetryLater(f"forwarder error: {type(exc).__name__}")
         duration_ms = round((time.perf_counter() - clock) * 1000, 2)
+        if target.secrets:
+            outcome = masked(outcome, target.secrets)
         if isinstance(outcome, TargetGone):
             self._disable(target, outcome.reason)
         return settle(
@@ -314,3 +321,18 @@ class Dispatcher:
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
         log.warning("forwarder_disabled", forwarder=target.config.name, reason=reason)
+
+
+def masked(
+    outcome: Delivered | Skipped | ForwarderError, secrets: tuple[str, ...]
+) -> Delivered | Skipped | ForwarderError:
+    """`outcome` with `secrets` masked in its reason and the target's answer (a target
+    may echo a token; a transport error may quote a URL that carries a key)."""
+    if isinstance(outcome, ForwarderError):
+        outcome.reason = mask(outcome.reason, secrets)
+        outcome.excerpt = mask(outcome.excerpt, secrets)
+        outcome.args = (outcome.reason,)
+        return outcome
+    if isinstance(outcome, Delivered):
+        return replace(outcome, excerpt=mask(outcome.excerpt, secrets))
+    return replace(outcome, reason=mask(outcome.reason, secrets))

@@ -83,6 +83,16 @@ class Scripted:
         return [event.data.get("n") for event, _ in self.calls]
 
 
+class KeyedConfig(ForwarderConfig):
+    """A scripted forwarder's config with a secret, as every real forwarder's has."""
+
+    key: str = "k3y-s3cr3t"
+
+    def secrets(self) -> list[str]:
+        """The key."""
+        return [self.key]
+
+
 def pause(seconds: float, then: Any = None) -> Behaviour:
     """A step that takes `seconds` and then delivers (or returns `then`)."""
 
@@ -205,6 +215,26 @@ async def test_delivers_and_records_one_attempt(harness: MakeHarness) -> None:
     assert context.delivery_id == found.id and context.attempt == 1
     assert event.id == found.event_id and event.data["id"] == dep
     assert [c.status for c in h.completions] == ["delivered"]
+
+
+async def test_a_forwarders_secrets_are_masked_in_every_stored_outcome(
+    harness: MakeHarness,
+) -> None:
+    """A forwarder's secret never reaches the stored deliveries: not in an error that
+    quotes a URL carrying it, nor in what the target answered, failing or not."""
+    hook = Scripted(
+        "hook",
+        RetryLater("could not reach https://h/k3y-s3cr3t", excerpt="bad key k3y-s3cr3t"),
+        Delivered(200, "welcome k3y-s3cr3t"),
+    )
+    hook.config = KeyedConfig.model_validate(hook.config.model_dump())
+    h = harness(hook)
+    await h.dispatcher.start()
+    found = await h.until(await h.record(), "delivered")
+    first, second = found.attempt_log or []
+    assert (first.error, first.response_excerpt) == ("could not reach https://h/***", "bad key ***")
+    assert second.response_excerpt == "welcome ***"
+    assert "k3y-s3cr3t" not in found.model_dump_json()
 
 
 async def test_transient_failures_are_retried_until_delivered(harness: MakeHarness) -> None:

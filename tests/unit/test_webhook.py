@@ -227,6 +227,13 @@ def test_config_requires_an_http_url(url: str) -> None:
         make_config(url=url)
 
 
+@pytest.mark.parametrize("url", ["https://hooks.example.com:99999/x", "http://h:port/x"])
+def test_config_refuses_a_url_whose_port_cannot_be(url: str) -> None:
+    """A URL with an impossible port is a config error, not a delivery retried forever."""
+    with pytest.raises(ValidationError, match="invalid port"):
+        make_config(url=url)
+
+
 @pytest.mark.parametrize(
     ("template", "error"),
     [
