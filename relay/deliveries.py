@@ -8,6 +8,7 @@ from typing import Literal
 
 from relay.auth import Principal
 from relay.dispatch import Dispatcher, Target
+from relay.dispatch_shared import adopt_shared_state
 from relay.errors import Conflict, NotFound, ValidationFailed
 from relay.ids import new_id
 from relay.models import Delivery, ForwarderCounts, ForwarderInfo
@@ -80,6 +81,9 @@ class DeliveryService:
 
     async def forwarders(self) -> list[ForwarderInfo]:
         """Each configured forwarder with its state, success rate and last error."""
+        # As stored: the delivering may happen in other processes (serve --no-dispatch
+        # beside relay worker), whose circuits and 410s this process would not know.
+        await adopt_shared_state(self.store, self.dispatcher.targets)
         counts = await self.store.forwarder_counts(utcnow() - timedelta(hours=24))
         now = utcnow()
         out = []

@@ -67,6 +67,11 @@ class Target:
     # This process's part of the forwarder's concurrency: all of it, unless several
     # worker processes deliver (relay worker --processes).
     slots: int = -1
+    # A 410's disable, counted when it happens and while its write is in flight: shared
+    # state read back from the store (dispatch_shared.py) before that write was stored
+    # must not enable the forwarder again.
+    disables: int = 0
+    disabling: int = 0
     # The config's secret values (tokens, keys, a URL with a key in it): masked in every
     # outcome before it is stored, whatever the forwarder or its transport put there.
     secrets: tuple[str, ...] = field(init=False)
@@ -316,11 +321,23 @@ class Dispatcher:
 
     def _disable(self, target: Target, reason: str) -> None:
         target.disabled_reason = reason
+        target.disables += 1
+        target.disabling += 1
         # Tracked like a send, so that stop() waits for it to be durable.
-        task = asyncio.create_task(self.store.set_disabled(target.config.name, reason))
+        task = asyncio.create_task(self._store_disabled(target, reason))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
         log.warning("forwarder_disabled", forwarder=target.config.name, reason=reason)
+
+    async def _store_disabled(self, target: Target, reason: str) -> None:
+        try:
+            await self.store.set_disabled(target.config.name, reason)
+        except Exception as exc:
+            # The next refresh reads the forwarder as enabled again; its next 410
+            # disables it again.
+            log.error("forwarder_disable_not_stored", forwarder=target.config.name, error=str(exc))
+        finally:
+            target.disabling -= 1
 
 
 def masked(

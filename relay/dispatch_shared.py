@@ -46,11 +46,14 @@ async def renew_leases(store: Store, owner: str, held: set[str], lease: float) -
 
 async def adopt_shared_state(store: Store, targets: Mapping[str, Target]) -> None:
     """Adopt the circuit and disabled state that other instances may have changed."""
+    disables = {name: target.disables for name, target in targets.items()}
     circuits = await store.circuits()
     disabled = await store.disabled_forwarders()
     for name, target in targets.items():
         target.breaker.restore(circuits.get(name, CircuitSnapshot()))
-        target.disabled_reason = disabled.get(name)
+        # A disable made here meanwhile, or not yet stored, is newer than what was read.
+        if not target.disabling and target.disables == disables[name]:
+            target.disabled_reason = disabled.get(name)
 
 
 async def share_circuit(store: Store, target: Target, signal: Signal | None) -> None:

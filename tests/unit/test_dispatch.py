@@ -24,9 +24,10 @@ from forwarders.base import (
     Skipped,
     TargetGone,
 )
-from relay.circuit import CircuitBreaker
+from relay.circuit import CircuitBreaker, CircuitSnapshot
 from relay.deliveries import DeliveryService
 from relay.dispatch import Dispatcher, Target
+from relay.dispatch_shared import adopt_shared_state
 from relay.http import HttpRequest, HttpResponse, MockTransport
 from relay.models import Delivery, Deployment
 from relay.store.base import Claimed, Completion, DeliveryQuery
@@ -611,6 +612,48 @@ async def test_target_gone_disables_the_forwarder_until_enabled(harness: MakeHar
     await h.service.enable("hook", ADMIN)
     assert await _wait_status(h, later, "hook", "delivered") == "delivered"
     assert await h.store.disabled_forwarders() == {}
+
+
+async def test_a_disable_not_yet_stored_outlives_a_refresh_of_shared_state(
+    harness: MakeHarness,
+) -> None:
+    """While a 410's disable is still being written, the shared state read back from
+    the store (which does not have it yet) does not enable the forwarder again: no
+    further event is sent to the target that said it is gone."""
+    hook = Scripted("hook", TargetGone("gone", status_code=410))
+    h = harness(hook)
+    written = asyncio.Event()
+    store_disabled = h.store.set_disabled
+
+    async def slow_set_disabled(name: str, reason: str | None) -> None:
+        await written.wait()
+        await store_disabled(name, reason)
+
+    h.store.set_disabled = slow_set_disabled  # type: ignore[method-assign]
+    await h.dispatcher.start()
+    first = await h.record()
+    await _wait_status(h, first, "hook", "dead")
+    await adopt_shared_state(h.store, h.dispatcher.targets)  # the store has no disable yet
+    later = await h.record()
+    await asyncio.sleep(0.2)
+    assert len(hook.calls) == 1 and await _status(h, later, "hook") == "pending"
+    written.set()
+    await eventually(lambda: h.dispatcher.targets["hook"].disabling == 0)
+    await adopt_shared_state(h.store, h.dispatcher.targets)
+    assert h.dispatcher.targets["hook"].disabled_reason == "gone"
+
+
+async def test_forwarder_states_are_those_stored_when_another_process_delivers(
+    harness: MakeHarness,
+) -> None:
+    """GET /forwarders in a process that does not deliver (serve --no-dispatch) shows the
+    disables and open circuits that the delivering processes stored."""
+    h = harness(Scripted("hook"), Scripted("other"), Scripted("third"))  # never started
+    await h.store.set_disabled("hook", "gone")
+    opened = CircuitSnapshot(failures=5, opened_until=utcnow() + timedelta(minutes=1))
+    await h.store.update_circuit("other", lambda _: opened)
+    states = {i.name: i.state for i in await h.service.forwarders()}
+    assert states == {"hook": "disabled", "other": "circuit-open", "third": "active"}
 
 
 async def _wait_status(h: Harness, dep: str, forwarder: str, status: str) -> str:
