@@ -200,7 +200,9 @@ class Forwarder(Protocol):
         ...
 
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+SERVER_ERRORS = frozenset(range(500, 600))
+# What most targets ask to be retried; the others pass their own set to check_response.
+RETRY_STATUSES = frozenset({408, 429}) | SERVER_ERRORS
 
 
 def retry_at(response: HttpResponse, now: datetime) -> datetime | None:
@@ -230,12 +232,13 @@ def check_response(
     retry_statuses: frozenset[int] = RETRY_STATUSES,
     what: str = "target",
 ) -> None:
-    """Raise RetryLater/PermanentFailure for a non-2xx answer; return on 2xx."""
+    """Raise RetryLater for a status in `retry_statuses`, PermanentFailure for any other
+    non-2xx answer; return on 2xx."""
     status = response.status
     if 200 <= status < 300:
         return
     excerpt = response.text()
-    if status in retry_statuses or status >= 500:
+    if status in retry_statuses:
         raise RetryLater(
             f"{what} answered HTTP {status}",
             at=retry_at(response, now),

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 
 from forwarders.base import (
+    SERVER_ERRORS,
     Delivered,
     Event,
     ForwarderConfig,
@@ -28,6 +29,7 @@ from forwarders.common import ConfiguredForwarder, summary
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
+MAX_CONCURRENCY = 25  # requests in flight per API key
 REGION_URLS = {"us": "https://api.newrelic.com", "eu": "https://api.eu.newrelic.com"}
 DEPLOYMENT_TYPES = frozenset({"BASIC", "BLUE_GREEN", "CANARY", "ROLLING", "SHADOW", "OTHER"})
 # NerdGraph refuses timestamps more than 24 h away from its clock; keep a margin for
@@ -37,7 +39,8 @@ MAX_REVISION = 127
 MAX_REST_USER = 31
 # errorClass values newrelic-client-go treats as retryable.
 RETRYABLE_ERROR_CLASSES = ("TIMEOUT", "INTERNAL_SERVER_ERROR", "SERVER_ERROR")
-REST_RETRY_STATUSES = frozenset({429, 500})  # and every status >= 502 (check_response)
+REST_RETRY_STATUSES = frozenset({429, 500}) | frozenset(range(502, 600))
+NERDGRAPH_RETRY_STATUSES = frozenset({429}) | SERVER_ERRORS
 
 MUTATION = (
     "mutation RelayDeployment($deployment: ChangeTrackingDeploymentInput!) "
@@ -54,6 +57,15 @@ class NewRelicConfig(ForwarderConfig):
     api_key: SecretStr
     entity_guid: str | None = Field(default=None, min_length=1)
     app_id: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _within_the_key_limit(self) -> Self:
+        if self.concurrency > MAX_CONCURRENCY:
+            raise ValueError(
+                f"concurrency may not exceed {MAX_CONCURRENCY}: New Relic answers 429 beyond "
+                f"{MAX_CONCURRENCY} concurrent requests per API key"
+            )
+        return self
 
     @model_validator(mode="after")
     def _api_needs_its_target(self) -> Self:
@@ -166,7 +178,9 @@ def build_rest_request(
 
 def check_nerdgraph_answer(response: HttpResponse, now: datetime) -> str:
     """The created deployment id; raises for HTTP errors and for GraphQL `errors`."""
-    check_response(response, now, what="New Relic NerdGraph")
+    check_response(
+        response, now, retry_statuses=NERDGRAPH_RETRY_STATUSES, what="New Relic NerdGraph"
+    )
     body = response.json()
     if not isinstance(body, dict):
         raise RetryLater(

@@ -15,7 +15,6 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator
 
 from forwarders.base import (
-    RETRY_STATUSES,
     Delivered,
     Event,
     ForwarderConfig,
@@ -37,8 +36,11 @@ from forwarders.common import (
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
-# 409 means "commits are being processed" on the release endpoint: try again later.
-SENTRY_RETRY_STATUSES = RETRY_STATUSES | {409}
+# Sentry asks for 429 and 502/503/504 to be retried and calls other 4xx permanent; a
+# 500 is retried too. 409 means "commits are being processed" on the release endpoint
+# only: try again later.
+SENTRY_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RELEASE_RETRY_STATUSES = SENTRY_RETRY_STATUSES | {409}
 MAX_VERSION = 200
 MAX_ENVIRONMENT = 64
 MAX_DEPLOY_NAME = 64
@@ -228,7 +230,8 @@ def check_sentry_response(response: HttpResponse, context: SendContext, step: st
     what = f"Sentry ({step})"
     if response.status == 404 and step == "deploy":
         what = "Sentry (deploy: the release does not exist)"
-    check_response(response, context.now, retry_statuses=SENTRY_RETRY_STATUSES, what=what)
+    retry = RELEASE_RETRY_STATUSES if step == "release" else SENTRY_RETRY_STATUSES
+    check_response(response, context.now, retry_statuses=retry, what=what)
 
 
 class SentryForwarder(ConfiguredForwarder[SentryConfig]):

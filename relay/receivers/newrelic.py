@@ -191,7 +191,7 @@ class NewRelicReceiver(Receiver):
             when = datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else None
         except ValueError:
             when = None
-        if when is None or when.tzinfo is None:
+        if when is None or when.utcoffset() != timedelta(0):
             raise _rest_error(422, "Validation failed: Timestamp must be ISO-8601 in UTC")
         if to_utc(when) > self.now():
             raise _rest_error(422, "Validation failed: Timestamp cannot be in the future")

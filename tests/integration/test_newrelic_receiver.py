@@ -186,13 +186,14 @@ REST_PATH = "/v2/applications/1234/deployments.json"
         ({"deployment": {"revision": "1", "user": "u" * 32}}, 422),
         ({"deployment": {"revision": "1", "timestamp": "not a time"}}, 422),
         ({"deployment": {"revision": "1", "timestamp": "2999-01-01T00:00:00Z"}}, 422),
+        ({"deployment": {"revision": "1", "timestamp": "2024-01-01T02:00:00+02:00"}}, 422),
         ({"deployment": {"revision": "1", "timestamp": "2024-01-01T00:00:00Z"}}, 201),
     ],
 )
 async def test_rest_receiver_validates_markers(
     receiver: NewRelicReceiver, body: dict[str, Any], status: int
 ) -> None:
-    """Revision ≤127 required, user ≤31, timestamp ISO-8601 and not in the future."""
+    """Revision ≤127 required, user ≤31, timestamp ISO-8601 in UTC and not in the future."""
     answered, answer = await post_raw(receiver.url + REST_PATH, body, headers={"X-Api-Key": KEY})
     assert answered == status
     if status == 201:

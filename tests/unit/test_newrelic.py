@@ -168,6 +168,13 @@ def test_config_cross_field_rules() -> None:
         make_config(api="rest")
     with pytest.raises(ValidationError):
         make_config(region="ap")
+
+
+def test_concurrency_stays_within_new_relics_limit_per_key() -> None:
+    """New Relic answers 429 beyond 25 requests in flight per key: more is a config error."""
+    assert make_config(concurrency=25).concurrency == 25
+    with pytest.raises(ValidationError, match="may not exceed 25"):
+        make_config(concurrency=26)
     assert make_config().secrets() == [KEY]
     assert KEY not in repr(make_config())
 
@@ -225,10 +232,18 @@ def test_answer_without_deployment_id_is_permanent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"), [(429, RetryLater), (503, RetryLater), (401, PermanentFailure)]
+    ("status", "kind"),
+    [
+        (429, RetryLater),
+        (500, RetryLater),
+        (503, RetryLater),
+        (401, PermanentFailure),
+        (408, PermanentFailure),
+    ],
 )
 async def test_nerdgraph_http_statuses(status: int, kind: type[Exception]) -> None:
-    """HTTP 429/5xx retry, 401 is permanent, and the key never shows in the reason."""
+    """HTTP 429/5xx retry, any other status (401, 408) is permanent, and the key never
+    shows in the reason."""
     context = mock_context(lambda r: graphql_answer({"errors": [{"message": "no"}]}, status))
     with pytest.raises(kind) as caught:
         await NewRelicForwarder(make_config()).send(make_event(), context)
@@ -254,6 +269,8 @@ async def test_rest_send_delivers_on_201() -> None:
         (401, PermanentFailure),
         (404, PermanentFailure),
         (422, PermanentFailure),
+        (408, PermanentFailure),
+        (501, PermanentFailure),
     ],
 )
 async def test_rest_status_classification(status: int, kind: type[Exception]) -> None:

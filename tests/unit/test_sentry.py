@@ -283,7 +283,17 @@ async def test_rate_limit_reset_header_is_honoured() -> None:
     assert caught.value.at == datetime.fromtimestamp(reset, UTC)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
+async def test_409_is_transient_only_while_creating_the_release() -> None:
+    """409 ("commits are being processed") is retried on the release step; on the deploy
+    step it is a client error like any other, and permanent."""
+    context = mock_context(
+        lambda r: HttpResponse(409), state={"release_done": True, "version": "v"}
+    )
+    with pytest.raises(PermanentFailure):
+        await SentryForwarder(make_config()).send(make_event(), context)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 501])
 async def test_client_errors_are_permanent_and_hide_the_token(status: int) -> None:
     """Other 4xx are permanent; the token never appears in the failure."""
     context = mock_context(lambda r: HttpResponse(status, {}, b'{"detail": "nope"}'))
