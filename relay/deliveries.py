@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -15,6 +15,12 @@ from relay.models import Delivery, ForwarderCounts, ForwarderInfo
 from relay.store.base import DeliveryQuery, NewDelivery, Store
 from relay.timeutil import utcnow
 
+# A deployment's deliveries are listed whole: a few per event and forwarder, plus
+# retries' and replays' rows.
+PER_DEPLOYMENT_LIMIT = 10_000
+# What a search by a token limited to some components reads at most to fill its page.
+SEARCH_READ_LIMIT = 5_000
+
 
 @dataclass
 class DeliveryService:
@@ -25,13 +31,19 @@ class DeliveryService:
 
     async def of_deployment(self, deployment_id: str) -> list[Delivery]:
         """Every delivery of one deployment with its attempts, in event order."""
-        return await self.store.list_deliveries(DeliveryQuery(deployment_id=deployment_id))
+        query = DeliveryQuery(deployment_id=deployment_id, limit=PER_DEPLOYMENT_LIMIT)
+        return await self.store.list_deliveries(query)
 
     async def search(self, query: DeliveryQuery, principal: Principal) -> list[Delivery]:
         """Deliveries matching `query`, limited to components the token may see."""
         principal.require("events:read")
-        found = await self.store.list_deliveries(query)
-        return [d for d in found if principal.can_access(d.component)]
+        if "*" in principal.components:
+            return await self.store.list_deliveries(query)
+        # Component globs are not in the query: read further than `limit`, so that what
+        # the token may not see does not crowd out what it may.
+        wider = replace(query, limit=max(query.limit, min(query.limit * 20, SEARCH_READ_LIMIT)))
+        found = await self.store.list_deliveries(wider)
+        return [d for d in found if principal.can_access(d.component)][: query.limit]
 
     async def retry(self, delivery_id: str, principal: Principal) -> Delivery:
         """Send a delivery again now, dead ones included."""

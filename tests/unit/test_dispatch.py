@@ -24,6 +24,7 @@ from forwarders.base import (
     Skipped,
     TargetGone,
 )
+from relay.auth import Principal
 from relay.circuit import CircuitBreaker, CircuitSnapshot
 from relay.deliveries import DeliveryService
 from relay.dispatch import Dispatcher, Target
@@ -795,3 +796,28 @@ async def test_retry_now_during_a_send_does_not_send_twice_at_once(harness: Make
     assert len(hook.calls) == 1 and hook.max_active == 1
     found = await h.until(dep, "delivered")
     assert found.attempts == 1
+
+
+async def test_a_deployments_deliveries_are_listed_whole(harness: MakeHarness) -> None:
+    """A deployment with more deliveries than a search page (100) lists every one."""
+    h = harness()
+    record = make_record(created_at=utcnow())
+    names = tuple(f"hook{i}" for i in range(120))
+    await h.store.record(make_command(record, forwarders=names))
+    assert len(await h.service.of_deployment(record.id)) == 120
+
+
+async def test_a_search_by_a_component_limited_token_fills_its_page(harness: MakeHarness) -> None:
+    """A token that may read only `web` gets a full page of web's deliveries, however many
+    newer deliveries of components it may not see there are."""
+    h = harness()
+    start = utcnow()
+    for i in range(3):
+        record = make_record("web", f"w{i}", created_at=start + timedelta(seconds=i))
+        await h.store.record(make_command(record, forwarders=("hook",)))
+    for i in range(10):
+        record = make_record("api", f"a{i}", created_at=start + timedelta(seconds=10 + i))
+        await h.store.record(make_command(record, forwarders=("hook",)))
+    web = Principal(name="web-ci", scopes=frozenset({"events:read"}), components=("web",))
+    found = await h.service.search(DeliveryQuery(limit=2), web)
+    assert [d.component for d in found] == ["web", "web"]
