@@ -351,5 +351,7 @@ def masked(
         outcome.args = (outcome.reason,)
         return outcome
     if isinstance(outcome, Delivered):
-        return replace(outcome, excerpt=mask(outcome.excerpt, secrets))
-    return replace(outcome, reason=mask(outcome.reason, secrets))
+        excerpt = mask(outcome.excerpt, secrets)
+        return outcome if excerpt == outcome.excerpt else replace(outcome, excerpt=excerpt)
+    reason = mask(outcome.reason, secrets)
+    return outcome if reason == outcome.reason else replace(outcome, reason=reason)
