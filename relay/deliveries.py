@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from relay.auth import Principal
+from relay.circuit import CircuitSnapshot
 from relay.dispatch import Dispatcher, Target
-from relay.dispatch_shared import adopt_shared_state
 from relay.errors import Conflict, NotFound, ValidationFailed
 from relay.ids import new_id
 from relay.models import Delivery, ForwarderCounts, ForwarderInfo
@@ -94,17 +94,22 @@ class DeliveryService:
     async def forwarders(self) -> list[ForwarderInfo]:
         """Each configured forwarder with its state, success rate and last error."""
         # As stored: the delivering may happen in other processes (serve --no-dispatch
-        # beside relay worker), whose circuits and 410s this process would not know.
-        await adopt_shared_state(self.store, self.dispatcher.targets)
+        # beside relay worker), whose circuits and 410s this process would not know. Read
+        # into copies: the dispatcher adopts the stored state at points of its own choosing.
+        circuits = await self.store.circuits()
+        disabled = await self.store.disabled_forwarders()
         counts = await self.store.forwarder_counts(utcnow() - timedelta(hours=24))
         now = utcnow()
         out = []
         for name, target in self.dispatcher.targets.items():
             c = counts.get(name) or ForwarderCounts()
+            breaker = replace(target.breaker)
+            breaker.restore(circuits.get(name, CircuitSnapshot()))
+            reason = target.disabled_reason or disabled.get(name)
             state: Literal["active", "circuit-open", "disabled"]
-            if target.disabled_reason is not None or not target.config.enabled:
+            if reason is not None or not target.config.enabled:
                 state = "disabled"
-            elif target.breaker.state(now) != "closed":
+            elif breaker.state(now) != "closed":
                 state = "circuit-open"
             else:
                 state = "active"
@@ -116,7 +121,7 @@ class DeliveryService:
                     name=name,
                     type=target.config.type,
                     state=state,
-                    disabled_reason=target.disabled_reason,
+                    disabled_reason=reason,
                     success_rate_24h=rate,
                     counts=c,
                 )
