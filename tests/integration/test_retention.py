@@ -22,15 +22,16 @@ from tests.acceptance.api import post_json
 from tests.delivery_support import eventually
 from tests.support import make_settings
 
-OLD_DEPLOYMENTS = 5_000  # each with one event, one delivered delivery, two attempts
+OLD_DEPLOYMENTS = 20_000  # each with one event, one delivered delivery, two attempts
 POLICY = RetentionPolicy(
     attempts=timedelta(days=30),
     deliveries=timedelta(days=90),
     events=timedelta(days=365),
 )
-# Generous: a POST is answered in a few ms; a prune batch holding the writer for long
-# (one transaction over the whole backlog) would push this to seconds.
-MAX_LATENCY = 0.2
+# The slowest POST took 80-90 ms while batches of 500 were pruned, and ~0.9 s when one
+# transaction pruned the whole backlog: between the two, with room for the machine's
+# own stalls (one of 0.23 s was seen).
+MAX_LATENCY = 0.4
 
 
 def _seed(conn: sqlite3.Connection) -> None:
@@ -70,7 +71,7 @@ def _seed(conn: sqlite3.Connection) -> None:
 async def test_ingest_is_answered_promptly_while_a_large_backlog_is_pruned(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
-    """While 20,000 old rows are pruned in batches, POSTs keep getting their 201 within
+    """While 80,000 old rows are pruned in batches, POSTs keep getting their 201 within
     MAX_LATENCY each, and everything old is gone at the end."""
     db = tmp_path / "relay.db"
     seeding = SqliteStore(db)
@@ -107,7 +108,7 @@ async def test_ingest_is_answered_promptly_while_a_large_backlog_is_pruned(
     finally:
         done.set()
         await asyncio.gather(*workers)
-    assert total == PruneResult(attempts=10_000, deliveries=5_000, events=5_000)
+    assert total == PruneResult(attempts=40_000, deliveries=20_000, events=20_000)
     assert len(during) >= 20, f"only {len(during)} POSTs overlapped the prune"
     assert max(latencies) < MAX_LATENCY, f"slowest POST took {max(latencies):.3f}s"
     conn = sqlite3.connect(db)
