@@ -4,9 +4,9 @@ Every write operation is a plain function of a `sqlite3.Connection`. The writer
 task gathers whatever operations are queued, runs them in one transaction on the
 writer thread (each inside its own SAVEPOINT so one failing operation does not
 undo the others: sqlite_batch.py), commits once, and only then resolves the callers'
-futures. A
-durable write's caller resumes once the commit has reached the disk: the WAL is
-synced off the writer thread (sqlite_sync.py), so that the next batch need not wait.
+futures. A durable write's caller resumes once the commit has reached the disk: the
+WAL is synced off the writer thread (sqlite_sync.py), so that the next batch need not
+wait.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from relay.store.writer_lock import WriterLock
 from relay.timeutil import format_db, utcnow
 
 T = TypeVar("T")
+Answer = tuple[Item, tuple[bool, Any]]  # a write and its (ok, result-or-exception)
 log = structlog.get_logger("relay.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations" / "sqlite"
@@ -247,18 +248,20 @@ class SqliteEngine:
             except Exception as exc:  # a bug, not a database error: fail this batch only
                 log.exception("store_batch_crashed", batch=len(batch))
                 outcomes = [(False, StoreError(f"write failed: {type(exc).__name__}"))] * len(batch)
-            answers = list(zip(batch, outcomes, strict=True))
             # Only what a durable write committed waits for the fsync: a lease or an
             # outcome sharing the commit of an event is answered now (a slow disk would
             # hold every delivery back), and so is a write that failed.
-            synced = [(item, out) for item, out in answers if item.durable and out[0]]
+            now: list[Answer] = []
+            synced: list[Answer] = []
+            for item, outcome in zip(batch, outcomes, strict=True):
+                (synced if item.durable and outcome[0] else now).append((item, outcome))
             if synced:
                 self._run_hooks()
-            if self._syncer.active and synced:
-                self._release([a for a in answers if not (a[0].durable and a[1][0])], None)
+            if not self._syncer.active:
+                now, synced = now + synced, []
+            self._release(now, None)
+            if synced:
                 self._syncer.after_sync(partial(self._release, synced))
-            else:
-                self._release(answers, None)
 
     def _refuse_after_failed_sync(self, batch: list[Item]) -> list[Item]:
         """The batch without its durable writes once an fsync failed: they are answered
@@ -279,7 +282,7 @@ class SqliteEngine:
                 log.exception("store_commit_hook_failed")
 
     @staticmethod
-    def _release(answers: list[tuple[Item, tuple[bool, Any]]], error: StoreError | None) -> None:
+    def _release(answers: list[Answer], error: StoreError | None) -> None:
         """Answer committed writes' callers (all failing with `error` if their sync did)."""
         for item, (ok, value) in answers:
             if item.future.done():
