@@ -7,13 +7,14 @@ keeps their config), `BaseUrl` (a config field type) and `masking` (a context ma
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import AfterValidator
 
-from forwarders.base import Event, ForwarderConfig, ForwarderError
+from forwarders.base import Delivered, Event, ForwarderConfig, ForwarderError, Outcome
 
 ConfigT = TypeVar("ConfigT", bound=ForwarderConfig)
 
@@ -156,11 +157,27 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def masked(outcome: Outcome | ForwarderError, secrets: Sequence[str]) -> Outcome | ForwarderError:
+    """`outcome` with `secrets` masked in its reason and the target's answer (a target
+    may echo a token; a transport error may quote a URL that carries a key); the same
+    object when nothing needed masking, except an error, which is masked in place."""
+    if isinstance(outcome, ForwarderError):
+        outcome.reason = mask(outcome.reason, secrets)
+        outcome.excerpt = mask(outcome.excerpt, secrets)
+        outcome.args = (outcome.reason,)
+        return outcome
+    if isinstance(outcome, Delivered):
+        excerpt = mask(outcome.excerpt, secrets)
+        return outcome if excerpt == outcome.excerpt else replace(outcome, excerpt=excerpt)
+    reason = mask(outcome.reason, secrets)
+    return outcome if reason == outcome.reason else replace(outcome, reason=reason)
+
+
 @contextmanager
-def masking(secrets: Iterable[str]) -> Iterator[None]:
-    """Mask `secrets` in the excerpt of a ForwarderError raised inside the block."""
+def masking(secrets: Sequence[str]) -> Iterator[None]:
+    """Mask `secrets` in a ForwarderError raised inside the block (see `masked`)."""
     try:
         yield
     except ForwarderError as exc:
-        exc.excerpt = mask(exc.excerpt, secrets)
+        masked(exc, secrets)
         raise

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -22,7 +22,7 @@ from forwarders.base import (
     Skipped,
     TargetGone,
 )
-from forwarders.common import mask
+from forwarders.common import masked
 from relay.circuit import CircuitBreaker, Signal
 from relay.dispatch_record import Listener, Recorder, settle
 from relay.dispatch_shared import adopt_shared_state, renew_leases, share_circuit
@@ -338,20 +338,3 @@ class Dispatcher:
             log.error("forwarder_disable_not_stored", forwarder=target.config.name, error=str(exc))
         finally:
             target.disabling -= 1
-
-
-def masked(
-    outcome: Delivered | Skipped | ForwarderError, secrets: tuple[str, ...]
-) -> Delivered | Skipped | ForwarderError:
-    """`outcome` with `secrets` masked in its reason and the target's answer (a target
-    may echo a token; a transport error may quote a URL that carries a key)."""
-    if isinstance(outcome, ForwarderError):
-        outcome.reason = mask(outcome.reason, secrets)
-        outcome.excerpt = mask(outcome.excerpt, secrets)
-        outcome.args = (outcome.reason,)
-        return outcome
-    if isinstance(outcome, Delivered):
-        excerpt = mask(outcome.excerpt, secrets)
-        return outcome if excerpt == outcome.excerpt else replace(outcome, excerpt=excerpt)
-    reason = mask(outcome.reason, secrets)
-    return outcome if reason == outcome.reason else replace(outcome, reason=reason)
