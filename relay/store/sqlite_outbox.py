@@ -74,6 +74,11 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
     conn.executemany(sql.UPSERT_SHARED, shared)
 
 
+def _read_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:
+    row = conn.execute(sql.SELECT_DELIVERIES + " AND d.id = ?", (delivery_id,)).fetchone()
+    return _delivery(row, _attempts(conn, delivery_id)) if row else None
+
+
 class SqliteOutbox:
     """Outbox operations; mixed into SqliteStore, which owns `engine`."""
 
@@ -158,20 +163,20 @@ class SqliteOutbox:
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """One delivery with every attempt."""
-
-        def op(conn: sqlite3.Connection) -> Delivery | None:
-            row = conn.execute(sql.SELECT_DELIVERIES + " AND d.id = ?", (delivery_id,)).fetchone()
-            return _delivery(row, _attempts(conn, delivery_id)) if row else None
-
-        return await self.engine.read(op)
+        return await self.engine.read(lambda conn: _read_delivery(conn, delivery_id))
 
     async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
-        """Make a delivery due now, whatever its status (a lease in force stays)."""
+        """Make a delivery due now, whatever its status (a lease in force stays); the
+        delivery as this made it (the dispatcher, woken at the commit, may send it
+        before the fsync that the answer waits for)."""
         stamp = format_db(now)
-        changed = await self.engine.write(
-            lambda conn: conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_id)).rowcount
-        )
-        return await self.get_delivery(delivery_id) if changed else None
+
+        def op(conn: sqlite3.Connection) -> Delivery | None:
+            if not conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_id)).rowcount:
+                return None
+            return _read_delivery(conn, delivery_id)
+
+        return await self.engine.write(op)
 
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Events recorded in [since, until)."""

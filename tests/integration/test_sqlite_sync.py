@@ -17,13 +17,14 @@ from pytest_aiohttp import AiohttpClient
 
 from relay.app import create_app
 from relay.errors import StoreError
+from relay.receivers.base import Fault
 from relay.receivers.webhook import WebhookReceiver
 from relay.store.sqlite import SqliteStore
 from relay.store.sqlite_engine import SqliteEngine
 from relay.store.sqlite_sync import wal_path
 from tests.acceptance.api import bearer
 from tests.delivery_support import SECRET, engine_settings, eventually, webhook
-from tests.support import CI_TOKEN
+from tests.support import ADMIN_TOKEN, CI_TOKEN
 
 CREATE = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"
 
@@ -179,6 +180,43 @@ async def test_a_durable_write_that_failed_is_answered_without_waiting_for_a_syn
     assert not good.done()
     gate.open.set()
     assert await asyncio.wait_for(good, timeout=5) == 1
+
+
+async def test_a_retry_answers_the_delivery_as_it_made_it_though_sent_before_the_fsync(
+    tmp_path: Path, gate: GatedSync, aiohttp_client: AiohttpClient
+) -> None:
+    """POST /deliveries/{id}/retry answers the delivery as pending (what the retry made of
+    it), even when the dispatcher, woken at the commit, delivered it before the fsync
+    that the answer waits for."""
+    target = WebhookReceiver(SECRET)
+    target.faults.append(Fault(422, {"error": "archived"}))
+    await target.start()
+    try:
+        db = tmp_path / "relay.db"
+        settings = engine_settings(db, [webhook("hook", target.endpoint)])
+        client = await aiohttp_client(create_app(settings, SqliteStore(db, sync=gate)))
+        body = {"version": "1.0.0", "result": "success"}
+        posted = await client.post("/components/api/deployments", json=body, headers=bearer())
+        deployment = (await posted.json())["id"]
+        path = f"/components/api/deployments/{deployment}/deliveries"
+
+        async def dead() -> Any:
+            (found,) = await (await client.get(path, headers=bearer())).json()
+            return found if found["status"] == "dead" else None
+
+        delivery = await eventually(dead, what="the first attempt dead")
+        gate.open.clear()
+        retry = asyncio.ensure_future(
+            client.post(f"/deliveries/{delivery['id']}/retry", headers=bearer(ADMIN_TOKEN))
+        )
+        await eventually(lambda: target.events, timeout=2, what="sent before the fsync")
+        gate.open.set()
+        answer = await asyncio.wait_for(retry, timeout=5)
+        assert answer.status == 202
+        assert (await answer.json())["status"] == "pending"
+    finally:
+        gate.open.set()
+        await target.stop()
 
 
 async def test_commits_made_during_one_sync_share_the_next(tmp_path: Path, gate: GatedSync) -> None:
