@@ -1,4 +1,4 @@
-"""The `relay` command: serve, check-config, migrate, tokens."""
+"""The `relay` command: serve, check-config, migrate, tokens, forwarders."""
 
 from __future__ import annotations
 
@@ -222,6 +222,19 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forwarders(args: argparse.Namespace) -> int:
+    """Operate on a configured forwarder through the database (every instance sees it)."""
+    from relay.delivery.deliveries import resume_forwarder
+
+    settings = _load(args)
+    if args.name not in {f.name for f in settings.forwarders}:
+        print(f"error: no forwarder named {args.name!r} in the configuration", file=sys.stderr)
+        return 1
+    moved = asyncio.run(_with_store(settings, lambda s: resume_forwarder(s, args.name)))
+    print(f"resumed {args.name!r}: circuit closed, {moved} waiting deliveries due now")
+    return 0
+
+
 def _processes(text: str) -> int:
     value = int(text)
     if not 1 <= value <= MAX_PROCESSES:
@@ -280,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     tokens.set_defaults(func=cmd_tokens)
+
+    forwarders = sub.add_parser("forwarders", help="operate on a forwarder")
+    forwarder_actions = forwarders.add_subparsers(dest="action", required=True)
+    resume = with_config(
+        forwarder_actions.add_parser(
+            "resume", help="its target is back: close the circuit, send what waits now"
+        )
+    )
+    resume.add_argument("name")
+    forwarders.set_defaults(func=cmd_forwarders)
     return parser
 
 

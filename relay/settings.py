@@ -92,6 +92,12 @@ class DeliverySettings(_Section):
     lease: Duration = Field(default=60.0, gt=0, description="How long a claim is held.")
     circuit_threshold: int = Field(default=5, ge=1)
     circuit_cooldown: Duration = Field(default=30.0, gt=0)
+    circuit_max_cooldown: Duration = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait between an open circuit's probes (each failed probe "
+        "doubles the wait up to this): a recovered target is noticed within it.",
+    )
     shutdown_grace: Duration = Field(default=10.0, ge=0)
 
 

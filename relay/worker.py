@@ -206,6 +206,7 @@ def build_dispatcher(
             breaker=CircuitBreaker(
                 threshold=delivery.circuit_threshold,
                 cooldown=timedelta(seconds=delivery.circuit_cooldown),
+                max_cooldown=timedelta(seconds=delivery.circuit_max_cooldown),
             ),
         )
         for config in settings.forwarders

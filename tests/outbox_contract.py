@@ -274,6 +274,28 @@ class OutboxContract:
         assert again.attempts == 1
         assert await store.retry_now("no-such-delivery", later) is None
 
+    async def test_resume_due_brings_waiting_deliveries_forward_only(self, store: Store) -> None:
+        """Resuming makes one forwarder's pending deliveries that wait for a retry due now,
+        adds no delivery, and leaves settled ones, other forwarders and leases alone."""
+        _, (waiting, _) = await self.deployment(store, ("hook", "other"))
+        _, (dead,) = await self.deployment(store, ("hook",), at=T0 + 1 * S)
+        _, (leased,) = await self.deployment(store, ("hook",), at=T0 + 2 * S)
+        far = NOW + timedelta(hours=5)
+        first, second, third = await store.claim("hook", 10, NOW, LEASE, "me")
+        assert (first.id, second.id, third.id) == (waiting, dead, leased)
+        await store.complete(completion(first, "pending", next_at=far, error="503"))
+        await store.complete(completion(second, "dead", error="400"))
+        (other,) = await store.claim("other", 10, NOW, LEASE, "me")
+        await store.complete(completion(other, "pending", next_at=far, error="503"))
+        later = NOW + 10 * S
+        assert await store.resume_due("hook", later) == 1
+        assert await store.resume_due("hook", later) == 0  # nothing waits any more
+        (again,) = await store.claim("hook", 10, later, LEASE, "you")  # `leased` stays held
+        assert (again.id, again.attempts) == (waiting, 1)
+        assert await store.claim("other", 10, later, LEASE, "you") == []
+        found = await store.list_deliveries(DeliveryQuery(forwarder="hook"))
+        assert sorted(d.status for d in found) == ["dead", "pending", "pending"]
+
     async def test_list_deliveries_filters(self, store: Store) -> None:
         """Deliveries by status, forwarder, deployment (with attempts) and creation time."""
         first, _ = await self.deployment(store, ("hook", "other"), at=T0)

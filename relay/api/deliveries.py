@@ -99,6 +99,21 @@ async def enable_forwarder(request: web.Request) -> web.Response:
     return json_answer({"forwarder": name, "state": "active"})
 
 
+class ResumeAnswer(BaseModel):
+    """What a resume did: the circuit is closed, `due_now` deliveries brought forward."""
+
+    forwarder: str
+    circuit: str = "closed"
+    due_now: int
+
+
+async def resume_forwarder(request: web.Request) -> web.Response:
+    """The target is back: close the circuit, make pending deliveries due now (admin)."""
+    name = request.match_info["name"]
+    moved = await request.app[DELIVERIES].resume(name, principal_of(request))
+    return json_answer(ResumeAnswer(forwarder=name, due_now=moved).model_dump(mode="json"))
+
+
 async def list_forwarders(request: web.Request) -> web.Response:
     """Each forwarder: state (active, circuit-open, disabled), success rate, last error."""
     principal_of(request).require("events:read")
@@ -171,6 +186,14 @@ def routes() -> list[Route]:
             enable_forwarder,
             "Re-enable a forwarder",
             "forwarders",
+        ),
+        Route(
+            "POST",
+            "/forwarders/{name}/resume",
+            resume_forwarder,
+            "Resume a forwarder whose target is back",
+            "forwarders",
+            response=ResumeAnswer,
         ),
         Route(
             "GET",

@@ -19,11 +19,12 @@ Signal = Literal["success", "failure"]
 class CircuitBreaker:
     """Opens after `threshold` consecutive transient failures; while open no delivery of
     the forwarder is claimed (so no attempt is spent); after `cooldown` one probe is let
-    through; its success closes the circuit, its failure re-opens it for twice as long."""
+    through; its success closes the circuit, its failure re-opens it for twice as long,
+    never longer than `max_cooldown` (so that a recovered target is noticed within it)."""
 
     threshold: int = 5
     cooldown: timedelta = timedelta(seconds=30)
-    max_cooldown: timedelta = timedelta(minutes=10)
+    max_cooldown: timedelta = timedelta(seconds=60)
     failures: int = 0
     opened_until: datetime | None = None
     current_cooldown: timedelta | None = None
@@ -83,6 +84,10 @@ class CircuitBreaker:
         """The target answered: close the circuit."""
         self.failures, self.opened_until, self.current_cooldown, self.probing = 0, None, None, False
 
+    def resume(self) -> None:
+        """An operator says the target is back: close the circuit, forget a probe."""
+        self.on_success()
+
     def on_skipped(self) -> None:
         """The target was not called: the circuit stays as it is, another probe may go."""
         self.probing = False
@@ -95,7 +100,7 @@ class CircuitBreaker:
             previous = self.current_cooldown or self.cooldown
             self.current_cooldown = min(previous * 2, self.max_cooldown)
         elif self.failures >= self.threshold and self.opened_until is None:
-            self.current_cooldown = self.cooldown
+            self.current_cooldown = min(self.cooldown, self.max_cooldown)
         else:
             return False
         self.opened_until = now + self.current_cooldown

@@ -23,6 +23,16 @@ PER_DEPLOYMENT_LIMIT = 10_000
 SEARCH_READ_LIMIT = 5_000
 
 
+async def resume_forwarder(store: Store, forwarder: str) -> int:
+    """Close the forwarder's circuit for every instance and make its pending deliveries
+    that wait for a retry due now (none is added: nothing is sent twice); how many were
+    brought forward. For an operator who knows the target is back."""
+    moved = await store.resume_due(forwarder, utcnow())
+    # After the deliveries: a dispatcher that sees the circuit closed finds them due.
+    await store.update_circuit(forwarder, lambda _: CircuitSnapshot())
+    return moved
+
+
 @dataclass
 class DeliveryService:
     """Deliveries as the API and CLI see them."""
@@ -91,6 +101,15 @@ class DeliveryService:
         await self.store.set_disabled(name, None)
         target.disabled_reason = None
         self.dispatcher.wake()
+
+    async def resume(self, name: str, principal: Principal) -> int:
+        """Close a forwarder's circuit and make its waiting deliveries due now (admin)."""
+        principal.require("admin")
+        target = self._target(name)
+        moved = await resume_forwarder(self.store, name)
+        target.breaker.resume()
+        self.dispatcher.wake()
+        return moved
 
     async def forwarders(self) -> list[ForwarderInfo]:
         """Each configured forwarder with its state, success rate and last error."""

@@ -236,6 +236,10 @@ class OutboxStore(Protocol):
     async def retry_now(self, delivery_id: str, now: datetime) -> Delivery | None:
         """Make a delivery (dead ones too) pending and due now."""
 
+    async def resume_due(self, forwarder: str, now: datetime) -> int:
+        """Make every pending delivery of `forwarder` that waits for a later retry due at
+        `now` (no new delivery, leases in force stay); how many were moved."""
+
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Recorded events in [since, until), oldest first."""
 

@@ -160,3 +160,41 @@ def test_a_failed_probe_doubles_the_shared_cooldown() -> None:
     moved, opened = breaker.moved(shared, "failure", T0)
     assert opened is True and moved.cooldown == timedelta(seconds=60)
     assert moved.opened_until == T0 + timedelta(seconds=60)
+
+
+def test_failed_probes_never_wait_longer_than_the_cap() -> None:
+    """Each failed probe doubles the wait, up to max_cooldown and no further."""
+    breaker = CircuitBreaker(
+        threshold=1, cooldown=timedelta(seconds=10), max_cooldown=timedelta(seconds=60)
+    )
+    now = T0
+    breaker.on_failure(now)
+    waits = []
+    for _ in range(6):
+        assert breaker.opened_until is not None
+        waits.append((breaker.opened_until - now).total_seconds())
+        now = breaker.opened_until
+        breaker.on_claimed(now)
+        breaker.on_failure(now)
+    assert waits == [10, 20, 40, 60, 60, 60]
+
+
+def test_a_cooldown_longer_than_the_cap_is_capped_from_the_first_opening() -> None:
+    """The cap also bounds the first open period."""
+    breaker = CircuitBreaker(
+        threshold=1, cooldown=timedelta(seconds=300), max_cooldown=timedelta(seconds=60)
+    )
+    breaker.on_failure(T0)
+    assert breaker.opened_until == T0 + timedelta(seconds=60)
+
+
+def test_resume_closes_an_open_circuit_and_forgets_the_probe() -> None:
+    """An operator's resume closes the circuit at once: every free slot may claim."""
+    breaker = CircuitBreaker(threshold=1, cooldown=timedelta(seconds=10))
+    breaker.on_failure(T0)
+    later = T0 + timedelta(seconds=11)
+    breaker.on_claimed(later)
+    assert breaker.allowance(later, FREE) == 0
+    breaker.resume()
+    assert breaker.state(later) == "closed"
+    assert breaker.allowance(later, FREE) == FREE

@@ -186,6 +186,14 @@ class MemoryOutbox:
         row.status, row.next_attempt_at = "pending", now
         return row.view(True)
 
+    async def resume_due(self, forwarder: str, now: datetime) -> int:
+        """Make a forwarder's pending rows that wait for a retry due now."""
+        moved = 0
+        for row in self.rows.values():
+            if row.forwarder == forwarder and row.status == "pending" and row.next_attempt_at > now:
+                row.next_attempt_at, moved = now, moved + 1
+        return moved
+
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Events in [since, until)."""
         return [e for e in self.event_rows if since <= e.created_at < until]

@@ -158,6 +158,13 @@ class PostgresOutbox:
         row = await e.fetchrow(sql.RETRY_NOW, now, delivery_id, e.channel, e.instance)
         return await self.get_delivery(delivery_id) if row else None
 
+    async def resume_due(self, forwarder: str, now: datetime) -> int:
+        """Bring a forwarder's pending deliveries that wait for a retry forward to `now`
+        (other instances are told they are due)."""
+        e = self.engine
+        row = await e.fetchrow(sql.RESUME_DUE, now, forwarder, e.channel, e.instance)
+        return int(row["n"]) if row else 0
+
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Events recorded in [since, until)."""
         found = await self.engine.fetch(sql.EVENTS_BETWEEN, since, until)

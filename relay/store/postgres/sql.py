@@ -265,6 +265,14 @@ SELECT delivery_id, number, started_at, duration_ms, status_code, outcome, error
 FROM attempts WHERE delivery_id = ANY($1::text[]) ORDER BY number, id
 """
 # The lease stays: a delivery whose send is in flight must not be claimed a second time.
+RESUME_DUE = """
+WITH r AS (
+    UPDATE deliveries SET next_attempt_at = $1, updated_at = $1
+    WHERE forwarder = $2 AND status = 'pending' AND next_attempt_at > $1
+    RETURNING 1
+)
+SELECT count(*) AS n, pg_notify($3, $4) FROM r HAVING count(*) > 0
+"""
 RETRY_NOW = """
 WITH r AS (
     UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1

@@ -178,6 +178,13 @@ class SqliteOutbox:
 
         return await self.engine.write(op)
 
+    async def resume_due(self, forwarder: str, now: datetime) -> int:
+        """Bring a forwarder's pending deliveries that wait for a retry forward to `now`."""
+        stamp = format_db(now)
+        return await self.engine.write(
+            lambda conn: conn.execute(sql.RESUME_DUE, (stamp, stamp, forwarder, stamp)).rowcount
+        )
+
     async def events_between(self, since: datetime, until: datetime) -> list[EventRow]:
         """Events recorded in [since, until)."""
 

@@ -144,6 +144,12 @@ UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 WHERE id = ?
 """
 
+# Uses deliveries_claim (forwarder, status, next_attempt_at): only the rows waiting.
+RESUME_DUE = """
+UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+WHERE forwarder = ? AND status = 'pending' AND next_attempt_at > ?
+"""
+
 EVENTS_BETWEEN = """
 SELECT id, seq, type, deployment_id, created_at, payload FROM events
 WHERE created_at >= ? AND created_at < ? ORDER BY seq
