@@ -37,7 +37,7 @@ from _harness import (
 )
 
 # DESIGN.md §10's order; a benchmark not listed runs after these, by name.
-ORDER = ("ingest", "fanout", "latency", "isolation", "memory")
+ORDER = ("ingest", "fanout", "pipeline", "outage", "latency", "isolation", "memory")
 COLUMNS = ("benchmark", "metric", "relay", "baseline", "ratio", "target", "result")
 
 
