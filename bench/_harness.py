@@ -184,6 +184,7 @@ class Options:
     warmup: int = 1000
     concurrency: int = 32
     quick: bool = False  # scale the longest benchmarks down (each says so in its notes)
+    outage_deliveries: int = 1_000_000  # pending deliveries outage.py fills
 
 
 def free_port() -> int:
@@ -225,6 +226,7 @@ def write_config(
     token: str,
     forwarders: Sequence[Mapping[str, Any]] = (),
     storage: Mapping[str, Any] | None = None,
+    scopes: Sequence[str] = ("events:write", "events:read"),
 ) -> None:
     """A relay config for a benchmark; `db` is a SQLite file (a Path) or a database URL
     (a str), `storage` more `[storage]` keys (pool sizes), `forwarders` become
@@ -243,7 +245,7 @@ def write_config(
         "[[tokens]]",
         'name = "bench"',
         f"token = {_toml(token)}",
-        'scopes = ["events:write", "events:read"]',
+        f"scopes = {_toml(list(scopes))}",
         'components = ["*"]',
     ]
     for table in forwarders:

@@ -51,11 +51,13 @@ class Tally:
     body_bytes: int = 0
     hang_connections: int = 0
     sample: dict[str, str] | None = None  # the first request: its head and body
+    status: int = 200  # what the sink ports answer (POST /status/CODE)
+    refused: int = 0  # answers other than 200 since the last reset
 
     def reset(self) -> None:
         self.counts = dict.fromkeys(self.counts, 0)
         self.arrivals, self.first, self.last, self.busy = [], None, None, 0.0
-        self.body_bytes = self.hang_connections = 0
+        self.body_bytes = self.hang_connections = self.refused = 0
         self.sample = None
 
     def stats(self) -> dict[str, Any]:
@@ -67,6 +69,8 @@ class Tally:
             "busy": self.busy,
             "body_bytes": self.body_bytes,
             "hang_connections": self.hang_connections,
+            "refused": self.refused,
+            "status": self.status,
         }
 
 
@@ -105,10 +109,14 @@ class SinkProtocol(asyncio.Protocol):
             return False
         head, body = self.buffer[:end], self.buffer[end + 4 : total]
         self.buffer = self.buffer[total:]
+        assert self.transport is not None
+        if self.tally.status != 200:
+            self.tally.refused += 1
+            self.transport.write(_refusal(self.tally.status))
+            return True
         if self.tally.sample is None:
             self.tally.sample = {"head": head.decode("latin-1"), "body": body.decode()}
         self._record(body)
-        assert self.transport is not None
         self.transport.write(RESPONSE)
         return True
 
@@ -142,6 +150,10 @@ class HangProtocol(asyncio.Protocol):
         pass  # read and dropped, so the client's send never blocks on a full buffer
 
 
+def _refusal(status: int) -> bytes:
+    return f"HTTP/1.1 {status} Refused\r\nContent-Length: 0\r\n\r\n".encode()
+
+
 def _content_length(head: bytes) -> int | None:
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -166,7 +178,12 @@ def control_app(tally: Tally) -> web.Application:
         tally.reset()
         return web.json_response({"ok": True})
 
+    async def set_status(request: web.Request) -> web.Response:
+        tally.status = int(request.match_info["code"])
+        return web.json_response({"status": tally.status})
+
     app = web.Application()
+    app.router.add_post("/status/{code}", set_status)
     app.router.add_get("/stats", stats)
     app.router.add_get("/arrivals", arrivals)
     app.router.add_get("/sample", sample)

@@ -63,6 +63,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scale the long benchmarks down (fanout: a 4,000-event backlog, not 20,000, "
         "and 800-event PostgreSQL rounds, not 2,000; ingest: PostgreSQL in 3 rounds only)",
     )
+    parser.add_argument(
+        "--outage-deliveries",
+        type=int,
+        default=1_000_000,
+        help="pending deliveries outage.py fills while the target is down (default "
+        "1,000,000; try 50,000 while developing)",
+    )
     return parser.parse_args(argv)
 
 
@@ -152,7 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
-    opts = Options(loadgen, args.rounds, args.requests, args.warmup, args.concurrency, args.quick)
+    opts = Options(
+        loadgen,
+        args.rounds,
+        args.requests,
+        args.warmup,
+        args.concurrency,
+        args.quick,
+        args.outage_deliveries,
+    )
     print(f"load generator: {loadgen.name}", flush=True)
     outcomes = {name: run_one(name, opts) for name in args.names or known}
     results = [r for rs in outcomes.values() if rs for r in rs]
