@@ -14,6 +14,7 @@ means what it means on SQLite (the tests turn them off; a benchmark must not).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,6 +84,9 @@ class Postgres:
 @contextmanager
 def postgres() -> Iterator[Postgres | str]:
     """A durable server for the duration of the block, or why there cannot be one."""
+    if os.environ.get("RELAY_BENCH_PG") == "0":
+        yield "RELAY_BENCH_PG=0 (SQLite rows only)"
+        return
     cluster, reason = pg_cluster.provide(fast=False)
     if cluster is None:
         yield reason or "PostgreSQL could not be started"

@@ -58,6 +58,7 @@ from _harness import (
     write_config,
 )
 from _pg import POOL, Postgres, postgres, skipped
+from _proc import cpu_seconds
 
 NAME = "ingest"
 TARGET = 0.5  # relay / baseline, from the issue
@@ -101,7 +102,8 @@ def run(opts: Options) -> list[Result]:
                 "relay": _load(relay.port, token, opts),
                 "baseline": _load(baseline.port, "", opts),
             }
-            warmup, rounds = _measure(opts, work, loads, pg_rounds)
+            pids = {"relay": relay.pid, "baseline": baseline.pid}
+            warmup, rounds = _measure(opts, work, loads, pg_rounds, pids)
             code = relay.stop()
         if code != 0:
             raise BenchError(f"relay exited with {code} on SIGTERM:\n{relay.log_tail()}")
@@ -220,8 +222,16 @@ def _load(port: int, token: str, opts: Options) -> Load:
     return event_load(port, token, opts.requests, opts.concurrency)
 
 
+# CPU seconds (user + system) of each server during its measured rounds.
+CPU: dict[str, float] = {}
+
+
 def _measure(
-    opts: Options, work: Path, loads: dict[str, Load], pg_rounds: list[PgRounds]
+    opts: Options,
+    work: Path,
+    loads: dict[str, Load],
+    pg_rounds: list[PgRounds],
+    pids: dict[str, int],
 ) -> tuple[dict[str, Outcome], dict[str, list[Outcome]]]:
     """A warm-up each, then rounds; who goes first rotates so drift hits all alike (the
     PostgreSQL rounds warm up in each round, since each starts from scratch)."""
@@ -239,7 +249,9 @@ def _measure(
                 if i < pg_rounds_of(opts):
                     rounds[name].append(by_name[name].round(opts))
             else:
+                before = cpu_seconds([pids[name]])
                 rounds[name].append(require_status(name, opts.load.run(loads[name], work)))
+                CPU[name] = CPU.get(name, 0.0) + cpu_seconds([pids[name]]) - before
     return warmup, rounds
 
 
@@ -261,6 +273,11 @@ def _check_outbox(name: str, rows: int, outbox: int) -> None:
             f"{name} stored {rows} deployments but {outbox} deliveries "
             f"({len(FORWARDERS)} forwarders configured)"
         )
+
+
+def _cpu_us(rounds: dict[str, list[Outcome]], name: str) -> float:
+    answered = sum(o.count(201) for o in rounds[name])
+    return CPU.get(name, 0.0) / max(answered, 1) * 1e6
 
 
 def _result(
@@ -285,6 +302,8 @@ def _result(
             "deployments); `relay serve --no-dispatch`, so no delivery runs during the rounds "
             "(fanout.py measures those)",
             "relay logs at info, its default: one access-log line per request (to a file)",
+            f"CPU per 201 (user+system of the server process, measured rounds): relay "
+            f"{_cpu_us(rounds, 'relay'):,.0f} µs, baseline {_cpu_us(rounds, 'baseline'):,.0f} µs",
             *more,
         ],
     )

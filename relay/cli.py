@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -27,6 +27,29 @@ log = structlog.get_logger("relay.cli")
 # How pydantic serialises a SecretStr in JSON mode.
 _PYDANTIC_MASK = "**********"
 MAX_PROCESSES = 64
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for `server.event_loop` (None: the standard library's)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                "server.event_loop is uvloop, but uvloop is not installed",
+                details=[{"field": "server.event_loop", "message": "install uvloop"}],
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived command's `main` on the configured event loop."""
+    with asyncio.Runner(loop_factory=_loop_factory(settings.server.event_loop)) as runner:
+        return runner.run(main)
 
 
 def _print_config_error(exc: ConfigError) -> None:
@@ -52,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
     log.info("relay_starting", version=__version__, host=host, port=port)
     limits = handler_args(settings.limits)  # bounds the request line and headers
-    asyncio.run(_serve(app, host, port, settings.delivery.shutdown_grace, limits))
+    _run_loop(settings, _serve(app, host, port, settings.delivery.shutdown_grace, limits))
     log.info("relay_stopped")
     return 0
 
@@ -121,7 +144,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if share.index == 0 and share.count > 1:
         children = Children(args.config, share.count, settings.delivery.shutdown_grace)
         children.spawn()
-    asyncio.run(run_worker(settings, share, children))
+    _run_loop(settings, run_worker(settings, share, children))
     return 0
 
 

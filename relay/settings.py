@@ -50,6 +50,11 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         default=None, description="Base URL used in Location and Link headers behind a proxy."
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop of `relay serve` and `relay worker`: uvloop where it is "
+        "installed (auto), required (uvloop), or the standard library's (asyncio).",
+    )
 
 
 class RetentionSettings(_Section):
