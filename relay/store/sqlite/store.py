@@ -25,6 +25,7 @@ from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
 from relay.store.sqlite.feed import SqliteFeed
+from relay.store.sqlite.insights import SqliteInsights
 from relay.store.sqlite.lifecycle import SqliteLifecycle
 from relay.store.sqlite.outbox import SqliteOutbox
 from relay.store.sqlite.releases import SqliteReleases
@@ -57,7 +58,13 @@ def _cursor(row: sqlite3.Row) -> Cursor:
 
 
 class SqliteStore(
-    SqliteFeed, SqliteCluster, SqliteRetention, SqliteLifecycle, SqliteReleases, SqliteOutbox
+    SqliteFeed,
+    SqliteCluster,
+    SqliteRetention,
+    SqliteInsights,
+    SqliteLifecycle,
+    SqliteReleases,
+    SqliteOutbox,
 ):
     """Store backed by one SQLite file."""
 
