@@ -36,13 +36,13 @@ def _seconds(later: str, earlier: str) -> str:
 # {where} narrows the window by stage and components; {gc}/{gs} are the group columns
 # (the component and stage, or '' for one group). Each time is ranked in SQL: only the
 # counts, medians and percentiles come back. The next success of a failed deployment is
-# one step on the deployments_live index.
+# one step on an index. (`+stage`: that test must not pick the stage index for a window.)
 DORA = f"""
 WITH w AS (
     SELECT seq, component, stage, status, occurred_at, committed_at, reverted_at,
         {{gc}} AS gc, {{gs}} AS gs
     FROM deployments
-    WHERE kind = 'deployment' AND stage IS NOT NULL AND occurred_at >= ? AND occurred_at < ?
+    WHERE kind = 'deployment' AND +stage IS NOT NULL AND occurred_at >= ? AND occurred_at < ?
         AND status IN ('success', 'build-error', 'crashed-error', 'timeout-error') {{where}}
 ), counts AS (
     SELECT gc, gs, sum(status = 'success') AS successes, count(*) AS total,

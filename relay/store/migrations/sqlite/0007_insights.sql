@@ -4,6 +4,8 @@
 ALTER TABLE deployments ADD COLUMN committed_at TEXT;
 
 -- Finished deployments of a stage in a time window (all components, or one).
+-- Finished deployments of every component and stage in a window (/metrics' DORA series).
+CREATE INDEX deployments_window ON deployments (occurred_at) WHERE kind = 'deployment';
 CREATE INDEX deployments_stage_window ON deployments (stage, occurred_at)
     WHERE kind = 'deployment';
 CREATE INDEX deployments_component_window ON deployments (component, stage, occurred_at)
