@@ -13,7 +13,7 @@ deployments (by `occurred_at`, i.e. their finish), with indexed queries:
 - **total / failed**: deployments that ended `success` or in a failure status
   (`build-error`, `crashed-error`, `timeout-error`; cancelled ones are no change and do
   not count); failed: a failure status, or a success later reverted by a rollback.
-- **lead time**: for successes with `committed_at`, finish − commit time (never
+- **lead time**: for successes with `committed_at`, finish minus commit time (never
   negative): how many, the median (the mean of the two middle values when the count is
   even) and the 90th percentile (nearest rank: the ⌈0.9·n⌉-th smallest).
 - **recovery**: for each failed deployment, the time to the next successful deployment
