@@ -61,15 +61,17 @@ class DoraParams(BaseModel):
 
     component: str | None = Field(default=None, description="Default: every readable one.")
     stage: ShortText = "production"
-    window: str = Field(default="30d", description="Days, 1-365: `30d` or `30`.")
+    window: int = Field(default=30, ge=1, le=365, description="Days, 1-365: `30d` or `30`.")
 
-    @field_validator("window")
+    @field_validator("window", mode="before")
     @classmethod
-    def _days(cls, value: str) -> str:
-        found = _WINDOW.match(value.strip())
-        if found is None or not 1 <= int(found.group(1)) <= 365:
-            raise ValueError("use a number of days from 1 to 365, e.g. 30d")
-        return found.group(1)
+    def _days(cls, value: object) -> object:
+        if isinstance(value, str):
+            found = _WINDOW.match(value.strip())
+            if found is None:
+                raise ValueError("use a number of days from 1 to 365, e.g. 30d")
+            return int(found.group(1))
+        return value
 
 
 def _params(model: type[M], request: web.Request) -> M:
@@ -142,7 +144,7 @@ async def dora(request: web.Request) -> web.Response:
     if params.component is not None:
         check_slug(params.component)
     answer = await request.app[INSIGHTS].dora(
-        principal_of(request), params.component, params.stage, int(params.window)
+        principal_of(request), params.component, params.stage, params.window
     )
     return json_answer(answer)
 
