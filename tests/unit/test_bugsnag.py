@@ -47,7 +47,7 @@ def make_event(event_type: str = "deployment.created", **data: Any) -> Event:
 def test_config_defaults_and_secret() -> None:
     """The URL defaults to build.bugsnag.com; the key is a secret absent from repr."""
     config = make_config()
-    assert config.url == "https://build.bugsnag.com"
+    assert config.url is None and config.base_url == "https://build.bugsnag.com"
     assert config.secrets() == [API_KEY]
     assert API_KEY not in repr(config)
 

@@ -132,10 +132,11 @@ def test_summary_names_commit_branch_and_host() -> None:
 
 
 def test_rest_request_maps_the_marker() -> None:
-    """REST posts revision, description, user and an ISO timestamp with Api-Key."""
+    """REST posts revision, description, user and an ISO timestamp with X-Api-Key."""
     request = build_rest_request(rest_config(), make_event(), NOW, "del-1")
     assert request.url == "https://api.newrelic.com/v2/applications/1234/deployments.json"
-    assert request.headers["Api-Key"] == KEY
+    assert request.headers["X-Api-Key"] == KEY
+    assert "Api-Key" not in request.headers
     assert request.json() == {
         "deployment": {
             "revision": "1.2.3",
@@ -209,13 +210,20 @@ async def test_nerdgraph_send_delivers() -> None:
         {"message": "x", "extensions": {"errorClass": "TIMEOUT"}},
         {"message": "x", "extensions": {"errorClass": "INTERNAL_SERVER_ERROR"}},
         {"message": "x", "extensions": {"errorClass": "SERVER_ERROR"}},
-        {"message": "Server timeout"},
+        {"message": "x", "extensions": {"errorClass": "TOO_MANY_REQUESTS"}},
     ],
 )
 def test_transient_graphql_errors_retry(error: dict[str, Any]) -> None:
-    """HTTP 200 with a timeout/internal error class is retried."""
+    """HTTP 200 with a timeout, internal-error or rate-limit error class is retried."""
     with pytest.raises(RetryLater):
         check_nerdgraph_answer(graphql_answer({"errors": [error]}), NOW)
+
+
+def test_error_class_decides_not_the_message() -> None:
+    """Like New Relic's own client, only the errorClass makes an error transient."""
+    body = {"errors": [{"message": "Invalid timeout", "extensions": {"errorClass": "BAD_INPUT"}}]}
+    with pytest.raises(PermanentFailure):
+        check_nerdgraph_answer(graphql_answer(body), NOW)
 
 
 def test_other_graphql_errors_are_permanent_with_message() -> None:
