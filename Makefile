@@ -25,6 +25,8 @@ lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check relay forwarders tests bench scripts
 	$(PY) -m ruff format --check relay forwarders tests bench scripts
 	$(PY) -m mypy relay forwarders
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 
 # The PostgreSQL tests start a throwaway server (tests/pg_cluster.py); this installs
 # Debian's postgresql package first when it is missing (needs root).

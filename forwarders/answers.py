@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.http import HttpResponse
+from relay.delivery.http import HttpResponse
 
 REASON_CHARS = 160
 # Keys whose string value is the whole reason, in the order they are looked for.

@@ -20,6 +20,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     PermanentFailure,
     RetryLater,
@@ -29,7 +31,6 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.common import ConfiguredForwarder, mask, summary
-from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
 log = structlog.get_logger("relay.forwarders.newrelic")

@@ -20,6 +20,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     PermanentFailure,
     SendContext,
@@ -37,7 +39,6 @@ from forwarders.common import (
     strict_web_url,
     unknown_placeholder,
 )
-from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
 log = structlog.get_logger("relay.forwarders.sentry")

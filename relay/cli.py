@@ -43,8 +43,8 @@ def _load(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
+    from relay.api.limits import handler_args
     from relay.app import create_app
-    from relay.limits import handler_args
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)

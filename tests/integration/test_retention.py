@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
+from relay.api.keys import STORE
 from relay.app import create_app
-from relay.keys import STORE
-from relay.retention import Pruner
+from relay.records.retention import Pruner
 from relay.store.retention_base import PruneResult, RetentionPolicy
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import format_db, utcnow
 from tests.acceptance.api import post_json
 from tests.delivery_support import eventually

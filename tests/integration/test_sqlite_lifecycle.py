@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from relay.models import Status
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from tests.lifecycle_contract import LifecycleContract, finished, started, success
 from tests.support import T0, make_command, make_record, minutes
 

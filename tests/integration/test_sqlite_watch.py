@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from tests.support import T0, make_command, make_record
 
 

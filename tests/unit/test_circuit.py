@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.circuit import CircuitBreaker, CircuitSnapshot
+from relay.delivery.circuit import CircuitBreaker, CircuitSnapshot
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FREE = 4  # free concurrency slots offered to `allowance`

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from relay.leases import new_owner, owner_gone
+from relay.store.leases import new_owner, owner_gone
 from tests.support import exited_pid
 
 

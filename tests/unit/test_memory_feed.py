@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.feed_contract import FeedContract
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from relay.models import Deployment
 from relay.store.base import Store
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.outbox_contract import OutboxContract, later_command
 
 

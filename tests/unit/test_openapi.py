@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.api import all_routes
-from relay.openapi import build_openapi
+from relay.api.openapi import build_openapi
 from tests.support import RELEASEBITS_FIELDS
 
 

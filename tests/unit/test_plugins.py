@@ -14,11 +14,11 @@ from pydantic import SecretStr
 from forwarders.base import Delivered, Event, ForwarderConfig, SendContext
 from forwarders.webhook import WebhookForwarder
 from relay.app import build_dispatcher
+from relay.delivery.http import HttpRequest, HttpResponse, MockTransport
+from relay.delivery.plugins import GROUP, Registry, default_registry
 from relay.errors import ConfigError
-from relay.http import HttpRequest, HttpResponse, MockTransport
-from relay.plugins import GROUP, Registry, default_registry
-from relay.service import RecordService, planner_for
-from relay.store.memory import MemoryStore
+from relay.records.service import RecordService, planner_for
+from relay.store.memory.store import MemoryStore
 from tests.delivery_support import ADMIN, engine_settings, eventually
 
 BUILT_INS = {"grafana", "sentry", "bugsnag", "newrelic", "webhook"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from forwarders.base import Event, MatchRule
 from forwarders.common import summary
 from forwarders.webhook import slack_message
-from relay.releases import Release, event_data
+from relay.records.releases import Release, event_data
 from tests.support import T0, make_record
 
 

@@ -9,8 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.errors import ConfigError, StoreError
-from relay.retention import Pruner, policy_from
-from relay.store.memory import MemoryStore
+from relay.records.retention import Pruner, policy_from
+from relay.store.memory.store import MemoryStore
 from relay.store.retention_base import PruneResult, RetentionPolicy
 from tests.delivery_support import eventually
 from tests.retention_contract import PRUNE_AT, WEEK, deploy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.errors import ValidationFailed
-from relay.retrace import component_of
+from relay.records.retrace import component_of
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from relay.store.sqlite_checkpoint import CATCH_UP_FRAMES, Checkpointer, Progress
+from relay.store.sqlite.checkpoint import CATCH_UP_FRAMES, Checkpointer, Progress
 
 
 class Fake:
