@@ -1,4 +1,4 @@
-"""The delivery loop (relay/dispatch.py) on the in-memory store with scripted forwarders:
+"""The delivery loop (relay/delivery/dispatch.py) on the in-memory store with scripted forwarders:
 outcomes, retries, ordering, concurrency, circuit breaker, isolation, leases."""
 
 from __future__ import annotations
