@@ -9,6 +9,7 @@ import pytest
 
 from forwarders.answers import answer_reason, shorten
 from forwarders.base import PermanentFailure, RetryLater, check_response
+from forwarders.common import masking
 from relay.delivery.http import HttpResponse
 from tests.forwarder_support import NOW
 
@@ -57,3 +58,11 @@ def test_check_response_puts_the_reason_after_the_status() -> None:
     with pytest.raises(RetryLater) as later:
         check_response(answer(b"", 503), NOW, what="Grafana")
     assert later.value.reason == "Grafana answered HTTP 503"
+
+
+def test_a_secret_the_target_echoes_is_masked_in_the_reason() -> None:
+    """The reason goes into last_error and logs: a key quoted back is masked there too."""
+    key = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(PermanentFailure) as dead, masking([key]):
+        check_response(answer({"errors": [f"apiKey {key} invalid"]}), NOW, what="Bugsnag")
+    assert dead.value.reason == "Bugsnag answered HTTP 400: apiKey *** invalid"
