@@ -214,13 +214,12 @@ def refused_refs(response: HttpResponse) -> str | None:
 
 
 def build_release_request(
-    config: SentryConfig, event: Event, version: str, delivery_id: str, *, refs: bool = True
+    config: SentryConfig, event: Event, version: str, delivery_id: str
 ) -> HttpRequest:
-    """`POST /api/0/organizations/{org}/releases/` for `version` (`refs=False`: without
-    the commit link, e.g. after Sentry refused the repository)."""
+    """`POST /api/0/organizations/{org}/releases/` for `version`."""
     data = event.data
     body: dict[str, Any] = {"version": version, "projects": list(config.projects)}
-    linked = release_refs(config, data) if refs else None
+    linked = release_refs(config, data)
     if linked:
         body["refs"] = linked
     # Sentry refuses the whole release over a link it does not take for a URL.
@@ -319,13 +318,14 @@ class SentryForwarder(ConfiguredForwarder[SentryConfig]):
         else:
             # The release exists (Sentry checks the repository after creating it): go on
             # to the deploy, and tell why the commit is not linked.
+            refused = mask(refused, self.config.secrets())
             context.state["refs_refused"] = f"Sentry refused the repository ({refused})"
             log.warning(
                 "sentry_commit_not_linked",
                 forwarder=self.config.name,
                 delivery_id=context.delivery_id,
                 repository=self.config.repository,
-                reason=mask(refused, self.config.secrets()),
+                reason=refused,
             )
         context.state.update(release_done=True, version=version)
         return response.status
