@@ -415,7 +415,7 @@ FROM outputs o JOIN deployments d ON d.id = o.deployment_id
 WHERE o.seq > $1 ORDER BY o.seq LIMIT $2
 """
 
-# -- retention (relay/store/postgres_retention.py) ----------------------------------------
+# -- retention (relay/store/postgres/retention.py) ----------------------------------------
 # Instances prune one batch at a time: rules of different instances running at once could
 # lock the same rows in opposite orders (an event, then its deliveries; a deployment's
 # deliveries, then its events). Held until the end of the batch's transaction.

@@ -3,9 +3,9 @@
 Every write operation is a plain function of a `sqlite3.Connection`. The writer
 task gathers whatever operations are queued, runs them in one transaction on the
 writer thread (each inside its own SAVEPOINT so one failing operation does not
-undo the others: sqlite_batch.py), commits once, and only then resolves the callers'
+undo the others: sqlite/batch.py), commits once, and only then resolves the callers'
 futures. A durable write's caller resumes once the commit has reached the disk: the
-WAL is synced off the writer thread (sqlite_sync.py), so that the next batch need not
+WAL is synced off the writer thread (sqlite/sync.py), so that the next batch need not
 wait.
 """
 
@@ -105,7 +105,7 @@ class SqliteEngine:
         # fsync its callers wait for: a dispatcher starts on new deliveries meanwhile.
         self.commit_hooks: list[Callable[[], None]] = []
         self._lock = WriterLock(path)
-        self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
+        self.commits = 0  # transactions this engine committed (see sqlite/watch.py)
         self._checkpoints = CheckpointConnection(path)
         self._checkpointer = Checkpointer(
             lambda: self.commits, self.background_checkpoint, self.checkpoint
@@ -194,7 +194,7 @@ class SqliteEngine:
         return await future
 
     async def background_checkpoint(self) -> Progress:
-        """Copy the WAL into the database file beside the writer (sqlite_checkpoint.py)."""
+        """Copy the WAL into the database file beside the writer (sqlite/checkpoint.py)."""
         if self._writer is None or self._closed:
             return (0, 0, 0)
         try:

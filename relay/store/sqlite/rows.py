@@ -1,5 +1,5 @@
 """Deployment rows of SQLite: to and from the model, and the rollback facts decided on
-write (the rule is in lifecycle_base.py). Shared by sqlite.py and sqlite_lifecycle.py."""
+write (the rule is in lifecycle_base.py). Shared by sqlite/store.py and sqlite/lifecycle.py."""
 
 from __future__ import annotations
 
