@@ -35,14 +35,14 @@ from _harness import Options, Result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest
 
-from relay.auth import Principal  # noqa: E402
-from relay.insights.deployment_metrics import DeploymentMetrics, MetricsConfig  # noqa: E402
-from relay.insights.service import BadgeConfig, InsightsService  # noqa: E402
-from relay.store.sqlite import sql  # noqa: E402
-from relay.store.sqlite.store import SqliteStore  # noqa: E402
-from relay.timeutil import format_db, utcnow  # noqa: E402
+from relay.auth import Principal
+from relay.insights.deployment_metrics import DeploymentMetrics, MetricsConfig
+from relay.insights.service import BadgeConfig, InsightsService
+from relay.store.sqlite import sql
+from relay.store.sqlite.store import SqliteStore
+from relay.timeutil import format_db, utcnow
 
 SIZES = (10_000, 100_000)
 COMPONENTS, STAGES = 100, ("production", "staging")
@@ -63,10 +63,9 @@ def fill(path: Path, count: int) -> None:
         component = f"svc-{i % COMPONENTS:03d}"
         stage = STAGES[(i // COMPONENTS) % 2]
         result = "success" if status == "success" else "failure"
-        rows.append(
-            (f"bench-{i}", "deployment", component, f"v{i}", result, status, stage, None, None)
-            + (started, stamp, None, None, None, "{}", "bench", stamp, stamp, stamp, committed)
-        )
+        identity = (f"bench-{i}", "deployment", component, f"v{i}", result, status, stage)
+        times = (started, stamp, None, None, None, "{}", "bench", stamp, stamp, stamp, committed)
+        rows.append((*identity, None, None, *times))
     with sqlite3.connect(path) as conn:
         conn.executemany(
             sql.INSERT_COMPONENT,
