@@ -102,7 +102,7 @@ async def take_snapshot(store: Store, config: MetricsConfig, now: datetime) -> S
     """Read everything the deployment series show."""
     totals = await store.deployment_totals()
     kept, left_out = kept_pairs(totals, config.max_series)
-    keys = sorted((c, s or None) for c, s in kept)
+    keys = [(c, s or None) for c, s in sorted(kept)]  # stage "" is no stage
     live_ids = await store.live_ids(keys)
     records = await store.deployments_by_ids(list(live_ids.values()))
     live = {(c, s or ""): records[i].version for (c, s), i in live_ids.items() if i in records}

@@ -151,3 +151,16 @@ def test_a_failed_first_deployment_has_no_live_version_in_its_badge() -> None:
     """Nothing live yet: the badge says only what failed."""
     failed = make_record("web", "1.0", status=Status.BUILD_ERROR)
     assert deployment_badge(failed, None, "prod") == BadgeSpec("prod", "1.0 failed", "failure")
+
+
+async def test_a_scrape_reads_deployments_with_and_without_a_stage() -> None:
+    """Pairs with no stage (label "") and with one are exported side by side."""
+    from relay.insights.deployment_metrics import MetricsConfig, take_snapshot
+    from relay.store.memory.store import MemoryStore
+    from tests.support import make_command
+
+    store = MemoryStore()
+    for stage in (None, "prod"):
+        await store.record(make_command(make_record("web", "1", stage=stage)))
+    snap = await take_snapshot(store, MetricsConfig(), datetime.now(UTC))
+    assert snap.live == {("web", ""): "1", ("web", "prod"): "1"}
