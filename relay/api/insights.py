@@ -149,6 +149,10 @@ async def dora(request: web.Request) -> web.Response:
     return json_answer(answer)
 
 
+# A badge decides access itself: public, a badge key, or a token.
+BADGE_ANSWERS = ("304", "401", "403", "422", "503")
+
+
 def routes() -> list[Route]:
     """Routes of this module."""
     return [
@@ -161,6 +165,7 @@ def routes() -> list[Route]:
             query=BadgeParams,
             public=True,
             content_type="image/svg+xml",
+            answers=BADGE_ANSWERS,
         ),
         Route(
             "GET",
@@ -171,6 +176,7 @@ def routes() -> list[Route]:
             query=BadgeParams,
             response=ShieldsEndpoint,
             public=True,
+            answers=BADGE_ANSWERS,
         ),
         Route(
             "GET",
