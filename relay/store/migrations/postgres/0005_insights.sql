@@ -4,11 +4,11 @@
 -- and secrets relay generates itself (the badge key secret).
 ALTER TABLE deployments ADD COLUMN committed_at TIMESTAMPTZ;
 
--- Finished deployments of every component and stage in a window (/metrics' DORA series).
+-- Deployments in a time window: of every component and stage (/metrics' DORA series), and
+-- of a stage (GET /insights/dora). One component's window reads deployments_listing, and
+-- the next success after a failure deployments_live.
 CREATE INDEX deployments_window ON deployments (occurred_at) WHERE kind = 'deployment';
 CREATE INDEX deployments_stage_window ON deployments (stage, occurred_at)
-    WHERE kind = 'deployment';
-CREATE INDEX deployments_component_window ON deployments (component, stage, occurred_at)
     WHERE kind = 'deployment';
 
 CREATE TABLE deployment_totals (
