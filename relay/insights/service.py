@@ -86,12 +86,14 @@ class InsightsService:
 
     async def badge(self, request: BadgeRequest) -> BadgeSpec:
         """What the badge says now."""
-        label = request.label or request.stage or request.kind
+        build = request.kind == "build"
+        label = request.label or (None if build else request.stage) or request.kind
+        stage = None if build else request.stage  # builds have no stage
         latest = await self.store.list_records(
-            ListQuery(kind=request.kind, component=request.component, stage=request.stage, limit=1)
+            ListQuery(kind=request.kind, component=request.component, stage=stage, limit=1)
         )
         record = latest.items[0] if latest.items else None
-        if request.kind == "build":
+        if build:
             return build_badge(record, label)
         live = None
         if record is not None:

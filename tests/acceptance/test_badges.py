@@ -94,6 +94,7 @@ async def test_build_badges_show_the_latest_build(client: Client) -> None:
     assert await svg(client, path) == ("build: 9 passing", GREEN)
     await create(client, "web-app", {"version": "10", "result": "failure"}, kind="builds")
     assert await svg(client, path) == ("build: 10 failing", RED)
+    assert await svg(client, path + "&stage=production") == ("build: 10 failing", RED)
 
 
 async def test_a_hostile_version_is_escaped_in_the_svg(client: Client) -> None:

@@ -164,3 +164,11 @@ async def test_a_scrape_reads_deployments_with_and_without_a_stage() -> None:
         await store.record(make_command(make_record("web", "1", stage=stage)))
     snap = await take_snapshot(store, MetricsConfig(), datetime.now(UTC))
     assert snap.live == {("web", ""): "1", ("web", "prod"): "1"}
+
+
+def test_a_configured_badge_secret_is_redacted_from_logs() -> None:
+    """badges.secret is among the values log redaction hides."""
+    from relay.settings import build_settings
+
+    settings = build_settings({"badges": {"secret": "badge-secret-value-123"}})
+    assert "badge-secret-value-123" in settings.secrets()
