@@ -36,7 +36,7 @@ class Transient(ClientError):
     """Worth another try: not reached, rate limited, or a 5xx.
 
     `maybe_applied` is False only when relay certainly did not act on the request
-    (connection refused, 429, 503), True when it may have (timeout, reset, other 5xx)."""
+    (not connected, 429), True when it may have (timeout, reset, 5xx)."""
 
     def __init__(
         self,
@@ -187,9 +187,9 @@ class Transport:
             exc.close()
             message = f"relay answered {self.conn.masked(_error_message(status, payload))}"
             if status == 429 or status >= 500:
-                certain = status in (429, 503)
+                # A 5xx may come from a proxy that lost relay's answer to a write it made.
                 raise Transient(
-                    message, maybe_applied=not certain, retry_after=retry_after, status=status
+                    message, maybe_applied=status != 429, retry_after=retry_after, status=status
                 ) from None
             raise ClientError(message, status, payload) from None
         except urllib.error.URLError as exc:

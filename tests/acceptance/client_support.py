@@ -84,6 +84,6 @@ def output_lines(server: RelayServer, component: str, ident: str) -> list[str]:
 
 def dry_run_body(stdout: str) -> dict[str, Any]:
     """The JSON body of the first request a `--dry-run` printed."""
-    head, _, rest = stdout.partition("\n\n")
+    _, _, rest = stdout.partition("\n\n")
     body: dict[str, Any] = json.loads(rest.splitlines()[0])
     return body
