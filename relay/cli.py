@@ -53,8 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
     import asyncio
 
+    from relay.api.limits import handler_args
     from relay.app import create_app
-    from relay.limits import handler_args
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)

@@ -25,9 +25,9 @@ from pydantic_settings import (
 )
 
 from forwarders.base import Duration, ForwarderConfig
+from relay.delivery.netguard import Network, parse_networks
+from relay.delivery.plugins import Registry, default_registry
 from relay.errors import ConfigError
-from relay.netguard import Network, parse_networks
-from relay.plugins import Registry, default_registry
 
 DEFAULT_CONFIG = "config/relay.toml"
 SCOPES = ("events:write", "events:read", "admin")

@@ -10,6 +10,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from relay.api.keys import AUTH, PRINCIPAL, REQUEST_ID
+from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
 from relay.auth import extract_token
 from relay.errors import (
     BodyTooLarge,
@@ -21,8 +23,6 @@ from relay.errors import (
     Unauthenticated,
 )
 from relay.ids import new_hex_id
-from relay.keys import AUTH, PRINCIPAL, REQUEST_ID
-from relay.limits import ConnectionCounter, RateLimiter, retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("relay.http")

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from relay.api.keys import SETTINGS
 from relay.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
-from relay.keys import SETTINGS
 
 _BRACKET = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 # A `+` in a query string decodes to a space: restore UTC offsets that lost it.

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient
 
+from relay.api.limits import handler_args
 from relay.app import create_app
-from relay.limits import handler_args
 from relay.settings import LimitsSettings
 from tests.acceptance.api import assert_error, bearer
 from tests.support import READ_TOKEN, make_settings

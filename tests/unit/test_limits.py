@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.limits import ConnectionCounter, RateLimiter, handler_args, retry_after
+from relay.api.limits import ConnectionCounter, RateLimiter, handler_args, retry_after
 from relay.settings import LimitsSettings
 
 
