@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +161,27 @@ def test_missing_url_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr == "relay: error: no relay URL: set RELAY_URL or pass --url\n"
+
+
+def test_the_client_loads_nothing_of_the_server(tmp_path: Path) -> None:
+    """A whole `relay deploy create --dry-run` imports neither the server's modules nor
+    aiohttp, pydantic or structlog."""
+    code = (
+        "import sys\n"
+        "from relay.cli import main\n"
+        "code = main(['deploy', 'create', '-C', 'x', '--version', '1', '--dry-run'])\n"
+        "heavy = ('aiohttp', 'pydantic', 'structlog', 'relay.app', 'relay.api', 'relay.store',"
+        " 'relay.records', 'relay.delivery', 'relay.settings', 'forwarders')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=base_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
