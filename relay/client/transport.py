@@ -179,19 +179,9 @@ class Transport:
         try:
             with urllib.request.urlopen(request, timeout=self.conn.timeout) as response:
                 ctype = response.headers.get("Content-Type")
-                return Answer(response.status, _decode(response.read(), ctype))
+                answer = Answer(response.status, _decode(response.read(), ctype))
         except urllib.error.HTTPError as exc:
-            status = exc.code
-            payload = _decode(exc.read(), exc.headers.get("Content-Type"))
-            retry_after = _retry_after(exc.headers.get("Retry-After"))
-            exc.close()
-            message = f"relay answered {self.conn.masked(_error_message(status, payload))}"
-            if status == 429 or status >= 500:
-                # A 5xx may come from a proxy that lost relay's answer to a write it made.
-                raise Transient(
-                    message, maybe_applied=status != 429, retry_after=retry_after, status=status
-                ) from None
-            raise ClientError(message, status, payload) from None
+            raise self._refusal(exc) from None
         except urllib.error.URLError as exc:
             # urllib wraps only errors of connecting and sending: relay never read it all.
             raise Transient(
@@ -200,6 +190,26 @@ class Transport:
         except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
             what = "timed out" if isinstance(exc, TimeoutError) else f"connection lost ({exc})"
             raise Transient(f"relay at {where} {what}", maybe_applied=True) from None
+        if self.conn.verbose:
+            print(f"relay: {method} {where} -> {answer.status}", file=self.conn.log)
+            warnings = answer.body.get("warnings") if isinstance(answer.body, dict) else None
+            for warning in warnings or []:
+                print(f"relay: relay says: {self.conn.masked(str(warning))}", file=self.conn.log)
+        return answer
+
+    def _refusal(self, exc: urllib.error.HTTPError) -> ClientError:
+        """The error of a non-2xx answer: Transient for 429 and 5xx."""
+        status = exc.code
+        payload = _decode(exc.read(), exc.headers.get("Content-Type"))
+        retry_after = _retry_after(exc.headers.get("Retry-After"))
+        exc.close()
+        message = f"relay answered {self.conn.masked(_error_message(status, payload))}"
+        if status == 429 or status >= 500:
+            # A 5xx may come from a proxy that lost relay's answer to a write it made.
+            return Transient(
+                message, maybe_applied=status != 429, retry_after=retry_after, status=status
+            )
+        return ClientError(message, status, payload)
 
     def _note_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
