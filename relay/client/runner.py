@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import BinaryIO
 
+from relay.client.console import silence
+
 CHUNK = 65536
 # After the command exits, how long its pipes may stay open (a daemon it started can
 # hold them for ever) before the last bytes are taken as they are.
@@ -32,9 +34,15 @@ def _pump(source: BinaryIO, sink: BinaryIO, on_line: Callable[[str], None]) -> N
     """Copy `source` to `sink` chunk by chunk (unbuffered) and call `on_line` per line."""
     partial = b""
     fd = source.fileno()
+    passing = True
     while chunk := os.read(fd, CHUNK):
-        sink.write(chunk)
-        sink.flush()
+        if passing:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except OSError:  # the console went away (`| head`): keep reading, or the
+                passing = False  # command would block on a full pipe
+                silence(sink)
         partial += chunk
         *lines, partial = partial.split(b"\n")
         for line in lines:

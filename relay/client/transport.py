@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from relay import __version__
+from relay.client.console import silence
 
 MASK = "***"
 RETRY_AFTER_CAP = 30.0  # a longer Retry-After is not worth holding a pipeline for
@@ -225,4 +226,7 @@ class Transport:
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if data is not None:
             lines += ["", self.conn.masked(data.decode("utf-8"))]
-        print("\n".join(lines), file=self.conn.out, flush=True)
+        try:
+            print("\n".join(lines), file=self.conn.out, flush=True)
+        except BrokenPipeError:
+            silence(self.conn.out)

@@ -194,3 +194,26 @@ def test_a_command_that_cannot_run_fails_the_deployment(relay: RelayServer, tmp_
 def server_env_down(home: Path) -> dict[str, str]:
     """An environment pointing at a port nothing listens on."""
     return base_env(home, RELAY_URL=f"http://127.0.0.1:{free_port()}", RELAY_TOKEN="t0ken-x")
+
+
+def test_a_console_that_goes_away_does_not_stop_the_command(
+    relay: RelayServer, tmp_path: Path
+) -> None:
+    """`relay deploy run … | head -1`: the command still runs to its end, every line
+    still reaches relay, and the exit code is still the command's."""
+    process = _start(
+        server_env(relay, tmp_path),
+        tmp_path,
+        *("-C", "headed", "--version", "1", "--"),
+        *(sys.executable, "-c", "import sys\nfor i in range(50000): print(i)\nsys.exit(5)"),
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "0\n"
+    process.stdout.close()
+    process.wait(timeout=60)
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.returncode == 5, stderr
+    ident = _only_deployment(relay, "headed", time.monotonic() + 1)
+    assert output_lines(relay, "headed", ident) == [str(i) for i in range(50000)]
