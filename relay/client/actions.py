@@ -102,7 +102,11 @@ def start(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]
     started = handoff.Started(component, _created_id(answer.body))
     print(started.id, flush=True)
     if not args.dry_run:
-        places = handoff.leave(started, Path(args.id_file), env)
+        try:
+            places = handoff.leave(started, Path(args.id_file), env)
+        except OSError as exc:
+            _warn(f"could not leave the id for `finish` ({exc}); pass --id {started.id}")
+            return 0
         print(f"relay: deployment {started.id} started; id in {', '.join(places)}", file=sys.stderr)
     return 0
 

@@ -52,7 +52,8 @@ def _pump(source: BinaryIO, sink: BinaryIO, on_line: Callable[[str], None]) -> N
 
 
 def run(argv: Sequence[str], on_line: Callable[[str], None]) -> Outcome:
-    """Run `argv` to its end; SIGINT/SIGTERM received meanwhile are passed on to it."""
+    """Run `argv` to its end; SIGINT/SIGTERM received meanwhile are passed on to it, and
+    ignored once it has ended."""
     try:
         child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
@@ -77,12 +78,13 @@ def run(argv: Sequence[str], on_line: Callable[[str], None]) -> Outcome:
         if child.poll() is None:
             child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
-    try:
-        status = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    status = child.wait()
+    # From here on relay is being told how it ended: a CI's follow-up SIGTERM must not cut
+    # that short (each request is bounded by its timeout and retries, the flush by its own).
+    for sig in FORWARDED:
+        signal.signal(sig, signal.SIG_IGN)
     for pump in pumps:
         pump.join(DRAIN_GRACE)
     code = 128 - status if status < 0 else status  # killed by signal N: 128 + N
