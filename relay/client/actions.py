@@ -139,27 +139,19 @@ def finish(args: argparse.Namespace, transport: Transport, env: Mapping[str, str
     return 0
 
 
-def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str], soft: bool) -> int:
+def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) -> int:
     """Start, run the command with its output streamed to the log, finish by its exit code.
 
     The command's exit code is always the answer; relay failing once the command has
     started only warns."""
     component = _component(args, env)
     body = {**_body(args, env), "status": "building"}
-    started: handoff.Started | None = None
-    try:
-        answer = transport.request("POST", _path(component, "deployments"), body)
-        started = handoff.Started(component, _created_id(answer.body))
-    except ClientError as exc:
-        if not soft:
-            raise
-        _warn(f"{exc}; running the command without reporting it")
+    answer = transport.request("POST", _path(component, "deployments"), body)
+    started = handoff.Started(component, _created_id(answer.body))
     log = None
-    if started is not None and not args.dry_run:
+    if not args.dry_run:
         log = OutputLog(transport, _path(component, "deployments", started.id, "output"))
     outcome = runner.run(args.command, log.add if log else lambda line: None)
-    if started is None:
-        return outcome.code
     if log is not None and not log.close(FLUSH_TIMEOUT):
         _warn(f"{log.unsent} output lines did not reach relay ({log.failure or 'timed out'})")
     if outcome.interrupted is not None:
@@ -179,22 +171,24 @@ def _warn(message: str) -> None:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run the parsed command; relay failures end in one line on stderr."""
+    """Run the parsed command; a failure ends in one line on stderr. With --soft every
+    failure only warns (a fork's job without RELAY_URL included), and `deploy run`
+    still runs its command."""
     env = os.environ
     soft = args.soft or _truthy(env.get("RELAY_SOFT"))
     try:
         transport = Transport(connection(args, env))
         if args.verb == "run":
-            return run(args, transport, env, soft)
+            return run(args, transport, env)
         commands: dict[str, Callable[[argparse.Namespace, Transport, Mapping[str, str]], int]]
         commands = {"create": create, "start": start, "finish": finish}
         return commands[args.verb](args, transport, env)
-    except UsageError as exc:
-        print(f"relay: error: {exc}", file=sys.stderr)
-        return USAGE
-    except ClientError as exc:
-        if soft:
-            _warn(f"{exc} (--soft: not failing)")
-            return 0
-        print(f"relay: error: {exc}", file=sys.stderr)
-        return FAILED
+    except (UsageError, ClientError) as exc:
+        if not soft:
+            print(f"relay: error: {exc}", file=sys.stderr)
+            return USAGE if isinstance(exc, UsageError) else FAILED
+        if args.verb == "run":  # relay was not told anything yet: run it unreported
+            _warn(f"{exc}; running the command without reporting it")
+            return runner.run(args.command, lambda line: None).code
+        _warn(f"{exc} (--soft: not failing)")
+        return 0

@@ -217,3 +217,17 @@ def test_a_console_that_goes_away_does_not_stop_the_command(
     assert process.returncode == 5, stderr
     ident = _only_deployment(relay, "headed", time.monotonic() + 1)
     assert output_lines(relay, "headed", ident) == [str(i) for i in range(50000)]
+
+
+def test_soft_without_a_relay_url_still_runs_the_command(tmp_path: Path) -> None:
+    """A job without RELAY_URL (a fork's, say) and RELAY_SOFT=1: a warning, the command
+    runs, its code is relay's."""
+    process = _start(
+        base_env(tmp_path, RELAY_SOFT="1"),
+        tmp_path,
+        *("-C", "x", "--version", "1", "--", "sh", "-c", "echo done; exit 6"),
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 6
+    assert stdout == "done\n"
+    assert stderr.startswith("relay: warning: no relay URL")
