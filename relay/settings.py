@@ -26,7 +26,7 @@ from pydantic_settings import (
 
 from forwarders.base import Duration, ForwarderConfig
 from relay.errors import ConfigError
-from relay.netguard import Network, parse_networks
+from relay.netguard import Network, parse_networks, url_host_problem
 from relay.plugins import Registry, default_registry
 
 DEFAULT_CONFIG = "config/relay.toml"
@@ -294,11 +294,24 @@ def _forwarders(
         except ConfigError as exc:
             details += exc.details
             continue
+        details += _url_problems(config, where)
         if config.name in seen:
             details.append({"field": f"{where}.name", "message": f"duplicate name {config.name!r}"})
         seen.add(config.name)
         out.append(config)
     return out
+
+
+def _url_problems(config: ForwarderConfig, where: str) -> list[dict[str, Any]]:
+    # Every URL of a forwarder, whichever plugin defines it: a host spelled `127.1` or
+    # `2130706433` is refused here, before anything is sent (relay.netguard).
+    urls = {
+        key: value
+        for key, value in config.model_dump(mode="json").items()
+        if isinstance(value, str) and value.startswith(("http://", "https://"))
+    }
+    problems = {key: url_host_problem(url) for key, url in urls.items()}
+    return [{"field": f"{where}.{k}", "message": p} for k, p in problems.items() if p]
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
