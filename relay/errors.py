@@ -80,6 +80,10 @@ class UnsupportedMediaType(RelayError):
     code = "unsupported_media_type"
 
 
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    code = "unsupported_content_encoding"
+
+
 class ValidationFailed(RelayError):
     status = 422
     code = "validation_error"
