@@ -44,15 +44,13 @@ def _load(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
     from relay.app import create_app
-    from relay.limits import handler_args
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)
     host = args.host if args.host is not None else settings.server.host
     port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
     log.info("relay_starting", version=__version__, host=host, port=port)
-    limits = handler_args(settings.limits)  # bounds the request line and headers
-    asyncio.run(_serve(app, host, port, settings.delivery.shutdown_grace, limits))
+    asyncio.run(_serve(app, host, port, settings))
     log.info("relay_stopped")
     return 0
 
@@ -85,15 +83,21 @@ class _Uploads:
                 self.idle.set()
 
 
-async def _serve(
-    app: web.Application, host: str, port: int, grace: float, handler_args: dict[str, Any]
-) -> None:
+async def _serve(app: web.Application, host: str, port: int, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully: close the listener, answer the
     requests being handled, let sends finish within `grace`, release leases."""
     uploads = _Uploads()
     app.middlewares.insert(0, uploads.middleware)
-    wait = max(grace, 1.0)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=wait, **handler_args)
+    from relay.api.protocol import RelayRunner, handler_args
+
+    wait = max(settings.delivery.shutdown_grace, 1.0)
+    runner = RelayRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=wait,
+        header_timeout=settings.server.header_timeout,
+        **handler_args(settings),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -61,6 +61,13 @@ class MethodNotAllowed(RelayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(RelayError):
+    """The client took longer than `server.body_timeout` to send its body."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(RelayError):
     status = 409
     code = "conflict"

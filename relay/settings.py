@@ -50,6 +50,23 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         default=None, description="Base URL used in Location and Link headers behind a proxy."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses (CIDRs) whose Forwarded / X-Forwarded-* headers are believed.",
+    )
+    header_timeout: Duration = Field(
+        default=10.0, gt=0, description="Time to send a request's line and headers."
+    )
+    body_timeout: Duration = Field(default=30.0, gt=0, description="Time to send a body.")
+    idle_timeout: Duration = Field(
+        default=60.0, gt=0, description="How long an idle keep-alive connection is kept."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # ValueError names the bad CIDR
+        return values
 
 
 class RetentionSettings(_Section):

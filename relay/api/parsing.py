@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -16,6 +17,7 @@ from multidict import MultiDictProxy
 from relay.errors import (
     BodyTooLarge,
     MalformedBody,
+    RequestTimeout,
     UnsupportedContentEncoding,
     UnsupportedMediaType,
 )
@@ -182,6 +184,11 @@ def _too_large(request: web.Request) -> BodyTooLarge:
     return BodyTooLarge(f"the body is larger than the limit of {limit} bytes")
 
 
+def _too_slow(request: web.Request) -> RequestTimeout:
+    limit = request.app[SETTINGS].server.body_timeout
+    return RequestTimeout(f"the body did not arrive within {limit:g}s (server.body_timeout)")
+
+
 def _undecodable() -> MalformedBody:
     return MalformedBody("the body cannot be decoded as its Content-Encoding says")
 
@@ -191,7 +198,10 @@ async def read_body(request: web.Request) -> bytes:
     UnsupportedContentEncoding or MalformedBody when it cannot be decoded."""
     check_content_encoding(request)
     try:
-        return await request.read()
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise _too_slow(request) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(request) from None
     except web.RequestPayloadError:
@@ -201,7 +211,10 @@ async def read_body(request: web.Request) -> bytes:
 async def _form_fields(request: web.Request) -> dict[str, Any]:
     check_content_encoding(request)
     try:
-        form: MultiDictProxy[Any] = await request.post()
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            form: MultiDictProxy[Any] = await request.post()
+    except TimeoutError:
+        raise _too_slow(request) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(request) from None
     except web.RequestPayloadError:
