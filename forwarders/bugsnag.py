@@ -27,7 +27,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.base import check_response as _check
-from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking
+from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking, url_secrets
 from relay.http import HttpRequest, HttpResponse
 
 DEFAULT_URL = "https://build.bugsnag.com"
@@ -63,7 +63,7 @@ class BugsnagConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The project API key."""
-        return [self.api_key.get_secret_value()]
+        return [self.api_key.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def repository_host(repository: str) -> str | None:

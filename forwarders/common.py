@@ -6,11 +6,13 @@ keeps their config), `BaseUrl` (a config field type) and `masking` (a context ma
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import AfterValidator
 
@@ -145,6 +147,41 @@ def lookup(data: dict[str, Any], placeholder: Placeholder) -> Any:
 
 
 # -- secrets in what a target answered -------------------------------------------------------
+
+# Shorter pieces of a URL are not masked: `***` for every `v1` or `api` would hide more
+# than it protects.
+MIN_SECRET_PART = 4
+
+
+def _secret_segment(segment: str) -> bool:
+    """A path segment that looks like a key (`T0123ABCD`, `xoxb…`, a UUID), not a word
+    (`hooks`, `services`, `v1`)."""
+    if len(segment) >= 20:
+        return True
+    mixed = any(c.isupper() for c in segment) and any(c.islower() for c in segment)
+    return len(segment) >= 6 and (mixed or any(c.isdigit() for c in segment))
+
+
+def url_secrets(url: str, *, whole: bool = False) -> list[str]:
+    """The secret-bearing parts of `url`, for masking: its userinfo (user, password and
+    the `Authorization: Basic` value an HTTP client builds from them) and, when the URL
+    is itself a credential (`whole`, as a webhook's), the URL, every key-like path
+    segment and every query value; each as written and percent-decoded."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        basic = base64.b64encode(f"{user}:{password}".encode("latin-1", "replace")).decode()
+        found += [parts.netloc.rsplit("@", 1)[0], user, password, f"{user}:{password}"]
+        found += [basic, f"Basic {basic}"]
+    if whole:
+        found.append(url)
+        segments = [s for s in parts.path.split("/") if _secret_segment(unquote(s))]
+        values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+        raw = [pair.partition("=")[2] for pair in parts.query.split("&")]
+        found += segments + [unquote(s) for s in segments] + values + raw
+    unique = dict.fromkeys(s for s in found if len(s) >= MIN_SECRET_PART)
+    return list(unique)
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -25,7 +25,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.base import check_response as _check
-from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary
+from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary, url_secrets
 from relay.http import HttpRequest, HttpResponse
 from relay.models import TERMINAL_STATUSES
 
@@ -53,7 +53,7 @@ class GrafanaConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The service-account token."""
-        return [self.token.get_secret_value()]
+        return [self.token.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def to_ms(moment: datetime) -> int:

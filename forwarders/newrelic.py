@@ -25,7 +25,7 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
-from forwarders.common import ConfiguredForwarder, summary
+from forwarders.common import ConfiguredForwarder, summary, url_secrets
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
@@ -82,7 +82,7 @@ class NewRelicConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The API key, for log redaction."""
-        return [self.api_key.get_secret_value()]
+        return [self.api_key.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def applies(event: Event) -> Skipped | None:

@@ -32,6 +32,7 @@ from forwarders.common import (
     lookup,
     stray_brace,
     unknown_placeholder,
+    url_secrets,
 )
 from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
@@ -133,7 +134,7 @@ class SentryConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The auth token, for log redaction."""
-        return [self.token.get_secret_value()]
+        return [self.token.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def plan_for(event: Event) -> Plan | Skipped:
