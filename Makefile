@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/relay.toml
 
-.PHONY: run test lint pg unit integration acceptance bench fuzz soak format clean
+.PHONY: run test lint pg browser unit integration acceptance bench fuzz soak format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,20 @@ lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check relay forwarders tests bench scripts
 	$(PY) -m ruff format --check relay forwarders tests bench scripts
 	$(PY) -m mypy relay forwarders
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 
 # The PostgreSQL tests start a throwaway server (tests/pg_cluster.py); this installs
 # Debian's postgresql package first when it is missing (needs root).
 pg: $(VENV)/.installed-dev
 	$(PY) -m tests.pg_cluster install
 
-test: lint pg
+# The browser tests drive Debian's chromium with Playwright (tests/browser.py); this
+# installs the package first when it is missing (needs root).
+browser: $(VENV)/.installed-dev
+	$(PY) -m tests.browser install
+
+test: lint pg browser
 	$(PY) -m pytest tests
 
 # A longer schemathesis run against /openapi.json (`make test` runs 15 examples each).

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from relay.receivers.webhook import WebhookReceiver  # noqa: E402
 from relay.settings import Settings  # noqa: E402
+from relay.standins.webhook import WebhookReceiver  # noqa: E402
 
 TOKEN = "crashloop-token"
 SECRET = "whsec_" + base64.b64encode(b"crash-loop-webhook-secret-32byt").decode()

@@ -18,9 +18,13 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+# Names a forwarder builds its requests with; they live in relay's delivery package
+# and are exported from here, the plugin API, so that plugins need import nothing else.
+from relay.delivery.http import HttpRequest as HttpRequest
+from relay.delivery.http import HttpResponse as HttpResponse
+from relay.delivery.http import Transport as Transport
+from relay.delivery.netguard import AddressRefused as AddressRefused
 from relay.errors import RelayError
-from relay.http import HttpRequest, HttpResponse, Transport
-from relay.netguard import AddressRefused
 from relay.timeutil import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

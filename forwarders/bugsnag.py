@@ -21,6 +21,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     SendContext,
     Skipped,
@@ -28,7 +30,6 @@ from forwarders.base import (
 )
 from forwarders.base import check_response as _check
 from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking, url_secrets
-from relay.http import HttpRequest, HttpResponse
 
 DEFAULT_URL = "https://build.bugsnag.com"
 Provider = Literal[

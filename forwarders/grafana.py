@@ -18,6 +18,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     PermanentFailure,
     SendContext,
@@ -26,7 +28,6 @@ from forwarders.base import (
 )
 from forwarders.base import check_response as _check
 from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary, url_secrets
-from relay.http import HttpRequest, HttpResponse
 from relay.models import TERMINAL_STATUSES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

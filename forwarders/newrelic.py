@@ -17,6 +17,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     PermanentFailure,
     RetryLater,
@@ -26,7 +28,6 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.common import ConfiguredForwarder, summary, url_secrets
-from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
 MAX_CONCURRENCY = 25  # requests in flight per API key

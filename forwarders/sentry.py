@@ -18,6 +18,8 @@ from forwarders.base import (
     Delivered,
     Event,
     ForwarderConfig,
+    HttpRequest,
+    HttpResponse,
     Outcome,
     PermanentFailure,
     SendContext,
@@ -34,7 +36,6 @@ from forwarders.common import (
     unknown_placeholder,
     url_secrets,
 )
-from relay.http import HttpRequest, HttpResponse
 from relay.timeutil import format_wire, to_utc
 
 # Sentry asks for 429 and 502/503/504 to be retried and calls other 4xx permanent; a

@@ -44,7 +44,7 @@ from forwarders.common import (
     unknown_placeholder,
     url_secrets,
 )
-from relay.http import JSON_HEADERS, HttpRequest, json_body
+from relay.delivery.http import JSON_HEADERS, HttpRequest, json_body
 
 SECRET_PREFIX = "whsec_"
 # Headers relay computes itself: a static header may not replace them.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import TextIO
 
 import structlog
@@ -13,16 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from relay.api import all_routes
-from relay.api.middleware import authenticate, client_cap, rate_limit, request_context
-from relay.api.routes import register
-from relay.auth import Authenticator, generate_token, hash_token, new_token_record
-from relay.circuit import CircuitBreaker
-from relay.deliveries import DeliveryService
-from relay.dispatch import Dispatcher, Target
-from relay.errors import Conflict
-from relay.feed import Feed
-from relay.http import AiohttpTransport, Transport
-from relay.keys import (
+from relay.api.keys import (
     AUTH,
     DELIVERIES,
     DISPATCHER,
@@ -40,23 +30,30 @@ from relay.keys import (
     TRANSITIONS,
     TRANSPORT,
 )
-from relay.limits import ConnectionCounter, RateLimiter
+from relay.api.limits import ConnectionCounter, RateLimiter
+from relay.api.middleware import authenticate, client_cap, rate_limit, request_context
+from relay.api.openapi import build_openapi
+from relay.api.routes import register
+from relay.auth import Authenticator, generate_token, hash_token, new_token_record
+from relay.delivery.deliveries import DeliveryService
+from relay.delivery.http import AiohttpTransport
+from relay.delivery.plugins import Registry
+from relay.errors import Conflict
+from relay.feed.broker import Feed
 from relay.logging import register_secrets
 from relay.metrics import Metrics
-from relay.openapi import build_openapi
-from relay.outputs import OutputService
-from relay.plugins import Registry, default_registry
-from relay.releases import ReleaseService
-from relay.retention import Pruner
-from relay.retrace import RetraceService
-from relay.service import RecordService, planner_for
+from relay.records.outputs import OutputService
+from relay.records.releases import ReleaseService
+from relay.records.retention import Pruner
+from relay.records.retrace import RetraceService
+from relay.records.service import RecordService, planner_for
+from relay.records.transitions import TransitionService
 from relay.settings import Settings
 from relay.store import Store, open_store
 from relay.store.base import NewEvent, TokenRecord
 from relay.store.opening import open_with_retry
 from relay.tasks import cancel_and_wait
-from relay.transitions import TransitionService
-from relay.worker import ALONE, Share
+from relay.worker import build_dispatcher
 
 log = structlog.get_logger("relay.app")
 
@@ -87,38 +84,6 @@ async def bootstrap_admin_token(store: Store, settings: Settings, out: TextIO) -
     )
     out.flush()
     return token
-
-
-def build_dispatcher(
-    settings: Settings,
-    store: Store,
-    transport: Transport,
-    registry: Registry | None = None,
-    *,
-    share: Share = ALONE,
-) -> Dispatcher:
-    """A dispatcher running every configured forwarder (with `share`'s part of each
-    one's concurrency, when several worker processes deliver)."""
-    registry = registry or default_registry()
-    delivery = settings.delivery
-    targets = [
-        Target(
-            config=config,
-            forwarder=registry.get(config.type)(config),
-            slots=share.of(config.concurrency),
-            breaker=CircuitBreaker(
-                threshold=delivery.circuit_threshold,
-                cooldown=timedelta(seconds=delivery.circuit_cooldown),
-            ),
-        )
-        for config in settings.forwarders
-    ]
-    dispatcher = Dispatcher(
-        store, targets, transport, poll_interval=delivery.poll_interval, lease=delivery.lease
-    )
-    # This process's own events: their deliveries may start before the event's fsync.
-    store.add_commit_listener(dispatcher.wake)
-    return dispatcher
 
 
 def create_app(

@@ -15,13 +15,13 @@ from aiohttp import web
 
 from relay.app import create_app
 from relay.logging import configure
-from relay.receivers.base import Receiver
-from relay.receivers.bugsnag import BugsnagReceiver
-from relay.receivers.grafana import GrafanaReceiver
-from relay.receivers.newrelic import NewRelicReceiver
-from relay.receivers.sentry import SentryReceiver
-from relay.receivers.webhook import WebhookReceiver
 from relay.settings import build_settings
+from relay.standins.base import Receiver
+from relay.standins.bugsnag import BugsnagReceiver
+from relay.standins.grafana import GrafanaReceiver
+from relay.standins.newrelic import NewRelicReceiver
+from relay.standins.sentry import SentryReceiver
+from relay.standins.webhook import WebhookReceiver
 
 TOKEN = "demo-token-0123456789"
 SECRET = "whsec_" + base64.b64encode(b"relay-demo-signing-secret-32byte").decode()

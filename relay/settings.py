@@ -25,9 +25,9 @@ from pydantic_settings import (
 )
 
 from forwarders.base import Duration, ForwarderConfig
+from relay.delivery.netguard import Network, parse_networks, url_host_problem
+from relay.delivery.plugins import Registry, default_registry
 from relay.errors import ConfigError
-from relay.netguard import Network, parse_networks, url_host_problem
-from relay.plugins import Registry, default_registry
 
 DEFAULT_CONFIG = "config/relay.toml"
 SCOPES = ("events:write", "events:read", "admin")
@@ -321,7 +321,7 @@ def _forwarders(
 
 def _url_problems(config: ForwarderConfig, where: str) -> list[dict[str, Any]]:
     # Every URL of a forwarder, whichever plugin defines it: a host spelled `127.1` or
-    # `2130706433` is refused here, before anything is sent (relay.netguard).
+    # `2130706433` is refused here, before anything is sent (relay.delivery.netguard).
     urls = {
         key: value
         for key, value in config.model_dump(mode="json").items()

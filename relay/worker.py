@@ -19,10 +19,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
+from relay.delivery.circuit import CircuitBreaker
+from relay.delivery.dispatch import Dispatcher
+from relay.delivery.http import Transport
+from relay.delivery.plugins import Registry, default_registry
+from relay.delivery.target import Target
 from relay.settings import Settings
+from relay.store import Store
 from relay.tasks import cancel_and_wait
 
 log = structlog.get_logger("relay.worker")
@@ -179,12 +186,43 @@ def _parent() -> int:
     return int(text) if text.isdigit() else os.getppid()
 
 
+def build_dispatcher(
+    settings: Settings,
+    store: Store,
+    transport: Transport,
+    registry: Registry | None = None,
+    *,
+    share: Share = ALONE,
+) -> Dispatcher:
+    """A dispatcher running every configured forwarder (with `share`'s part of each
+    one's concurrency, when several worker processes deliver)."""
+    registry = registry or default_registry()
+    delivery = settings.delivery
+    targets = [
+        Target(
+            config=config,
+            forwarder=registry.get(config.type)(config),
+            slots=share.of(config.concurrency),
+            breaker=CircuitBreaker(
+                threshold=delivery.circuit_threshold,
+                cooldown=timedelta(seconds=delivery.circuit_cooldown),
+            ),
+        )
+        for config in settings.forwarders
+    ]
+    dispatcher = Dispatcher(
+        store, targets, transport, poll_interval=delivery.poll_interval, lease=delivery.lease
+    )
+    # This process's own events: their deliveries may start before the event's fsync.
+    store.add_commit_listener(dispatcher.wake)
+    return dispatcher
+
+
 async def run_worker(settings: Settings, share: Share, children: Children | None = None) -> None:
     """Deliver until SIGINT/SIGTERM: this process's share; the first of several also
     keeps the others (`children`, already spawned) running, and stops them."""
-    from relay.app import build_dispatcher
-    from relay.http import AiohttpTransport
-    from relay.retention import Pruner
+    from relay.delivery.http import AiohttpTransport
+    from relay.records.retention import Pruner
     from relay.store import open_store
     from relay.store.opening import open_with_retry
 

@@ -44,8 +44,8 @@ if str(ROOT / "bench") not in sys.path:
 
 from crashloop import Server  # noqa: E402
 
-from relay.receivers.webhook import WebhookReceiver  # noqa: E402
-from relay.store.sqlite_checkpoint import CATCH_UP_FRAMES  # noqa: E402
+from relay.standins.webhook import WebhookReceiver  # noqa: E402
+from relay.store.sqlite.checkpoint import CATCH_UP_FRAMES  # noqa: E402
 
 TOKEN = "soak-test-token"
 SECRET = "whsec_" + base64.b64encode(b"soak-test-webhook-secret-32byte!").decode()

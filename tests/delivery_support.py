@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.app import build_dispatcher
 from relay.auth import Principal
-from relay.deliveries import DeliveryService
-from relay.dispatch import Dispatcher
-from relay.http import AiohttpTransport
+from relay.delivery.deliveries import DeliveryService
+from relay.delivery.dispatch import Dispatcher
+from relay.delivery.http import AiohttpTransport
+from relay.delivery.plugins import Registry
 from relay.models import Delivery
-from relay.plugins import Registry
-from relay.service import RecordService, planner_for
+from relay.records.service import RecordService, planner_for
 from relay.settings import Settings, build_settings
 from relay.store.base import DeliveryQuery
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
+from relay.worker import build_dispatcher
 from tests.support import ALLOW_LOOPBACK, TOKENS, sqlite_url
 
 T = TypeVar("T")

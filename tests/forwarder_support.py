@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from forwarders.base import Event, SendContext
-from relay.http import HttpRequest, HttpResponse, MockTransport, Transport
-from relay.receivers.base import Receiver
+from relay.delivery.http import HttpRequest, HttpResponse, MockTransport, Transport
+from relay.standins.base import Receiver
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

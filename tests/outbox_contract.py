@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from relay.circuit import CircuitSnapshot
+from relay.delivery.circuit import CircuitSnapshot
 from relay.models import Attempt, DeliveryStatus, Deployment
 from relay.store.base import (
     Claimed,

@@ -13,8 +13,8 @@ import sys
 
 from aiohttp import web
 
-from relay.http import AiohttpTransport, HttpRequest
-from relay.netguard import AddressRefused
+from relay.delivery.http import AiohttpTransport, HttpRequest
+from relay.delivery.netguard import AddressRefused
 
 HOSTS = [
     "2130706433",

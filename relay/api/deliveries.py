@@ -8,14 +8,14 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.keys import DELIVERIES, METRICS, RECORDS
 from relay.api.middleware import public
 from relay.api.parsing import decode_json_object, read_body
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.errors import ValidationFailed
-from relay.keys import DELIVERIES, METRICS, RECORDS
 from relay.models import Delivery, DeliveryStatus, ForwarderInfo, UtcDatetime
-from relay.service import validation_details
+from relay.records.service import validation_details
 from relay.store.base import DeliveryQuery
 
 T = TypeVar("T", bound=BaseModel)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from relay.netguard import Network, parse_networks
+from relay.delivery.netguard import Network, parse_networks
 from relay.settings import ServerSettings
 
 # A Host header value: a name or IPv4 address, or a bracketed IPv6 one, and a port.

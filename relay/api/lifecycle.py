@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from relay.api.keys import OUTPUTS, TRANSITIONS
 from relay.api.parsing import FORM_TYPE, decode_json_object, read_body, request_fields
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.errors import MalformedBody, UnsupportedMediaType, ValidationFailed
-from relay.keys import OUTPUTS, TRANSITIONS
 from relay.models import Deployment
-from relay.transitions import TransitionIn
+from relay.records.transitions import TransitionIn
 
 BASE = "/components/{slug}/deployments/{id}"
 # Read as the text itself: no type at all, and what `curl --data-binary` sends by default.

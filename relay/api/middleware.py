@@ -11,6 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from relay.api.forwarded import origin
+from relay.api.keys import AUTH, PRINCIPAL, REQUEST_ID, SETTINGS
+from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
 from relay.auth import extract_token
 from relay.errors import (
     BodyTooLarge,
@@ -22,8 +24,6 @@ from relay.errors import (
     Unauthenticated,
 )
 from relay.ids import new_hex_id
-from relay.keys import AUTH, PRINCIPAL, REQUEST_ID, SETTINGS
-from relay.limits import ConnectionCounter, RateLimiter, retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("relay.http")

@@ -8,11 +8,11 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
+from relay.api.keys import OPENAPI, STORE
 from relay.api.middleware import public
 from relay.api.records import json_answer
 from relay.api.routes import Route
 from relay.errors import StoreError
-from relay.keys import OPENAPI, STORE
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
 log = structlog.get_logger("relay.http")

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from multidict import MultiDictProxy
 
+from relay.api.keys import SETTINGS
 from relay.errors import (
     BodyTooLarge,
     MalformedBody,
@@ -21,7 +22,6 @@ from relay.errors import (
     UnsupportedContentEncoding,
     UnsupportedMediaType,
 )
-from relay.keys import SETTINGS
 
 _BRACKET = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 # A `+` in a query string decodes to a space: restore UTC offsets that lost it.

@@ -25,9 +25,9 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
+from relay.api.limits import RateLimiter
 from relay.errors import MalformedBody, RelayError, UnsupportedContentEncoding
 from relay.ids import new_hex_id
-from relay.limits import RateLimiter
 from relay.settings import Settings
 
 log = structlog.get_logger("relay.http")

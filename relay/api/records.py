@@ -11,11 +11,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.keys import PRINCIPAL, RECORDS, SETTINGS
 from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
-from relay.keys import PRINCIPAL, RECORDS, SETTINGS
 from relay.models import (
     BuildIn,
     Component,
@@ -26,7 +26,7 @@ from relay.models import (
     Status,
     UtcDatetime,
 )
-from relay.service import validation_details
+from relay.records.service import validation_details
 from relay.store.base import Cursor, ListQuery
 from relay.timeutil import format_db, parse_db
 

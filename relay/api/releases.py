@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.keys import RELEASES
 from relay.api.parsing import request_fields
 from relay.api.records import decode_cursor, encode_cursor, json_answer, next_url, principal_of
 from relay.api.routes import Route
 from relay.errors import ValidationFailed
-from relay.keys import RELEASES
-from relay.releases import Release, ReleaseIn
-from relay.service import validation_details
+from relay.records.releases import Release, ReleaseIn
+from relay.records.service import validation_details
 
 
 class ReleaseParams(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from relay.api.keys import RETRACE
 from relay.api.parsing import request_fields
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
-from relay.keys import RETRACE
 from relay.models import Deployment
-from relay.retrace import RetraceIn
+from relay.records.retrace import RetraceIn
 
 BASE = "/api/v1/deployments"
 

@@ -1,7 +1,7 @@
 """The live feed over HTTP: `GET /events` (Server-Sent Events) and `GET /stream` (WebSocket).
 
 Both carry the same frames (`new`, `status`, `log`, `delivery`, `ping`, `skipped`)
-from relay.feed; this module only speaks the two wire protocols.
+from relay.feed.broker; this module only speaks the two wire protocols.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, Field
 
+from relay.api.keys import AUTH, FEED, PRINCIPAL, SETTINGS
 from relay.api.middleware import public
 from relay.api.routes import Route
 from relay.auth import extract_token
 from relay.errors import RelayError, Unauthenticated, ValidationFailed
-from relay.feed import Feed, FeedFilter, Subscriber
-from relay.feed_frames import Frame, parse_id
-from relay.keys import AUTH, FEED, PRINCIPAL, SETTINGS
+from relay.feed.broker import Feed, FeedFilter, Subscriber
+from relay.feed.frames import Frame, parse_id
 from relay.store.feed_base import FeedCursor
 from relay.tasks import cancel_and_wait
 

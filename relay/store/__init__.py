@@ -26,18 +26,18 @@ def open_store(url: str, *, pool_min: int = 1, pool_max: int = 10) -> Store:
     scheme = urlsplit(url).scheme
     if scheme in ("postgresql", "postgres"):
         try:
-            from relay.store.postgres import PostgresStore
+            from relay.store.postgres.store import PostgresStore
         except ImportError as exc:
             raise ConfigError(
                 "PostgreSQL storage needs the asyncpg driver: pip install 'relay[postgres]'"
             ) from exc
         return PostgresStore(url, pool_min=pool_min, pool_max=pool_max)
     if scheme == "sqlite":
-        from relay.store.sqlite import SqliteStore
+        from relay.store.sqlite.store import SqliteStore
 
         return SqliteStore(sqlite_path(url))
     if scheme in ("memory", ""):
-        from relay.store.memory import MemoryStore
+        from relay.store.memory.store import MemoryStore
 
         return MemoryStore()
     raise ConfigError(

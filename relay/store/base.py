@@ -13,24 +13,10 @@ from relay.store.feed_base import FeedStore
 from relay.store.lifecycle_base import LifecycleStore
 from relay.store.retention_base import RetentionStore
 
-
-@dataclass(frozen=True)
-class NewEvent:
-    """A state change to record and fan out."""
-
-    id: str
-    type: str
-    created_at: datetime
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class NewDelivery:
-    """One outbox row: `event` must reach `forwarder`, first try at `next_attempt_at`."""
-
-    id: str
-    forwarder: str
-    next_attempt_at: datetime
+# Re-exported: the use cases and backends import them from here with the protocol.
+from relay.store.values import Cursor as Cursor
+from relay.store.values import NewDelivery as NewDelivery
+from relay.store.values import NewEvent as NewEvent
 
 
 @dataclass(frozen=True)
@@ -71,14 +57,6 @@ class RecordResult:
 
     answer: StoredAnswer
     replayed: bool
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Position after the last item of a page (newest-first order)."""
-
-    occurred_at: datetime
-    seq: int
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,20 @@ instance commits due deliveries. Stores of one process implement them trivially.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from relay.circuit import CircuitSnapshot
+
+@dataclass(frozen=True)
+class CircuitSnapshot:
+    """The part of a breaker's state that every relay instance shares through the store:
+    consecutive failures, when an open circuit half-opens, the current open period."""
+
+    failures: int = 0
+    opened_until: datetime | None = None
+    cooldown: timedelta | None = None
+
 
 CircuitChange = Callable[[CircuitSnapshot], CircuitSnapshot]
 

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from relay.models import Deployment, Status
-
-if TYPE_CHECKING:
-    from relay.store.base import Cursor, NewDelivery, NewEvent
+from relay.store.values import Cursor, NewDelivery, NewEvent
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import structlog
 from structlog.testing import capture_logs
 from yarl import URL
 
+from relay.api.keys import STORE
 from relay.auth import generate_token, new_token_record
-from relay.keys import STORE
 from relay.logging import configure
 from tests.acceptance.api import Client, assert_error, bearer, create, get_json, post_json
 from tests.acceptance.conftest import MakeClient

@@ -13,7 +13,7 @@ import pytest
 from relay import __version__
 from relay.auth import hash_token
 from relay.cli import main
-from relay.store.sqlite_engine import known_migrations
+from relay.store.sqlite.engine import known_migrations
 from tests.acceptance.server import RelayServer, run_relay, write_config
 from tests.support import CI_TOKEN, TOKENS
 

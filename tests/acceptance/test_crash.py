@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.instance import Instance, webhook_config
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from relay.app import create_app
-from relay.receivers.base import Fault
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.base import Fault
+from relay.standins.webhook import WebhookReceiver
 from relay.timeutil import utcnow
 from tests.acceptance.api import WIRE_TIME, assert_error, bearer, create, post_json
 from tests.delivery_support import SECRET, engine_settings, eventually, free_port, webhook

@@ -14,11 +14,11 @@ from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from relay.api.keys import FEED, STORE
 from relay.app import create_app
 from relay.auth import generate_token, new_token_record
 from relay.errors import StoreError
-from relay.keys import FEED, STORE
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from relay.store.feed_base import FeedCursor, FeedPage
 from tests.acceptance.api import assert_error, bearer, create, post_json
 from tests.acceptance.feed_support import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.keys import OUTPUTS
+from relay.api.keys import OUTPUTS
 from relay.models import Deployment
-from relay.outputs import MAX_OUTPUT_BYTES
+from relay.records.outputs import MAX_OUTPUT_BYTES
 from tests.acceptance.api import (
     WIRE_TIME,
     Client,

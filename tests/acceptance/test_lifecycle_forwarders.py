@@ -14,12 +14,12 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from relay.app import create_app
-from relay.receivers.base import Fault
-from relay.receivers.bugsnag import BugsnagReceiver
-from relay.receivers.grafana import GrafanaReceiver
-from relay.receivers.newrelic import NewRelicReceiver
-from relay.receivers.sentry import SentryReceiver
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.base import Fault
+from relay.standins.bugsnag import BugsnagReceiver
+from relay.standins.grafana import GrafanaReceiver
+from relay.standins.newrelic import NewRelicReceiver
+from relay.standins.sentry import SentryReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.api import Client, bearer, create, get_json, post_json
 from tests.delivery_support import FAST_RETRY, SECRET, engine_settings, eventually, webhook
 

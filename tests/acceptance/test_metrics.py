@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from relay.app import create_app
-from relay.receivers.base import Fault
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.base import Fault
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.api import bearer, create
 from tests.delivery_support import SECRET, engine_settings, eventually, free_port, webhook
 

@@ -7,13 +7,15 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+from aiohttp import web
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
 from forwarders.base import Delivered, Event, ForwarderConfig, SendContext
 from relay.app import create_app
-from relay.plugins import GROUP, Registry
-from relay.receivers.webhook import WebhookReceiver
+from relay.delivery.plugins import GROUP, Registry
+from relay.standins.webhook import WebhookReceiver
+from tests import plugin_forwarder
 from tests.acceptance.api import bearer, create
 from tests.delivery_support import SECRET, engine_settings, eventually, webhook
 from tests.support import ADMIN_TOKEN
@@ -82,3 +84,34 @@ async def test_a_plugin_forwarder_runs_in_the_whole_relay(
         assert "plugin-secret-key-42" not in text
     finally:
         await recv.stop()
+
+
+async def test_a_plugin_importing_only_the_plugin_api_delivers_over_http(
+    aiohttp_client: AiohttpClient, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """A forwarder module that imports only `forwarders.base` sends its own HTTP request
+    through relay's transport and the target gets it."""
+    received: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"ok": True})
+
+    target = web.Application()
+    target.router.add_post("/hook", hook)
+    server = await aiohttp_server(target)
+    plugin = EntryPoint(name="chat", value="tests.plugin_forwarder:ChatForwarder", group=GROUP)
+    registry = Registry(eps=[*entry_points(group=GROUP), plugin])
+    table = {"name": "room", "type": "chat", "url": str(server.make_url("/hook"))}
+    settings = engine_settings(tmp_path / "relay.db", [table], registry=registry)
+    client = await aiohttp_client(create_app(settings, registry=registry))
+    await create(client, "api", {"version": "2.0", "stage": "production"})
+
+    await eventually(lambda: received)
+    assert received == [{"text": "api 2.0 → production"}]
+    imported = [
+        line.split()[1]
+        for line in Path(plugin_forwarder.__file__).read_text().splitlines()
+        if line.startswith(("import ", "from "))
+    ]
+    assert [m for m in imported if m.startswith(("relay", "forwarders"))] == ["forwarders.base"]

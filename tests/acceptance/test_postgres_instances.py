@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.instance import Instance
 from tests.acceptance.pg_support import BlackHole, call, write_config
 from tests.delivery_support import SECRET, eventually

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import pytest
 
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.instance import Instance
 from tests.acceptance.pg_support import TcpProxy, call, write_config
 from tests.delivery_support import SECRET, eventually, free_port

@@ -13,10 +13,10 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 from structlog.testing import capture_logs
 
+from relay.api.keys import FEED, PRUNER, STORE
 from relay.app import create_app
-from relay.keys import FEED, PRUNER, STORE
 from relay.store.retention_base import RetentionPolicy
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import utcnow
 from tests.acceptance.api import bearer, create, get_json, post_json
 from tests.acceptance.feed_support import SseReader, feed_settings

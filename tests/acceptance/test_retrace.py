@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from relay.keys import STORE
+from relay.api.keys import STORE
 from tests.acceptance.api import WIRE_TIME, Client, assert_error, get_json
 from tests.support import CI_TOKEN, READ_TOKEN
 

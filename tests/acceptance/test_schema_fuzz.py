@@ -23,8 +23,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from relay.api.keys import OPENAPI
 from relay.app import create_app
-from relay.keys import OPENAPI
 from tests.support import ADMIN_TOKEN, make_settings
 
 # `make fuzz` sets RELAY_FUZZ_EXAMPLES=500; `make test` keeps the run short.

@@ -19,13 +19,13 @@ from relay.app import create_app
 from relay.cli import main
 from relay.demo import SAMPLE
 from relay.logging import configure
-from relay.receivers.base import Fault, Receiver
-from relay.receivers.bugsnag import BugsnagReceiver
-from relay.receivers.grafana import GrafanaReceiver
-from relay.receivers.newrelic import NewRelicReceiver
-from relay.receivers.sentry import SentryReceiver
-from relay.receivers.webhook import WebhookReceiver
 from relay.settings import load_settings
+from relay.standins.base import Fault, Receiver
+from relay.standins.bugsnag import BugsnagReceiver
+from relay.standins.grafana import GrafanaReceiver
+from relay.standins.newrelic import NewRelicReceiver
+from relay.standins.sentry import SentryReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.server import clean_env, free_port, relay_command
 from tests.delivery_support import eventually
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.instance import Instance, webhook_config
 from tests.acceptance.test_crash import DELIVERY, delivery_of
 from tests.delivery_support import SECRET, eventually, free_port

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.acceptance.instance import Instance, spawn_relay, webhook_config
 from tests.delivery_support import SECRET, eventually, free_port
 from tests.support import CI_TOKEN

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.http import AiohttpTransport
-from relay.netguard import parse_networks
-from relay.store.sqlite import SqliteStore
+from relay.delivery.http import AiohttpTransport
+from relay.delivery.netguard import parse_networks
+from relay.store.sqlite.store import SqliteStore
 from tests.support import ALLOW_LOOPBACK
 
 

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
 from forwarders.bugsnag import BugsnagConfig, BugsnagForwarder
-from relay.http import AiohttpTransport
-from relay.receivers.base import Fault
-from relay.receivers.bugsnag import BugsnagReceiver
+from relay.delivery.http import AiohttpTransport
+from relay.standins.base import Fault
+from relay.standins.bugsnag import BugsnagReceiver
 from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 NOW = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)

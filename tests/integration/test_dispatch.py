@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from relay.receivers.base import Fault
-from relay.receivers.webhook import WebhookReceiver
-from relay.store import sqlite_sql as sql
+from relay.standins.base import Fault
+from relay.standins.webhook import WebhookReceiver
+from relay.store.sqlite import sql as sql
 from relay.timeutil import format_db, parse_db, utcnow
 from tests.delivery_support import (
     ADMIN,

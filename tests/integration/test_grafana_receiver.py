@@ -9,9 +9,9 @@ import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
 from forwarders.grafana import GrafanaConfig, GrafanaForwarder
-from relay.http import AiohttpTransport
-from relay.receivers.base import Fault
-from relay.receivers.grafana import GrafanaReceiver
+from relay.delivery.http import AiohttpTransport
+from relay.standins.base import Fault
+from relay.standins.grafana import GrafanaReceiver
 from tests.forwarder_support import NOW, deployment_event, post_raw, send_context, serving
 
 TOKEN = "glsa_integration_token"

@@ -10,9 +10,9 @@ import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
 from forwarders.newrelic import MUTATION, NewRelicConfig, NewRelicForwarder
-from relay.http import AiohttpTransport
-from relay.receivers.base import Fault
-from relay.receivers.newrelic import NewRelicReceiver
+from relay.delivery.http import AiohttpTransport
+from relay.standins.base import Fault
+from relay.standins.newrelic import NewRelicReceiver
 from relay.timeutil import format_wire
 from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 

@@ -12,8 +12,8 @@ import pytest
 from relay.models import Deployment
 from relay.store import open_store
 from relay.store.base import Store
-from relay.store.postgres import PostgresStore
-from relay.store.postgres_events import insert_events
+from relay.store.postgres.events import insert_events
+from relay.store.postgres.store import PostgresStore
 from relay.store.retention_base import PruneResult, RetentionPolicy
 from tests.feed_contract import FeedContract
 from tests.lifecycle_contract import LifecycleContract

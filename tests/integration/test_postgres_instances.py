@@ -19,11 +19,11 @@ import pytest
 from relay.app import bootstrap_admin_token
 from relay.errors import SchemaError, StoreUnavailable, ValidationFailed
 from relay.models import Status
-from relay.store import postgres_sql as sql
 from relay.store.base import ListQuery
-from relay.store.postgres import PostgresStore
-from relay.store.postgres_events import insert_events
-from relay.store.postgres_rows import deployment_columns
+from relay.store.postgres import sql as sql
+from relay.store.postgres.events import insert_events
+from relay.store.postgres.rows import deployment_columns
+from relay.store.postgres.store import PostgresStore
 from relay.timeutil import utcnow
 from tests.delivery_support import eventually, free_port
 from tests.lifecycle_contract import finished, started

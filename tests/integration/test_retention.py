@@ -1,5 +1,5 @@
 """Retention on a real SQLite file behind real HTTP: pruning a large backlog of old rows
-(relay/retention.py) never holds ingest up."""
+(relay/records/retention.py) never holds ingest up."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
+from relay.api.keys import STORE
 from relay.app import create_app
-from relay.keys import STORE
-from relay.retention import Pruner
+from relay.records.retention import Pruner
 from relay.store.retention_base import PruneResult, RetentionPolicy
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import format_db, utcnow
 from tests.acceptance.api import post_json
 from tests.delivery_support import eventually

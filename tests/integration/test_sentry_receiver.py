@@ -10,9 +10,9 @@ import pytest
 
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, SendContext
 from forwarders.sentry import SentryConfig, SentryForwarder
-from relay.http import AiohttpTransport
-from relay.receivers.base import Fault
-from relay.receivers.sentry import SentryReceiver
+from relay.delivery.http import AiohttpTransport
+from relay.standins.base import Fault
+from relay.standins.sentry import SentryReceiver
 from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 TOKEN = "sntrys_test_token"

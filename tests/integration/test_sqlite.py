@@ -12,8 +12,8 @@ from relay.auth import generate_token, hash_token, new_token_record
 from relay.errors import IdempotencyConflict, SchemaError, StoreError
 from relay.store import open_store, sqlite_path
 from relay.store.base import ListQuery
-from relay.store.sqlite import SqliteStore
-from relay.store.sqlite_engine import SqliteEngine, known_migrations
+from relay.store.sqlite.engine import SqliteEngine, known_migrations
+from relay.store.sqlite.store import SqliteStore
 from tests.store_contract import StoreContract
 from tests.support import T0, make_command, make_record, minutes, sqlite_url
 

@@ -7,8 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from relay.store.sqlite import SqliteStore
-from relay.store.sqlite_sync import wal_path
+from relay.store.sqlite.store import SqliteStore
+from relay.store.sqlite.sync import wal_path
 from tests.delivery_support import eventually
 from tests.support import T0, make_command, make_record
 

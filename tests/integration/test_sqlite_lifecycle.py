@@ -1,4 +1,4 @@
-"""The SQLite store's lifecycle side (relay/store/sqlite_lifecycle.py, sqlite_releases.py)
+"""The SQLite store's lifecycle side (relay/store/sqlite/lifecycle.py, sqlite_releases.py)
 on a real file, against the shared contract."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from relay.models import Status
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from tests.lifecycle_contract import LifecycleContract, finished, started, success
 from tests.support import T0, make_command, make_record, minutes
 

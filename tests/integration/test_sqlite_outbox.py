@@ -1,4 +1,4 @@
-"""The delivery side of the SQLite store (relay/store/sqlite_outbox.py) on a real file, and
+"""The delivery side of the SQLite store (relay/store/sqlite/outbox.py) on a real file, and
 the transactional outbox: an event and its deliveries are written together or not at all."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from relay.errors import StoreError
-from relay.leases import new_owner
 from relay.models import Deployment
-from relay.service import RecordService, planner_for
-from relay.store import sqlite_sql as sql
+from relay.records.service import RecordService, planner_for
 from relay.store.base import DeliveryQuery, Store
-from relay.store.sqlite import SqliteStore
+from relay.store.leases import new_owner
+from relay.store.sqlite import sql as sql
+from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import format_db
 from tests.delivery_support import ADMIN, engine_settings, webhook
 from tests.outbox_contract import OutboxContract, later_command

@@ -1,5 +1,5 @@
 """Durable writes are answered once the WAL is synced, on a thread of its own
-(relay/store/sqlite_sync.py), while writes that need no sync go on meanwhile."""
+(relay/store/sqlite/sync.py), while writes that need no sync go on meanwhile."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from pytest_aiohttp import AiohttpClient
 
 from relay.app import create_app
 from relay.errors import StoreError
-from relay.receivers.base import Fault
-from relay.receivers.webhook import WebhookReceiver
-from relay.store.sqlite import SqliteStore
-from relay.store.sqlite_engine import SqliteEngine
-from relay.store.sqlite_sync import wal_path
+from relay.standins.base import Fault
+from relay.standins.webhook import WebhookReceiver
+from relay.store.sqlite.engine import SqliteEngine
+from relay.store.sqlite.store import SqliteStore
+from relay.store.sqlite.sync import wal_path
 from tests.acceptance.api import bearer
 from tests.delivery_support import SECRET, engine_settings, eventually, webhook
 from tests.support import ADMIN_TOKEN, CI_TOKEN

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.http import AiohttpTransport, HttpRequest
-from relay.netguard import AddressRefused, parse_networks
-from relay.receivers.webhook import WebhookReceiver
+from relay.delivery.http import AiohttpTransport, HttpRequest
+from relay.delivery.netguard import AddressRefused, parse_networks
+from relay.standins.webhook import WebhookReceiver
 from tests.delivery_support import SECRET, engine_settings, running_engine, webhook
 
 REASON = "refused: 127.0.0.1 is a loopback address; allow it with security.allow_networks"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay.models import Delivery
-from relay.receivers.webhook import WebhookReceiver
+from relay.standins.webhook import WebhookReceiver
 from tests.delivery_support import SECRET, Engine, engine_settings, running_engine, webhook
 from tests.fault_server import FaultServer
 

@@ -17,9 +17,9 @@ from standardwebhooks.webhooks import Webhook
 
 from forwarders.base import Event, PermanentFailure, RetryLater, SendContext, TargetGone
 from forwarders.webhook import WebhookConfig, WebhookForwarder
-from relay.http import AiohttpTransport
-from relay.receivers.base import Fault
-from relay.receivers.webhook import WebhookReceiver
+from relay.delivery.http import AiohttpTransport
+from relay.standins.base import Fault
+from relay.standins.webhook import WebhookReceiver
 from tests.forwarder_support import deployment_event, post_raw, send_context, serving
 
 NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-secret-after-rotation!").decode()

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from relay.store.sqlite import SqliteStore
+from relay.store.sqlite.store import SqliteStore
 from tests.support import T0, make_command, make_record
 
 

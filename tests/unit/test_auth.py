@@ -14,7 +14,7 @@ from relay.auth import (
     new_token_record,
 )
 from relay.errors import Forbidden
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from forwarders.bugsnag import (
     source_provider,
     warnings,
 )
+from relay.delivery.http import USER_AGENT, HttpResponse
+from relay.delivery.plugins import GROUP, Registry
 from relay.errors import ConfigError
-from relay.http import USER_AGENT, HttpResponse
-from relay.plugins import GROUP, Registry
 from tests.forwarder_support import answering, deployment_event, mock_context, raising, requests_of
 
 API_KEY = "0123456789abcdef0123456789ABCDEF"

@@ -1,4 +1,4 @@
-"""The per-forwarder circuit breaker (relay/circuit.py) as a table of transitions."""
+"""The per-forwarder circuit breaker (relay/delivery/circuit.py) as a table of transitions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.circuit import CircuitBreaker, CircuitSnapshot
+from relay.delivery.circuit import CircuitBreaker, CircuitSnapshot
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FREE = 4  # free concurrency slots offered to `allowance`

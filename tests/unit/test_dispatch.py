@@ -1,4 +1,4 @@
-"""The delivery loop (relay/dispatch.py) on the in-memory store with scripted forwarders:
+"""The delivery loop (relay/delivery/dispatch.py) on the in-memory store with scripted forwarders:
 outcomes, retries, ordering, concurrency, circuit breaker, isolation, leases."""
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from forwarders.base import (
     TargetGone,
 )
 from relay.auth import Principal
-from relay.circuit import CircuitBreaker, CircuitSnapshot
-from relay.deliveries import DeliveryService
-from relay.dispatch import Dispatcher, Target
-from relay.dispatch_shared import adopt_shared_state
-from relay.http import HttpRequest, HttpResponse, MockTransport
+from relay.delivery.circuit import CircuitBreaker, CircuitSnapshot
+from relay.delivery.deliveries import DeliveryService
+from relay.delivery.dispatch import Dispatcher
+from relay.delivery.http import HttpRequest, HttpResponse, MockTransport
+from relay.delivery.shared import adopt_shared_state
+from relay.delivery.target import Target
 from relay.models import Delivery, Deployment
 from relay.store.base import Claimed, Completion, DeliveryQuery
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from relay.timeutil import utcnow
 from tests.delivery_support import ADMIN, eventually
 from tests.support import make_command, make_record

@@ -1,4 +1,4 @@
-"""Frames of the live feed (relay/feed_frames.py): ids, wire encodings, interleaving."""
+"""Frames of the live feed (relay/feed/frames.py): ids, wire encodings, interleaving."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from relay.errors import ValidationFailed
-from relay.feed_frames import Frame, covers, format_id, merge, parse_id
+from relay.feed.frames import Frame, covers, format_id, merge, parse_id
 from relay.models import Attempt
 from relay.store.feed_base import FeedAttempt, FeedCursor, FeedEvent, FeedOutput, FeedPage
 from tests.support import T0

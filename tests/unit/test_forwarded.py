@@ -11,8 +11,8 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 from relay.api.forwarded import Origin, origin, trusted
+from relay.delivery.netguard import parse_networks
 from relay.errors import ConfigError
-from relay.netguard import parse_networks
 from relay.settings import ServerSettings, build_settings
 
 

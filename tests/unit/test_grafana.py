@@ -21,9 +21,9 @@ from forwarders.grafana import (
     epoch_ms,
     region,
 )
+from relay.delivery.http import USER_AGENT, HttpRequest, HttpResponse
+from relay.delivery.plugins import GROUP, Registry
 from relay.errors import ConfigError
-from relay.http import USER_AGENT, HttpRequest, HttpResponse
-from relay.plugins import GROUP, Registry
 from tests.forwarder_support import (
     Handler,
     answering,

@@ -1,11 +1,11 @@
-"""Lease owner ids (relay/leases.py): which owners are known to have stopped."""
+"""Lease owner ids (relay/store/leases.py): which owners are known to have stopped."""
 
 from __future__ import annotations
 
 import os
 import socket
 
-from relay.leases import new_owner, owner_gone
+from relay.store.leases import new_owner, owner_gone
 from tests.support import exited_pid
 
 

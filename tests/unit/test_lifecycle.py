@@ -1,4 +1,4 @@
-"""The status machine (relay/lifecycle.py): every allowed and every forbidden move."""
+"""The status machine (relay/records/lifecycle.py): every allowed and every forbidden move."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from relay.errors import Conflict
-from relay.lifecycle import (
+from relay.models import TERMINAL_STATUSES, Status
+from relay.records.lifecycle import (
     CANCELLED,
     COMPLETED,
     PROGRESS,
@@ -17,7 +18,6 @@ from relay.lifecycle import (
     allowed_next,
     check_transition,
 )
-from relay.models import TERMINAL_STATUSES, Status
 
 Q, B, P, S = Status.QUEUED, Status.BUILDING, Status.PUSHING, Status.STARTING
 OK, BUILD_ERR, CRASH, TIMEOUT, ABORT = (

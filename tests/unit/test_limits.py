@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.limits import ConnectionCounter, RateLimiter, retry_after
+from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
 
 
 def test_burst_is_allowed_then_refused() -> None:

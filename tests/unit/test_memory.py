@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from relay.store import open_store
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.store_contract import StoreContract
 
 

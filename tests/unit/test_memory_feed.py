@@ -1,4 +1,4 @@
-"""The live feed's reads on the in-memory store (relay/store/memory_feed.py)."""
+"""The live feed's reads on the in-memory store (relay/store/memory/feed.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.feed_contract import FeedContract
 
 

@@ -1,4 +1,4 @@
-"""The in-memory store's lifecycle side (relay/store/memory_lifecycle.py) against the contract."""
+"""The in-memory store's lifecycle side (relay/store/memory/lifecycle.py) against the contract."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.lifecycle_contract import LifecycleContract
 
 

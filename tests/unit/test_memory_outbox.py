@@ -1,4 +1,4 @@
-"""The delivery side of the in-memory store (relay/store/memory_outbox.py)."""
+"""The delivery side of the in-memory store (relay/store/memory/outbox.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from relay.models import Deployment
 from relay.store.base import Store
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.outbox_contract import OutboxContract, later_command
 
 

@@ -1,4 +1,4 @@
-"""Retention on the in-memory store (relay/store/memory_retention.py)."""
+"""Retention on the in-memory store (relay/store/memory/retention.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.retention_contract import RetentionContract
 
 

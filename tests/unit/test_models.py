@@ -22,7 +22,7 @@ from relay.models import (
     initial_status,
     trusted_deployment,
 )
-from relay.service import check_slug, parse_body
+from relay.records.service import check_slug, parse_body
 from tests.support import RELEASEBITS_FIELDS
 
 

@@ -10,9 +10,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from forwarders.base import PermanentFailure, SendContext, send_raw
-from relay.errors import ConfigError
-from relay.http import HttpRequest, HttpResponse, MockTransport
-from relay.netguard import (
+from relay.delivery.http import HttpRequest, HttpResponse, MockTransport
+from relay.delivery.netguard import (
     AddressRefused,
     GuardedResolver,
     check_literal,
@@ -20,6 +19,7 @@ from relay.netguard import (
     parse_networks,
     refusal,
 )
+from relay.errors import ConfigError
 from relay.settings import build_settings
 
 

@@ -9,8 +9,7 @@ import ipaddress
 
 import pytest
 
-from relay.errors import ConfigError
-from relay.netguard import (
+from relay.delivery.netguard import (
     AddressRefused,
     check_literal,
     embedded_ipv4,
@@ -21,6 +20,7 @@ from relay.netguard import (
     parse_networks,
     refusal,
 )
+from relay.errors import ConfigError
 from relay.settings import build_settings
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -20,7 +20,7 @@ from forwarders.newrelic import (
     check_nerdgraph_answer,
     deployment_type,
 )
-from relay.http import USER_AGENT, HttpResponse
+from relay.delivery.http import USER_AGENT, HttpResponse
 from tests.forwarder_support import NOW, deployment_event, mock_context, raising, requests_of
 
 KEY = "NRAK-SECRETSECRETSECRET"

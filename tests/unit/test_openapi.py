@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document built from the route table (relay/openapi.py)."""
+"""The OpenAPI 3.1 document built from the route table (relay/api/openapi.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.api import all_routes
-from relay.openapi import build_openapi
+from relay.api.openapi import build_openapi
 from tests.support import RELEASEBITS_FIELDS
 
 

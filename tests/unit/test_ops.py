@@ -7,10 +7,10 @@ import json
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from relay.api.keys import STORE
 from relay.api.ops import healthz, readyz
 from relay.errors import StoreError
-from relay.keys import STORE
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 
 
 class _UnreachableStore(MemoryStore):

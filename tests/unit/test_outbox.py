@@ -1,5 +1,5 @@
 """What goes into the outbox: one delivery per enabled forwarder whose `match` accepts the
-event (relay.service.planner_for with forwarders.base.MatchRule)."""
+event (relay.records.service.planner_for with forwarders.base.MatchRule)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from forwarders.base import ForwarderConfig, MatchRule
-from relay.service import planner_for
+from relay.records.service import planner_for
 from relay.store.base import NewEvent
 from tests.support import T0, make_record
 

@@ -1,4 +1,4 @@
-"""Output logs (relay/outputs.py): line splitting, rendering, hooks, limits."""
+"""Output logs (relay/records/outputs.py): line splitting, rendering, hooks, limits."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from relay.auth import Principal
 from relay.errors import BodyTooLarge, NotFound
 from relay.models import Deployment
-from relay.outputs import OutputService, render, split_lines
-from relay.service import RecordService
-from relay.store.memory import MemoryStore
+from relay.records.outputs import OutputService, render, split_lines
+from relay.records.service import RecordService
+from relay.store.memory.store import MemoryStore
 
 CI = Principal("ci", frozenset({"events:write", "events:read"}), ("*",))
 

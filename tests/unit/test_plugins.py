@@ -1,4 +1,4 @@
-"""Forwarder discovery (relay/plugins.py): the built-ins are entry points of the group
+"""Forwarder discovery (relay/delivery/plugins.py): the built-ins are entry points of the group
 "relay.forwarders", and a third-party forwarder declared the same way works with no
 change to relay."""
 
@@ -13,12 +13,12 @@ from pydantic import SecretStr
 
 from forwarders.base import Delivered, Event, ForwarderConfig, SendContext
 from forwarders.webhook import WebhookForwarder
-from relay.app import build_dispatcher
+from relay.delivery.http import HttpRequest, HttpResponse, MockTransport
+from relay.delivery.plugins import GROUP, Registry, default_registry
 from relay.errors import ConfigError
-from relay.http import HttpRequest, HttpResponse, MockTransport
-from relay.plugins import GROUP, Registry, default_registry
-from relay.service import RecordService, planner_for
-from relay.store.memory import MemoryStore
+from relay.records.service import RecordService, planner_for
+from relay.store.memory.store import MemoryStore
+from relay.worker import build_dispatcher
 from tests.delivery_support import ADMIN, engine_settings, eventually
 
 BUILT_INS = {"grafana", "sentry", "bugsnag", "newrelic", "webhook"}

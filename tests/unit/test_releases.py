@@ -1,11 +1,11 @@
-"""Releases (relay/releases.py): the release.created payload and who receives it."""
+"""Releases (relay/records/releases.py): the release.created payload and who receives it."""
 
 from __future__ import annotations
 
 from forwarders.base import Event, MatchRule
 from forwarders.common import summary
 from forwarders.webhook import slack_message
-from relay.releases import Release, event_data
+from relay.records.releases import Release, event_data
 from tests.support import T0, make_record
 
 

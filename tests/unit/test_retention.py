@@ -1,4 +1,4 @@
-"""The pruner (relay/retention.py) on the in-memory store, and `[storage.retention]` settings."""
+"""The pruner (relay/records/retention.py) on the in-memory store; `[storage.retention]`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.errors import ConfigError, StoreError
-from relay.retention import Pruner, policy_from
-from relay.store.memory import MemoryStore
+from relay.records.retention import Pruner, policy_from
+from relay.store.memory.store import MemoryStore
 from relay.store.retention_base import PruneResult, RetentionPolicy
 from tests.delivery_support import eventually
 from tests.retention_contract import PRUNE_AT, WEEK, deploy

@@ -1,11 +1,11 @@
-"""The Retrace dialect's mapping (relay/retrace.py): AppName to a component slug."""
+"""The Retrace dialect's mapping (relay/records/retrace.py): AppName to a component slug."""
 
 from __future__ import annotations
 
 import pytest
 
 from relay.errors import ValidationFailed
-from relay.retrace import component_of
+from relay.records.retrace import component_of
 
 
 @pytest.mark.parametrize(

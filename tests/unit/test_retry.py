@@ -1,4 +1,4 @@
-"""The retry policy as pure functions: when to try again (relay.retry.next_attempt), when a
+"""The retry policy as pure functions: when to try again (relay.delivery.retry.next_attempt), when a
 target asked to be called again (forwarders.base.retry_at), and how an answer is
 classified (forwarders.base.check_response)."""
 
@@ -17,8 +17,8 @@ from forwarders.base import (
     check_response,
     retry_at,
 )
-from relay.http import HttpResponse
-from relay.retry import MAX_REQUESTED_DELAY, next_attempt
+from relay.delivery.http import HttpResponse
+from relay.delivery.retry import MAX_REQUESTED_DELAY, next_attempt
 from relay.timeutil import parse_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

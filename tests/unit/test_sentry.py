@@ -20,7 +20,7 @@ from forwarders.sentry import (
     render_template,
     version_problem,
 )
-from relay.http import USER_AGENT, HttpRequest, HttpResponse
+from relay.delivery.http import USER_AGENT, HttpRequest, HttpResponse
 from tests.forwarder_support import NOW, deployment_event, mock_context, raising, requests_of
 
 TOKEN = "sntrys_secret_token_value"

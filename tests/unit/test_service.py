@@ -1,4 +1,4 @@
-"""Recording and reading deployments and builds (relay/service.py) on the in-memory store."""
+"""Recording and reading deployments and builds (relay/records/service.py), in memory."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from relay.errors import (
     ValidationFailed,
 )
 from relay.models import Deployment, DeploymentIn, Status
-from relay.service import RecordService, check_slug, fingerprint, parse_body
+from relay.records.service import RecordService, check_slug, fingerprint, parse_body
 from relay.store.base import ListQuery, NewDelivery, NewEvent
-from relay.store.memory import MemoryStore
+from relay.store.memory.store import MemoryStore
 from tests.support import RELEASEBITS_FIELDS
 
 CI = Principal("ci", frozenset({"events:write", "events:read"}), ("*",))

@@ -1,11 +1,11 @@
 """When the background checkpoint is enough, and when the writer has to finish it
-(relay/store/sqlite_checkpoint.Checkpointer)."""
+(relay/store/sqlite/checkpoint.py: Checkpointer)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from relay.store.sqlite_checkpoint import CATCH_UP_FRAMES, Checkpointer, Progress
+from relay.store.sqlite.checkpoint import CATCH_UP_FRAMES, Checkpointer, Progress
 
 
 class Fake:

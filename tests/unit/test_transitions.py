@@ -1,4 +1,4 @@
-"""Status changes (relay/transitions.py) on the in-memory store: events, hooks, rules."""
+"""Status changes (relay/records/transitions.py) on the in-memory store: events, hooks, rules."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 
 from relay.auth import Principal
 from relay.errors import Forbidden, NotFound, ValidationFailed
-from relay.lifecycle import InvalidTransition
 from relay.models import Status
-from relay.service import RecordService
+from relay.records.lifecycle import InvalidTransition
+from relay.records.service import RecordService
+from relay.records.transitions import TransitionService
 from relay.store.base import NewDelivery, NewEvent
-from relay.store.memory import MemoryStore
-from relay.transitions import TransitionService
+from relay.store.memory.store import MemoryStore
 
 CI = Principal("ci", frozenset({"events:write", "events:read"}), ("*",))
 READER = Principal("reader", frozenset({"events:read"}), ("*",))

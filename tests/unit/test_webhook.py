@@ -29,7 +29,7 @@ from forwarders.webhook import (
     secret_key,
     sign,
 )
-from relay.http import USER_AGENT, HttpRequest, HttpResponse
+from relay.delivery.http import USER_AGENT, HttpRequest, HttpResponse
 from tests.forwarder_support import Handler, deployment_event, mock_context, raising, requests_of
 
 SECRET = "whsec_" + base64.b64encode(b"current-secret-key-0123456789ab").decode()

@@ -1,0 +1,1 @@
+"""The live feed: one broker fanning stored events out to SSE and WebSocket readers."""

@@ -1,0 +1,142 @@
+"""Use case: the Stackify Retrace dialect (start, complete, cancel a deployment).
+
+Retrace names a deployment by (AppName, EnvironmentName, Version) and never by id:
+relay maps AppName to the component slug (lowercased), EnvironmentName to the stage
+and Version to the version, and each call acts on the latest deployment recorded
+with those three values.
+
+- start: records a new deployment in status `building` (event `deployment.started`);
+  409 when the latest one with those values is still in progress.
+- complete: moves it to `success`; cancel: to `aborted`. 409 when none was ever
+  started, or when it already ended (completed or cancelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from relay.auth import Principal
+from relay.errors import Conflict, ValidationFailed
+from relay.models import SLUG_RE, Deployment, ShortText, Status
+from relay.models import Version as VersionText
+from relay.records.lifecycle import InvalidTransition
+from relay.records.service import RecordService, parse_body
+from relay.records.transitions import TransitionService
+
+START_STATUS = Status.BUILDING
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RetraceIn(BaseModel):
+    """Body of `POST /api/v1/deployments/start|complete|cancel` (Retrace field names)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    AppName: Text = Field(description="The component; lowercased, it must be a valid slug.")
+    EnvironmentName: Text = Field(description="The stage.")
+    Version: VersionText
+    Name: ShortText | None = Field(default=None, description="code_name; defaults to Version.")
+    Branch: ShortText | None = None
+    Commit: ShortText | None = Field(default=None, description="commit_sha.")
+    Uri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="Kept as meta_data.uri."
+    )
+
+
+class NotStarted(Conflict):
+    """complete/cancel of a deployment that no start announced."""
+
+    code = "deployment_not_started"
+
+
+def component_of(app_name: str) -> str:
+    """The component slug of a Retrace AppName; ValidationFailed when there is none."""
+    slug = app_name.lower()
+    if not SLUG_RE.match(slug):
+        raise ValidationFailed(
+            f"AppName {app_name!r} cannot name a component",
+            details=[
+                {
+                    "field": "AppName",
+                    "message": "lowercased, it must be 1-100 letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit",
+                }
+            ],
+        )
+    return slug
+
+
+def _describe(body: RetraceIn) -> str:
+    return f"{body.AppName} {body.Version} to {body.EnvironmentName}"
+
+
+@dataclass
+class RetraceService:
+    """Retrace's three commands on top of the record and transition use cases."""
+
+    records: RecordService
+    transitions: TransitionService
+
+    async def start(self, fields: dict[str, Any], principal: Principal) -> Deployment:
+        """Record a deployment in progress; Conflict when the same one already is."""
+        body, _ = parse_body(RetraceIn, fields)
+        component = component_of(body.AppName)
+        principal.require("events:write", component)
+        latest = await self.records.store.latest_of_version(
+            component, body.EnvironmentName, body.Version
+        )
+        if latest is not None and not latest.status.terminal:
+            raise InvalidTransition(
+                latest.status,
+                START_STATUS,
+                f"a deployment of {_describe(body)} is already in progress "
+                f"(status {latest.status.value!r}): complete or cancel it first",
+            )
+        record: dict[str, Any] = {
+            "version": body.Version,
+            "stage": body.EnvironmentName,
+            "code_name": body.Name or body.Version,
+            "branch": body.Branch,
+            "commit_sha": body.Commit,
+            "status": START_STATUS.value,
+        }
+        if body.Uri:
+            record["meta_data"] = {"uri": body.Uri}
+        fields = {k: v for k, v in record.items() if v is not None}
+        result = await self.records.record("deployment", component, fields, principal)
+        return await self.records.get("deployment", component, result.answer.body["id"], principal)
+
+    async def complete(self, fields: dict[str, Any], principal: Principal) -> Deployment:
+        """End the started deployment as `success`."""
+        return await self._finish(fields, principal, Status.SUCCESS, "completed")
+
+    async def cancel(self, fields: dict[str, Any], principal: Principal) -> Deployment:
+        """End the started deployment as `aborted`."""
+        return await self._finish(fields, principal, Status.ABORTED, "cancelled")
+
+    async def _finish(
+        self, fields: dict[str, Any], principal: Principal, target: Status, verb: str
+    ) -> Deployment:
+        body, _ = parse_body(RetraceIn, fields)
+        component = component_of(body.AppName)
+        principal.require("events:write", component)
+        latest = await self.records.store.latest_of_version(
+            component, body.EnvironmentName, body.Version
+        )
+        if latest is None:
+            raise NotStarted(
+                f"no deployment of {_describe(body)} was started, so it cannot be {verb}: "
+                "call /api/v1/deployments/start first"
+            )
+        if latest.status.terminal:
+            ended = "cancelled" if latest.status == Status.ABORTED else "completed"
+            raise InvalidTransition(
+                latest.status,
+                target,
+                f"the deployment of {_describe(body)} was already {ended} "
+                f"(status {latest.status.value!r}), so it cannot be {verb}",
+            )
+        return await self.transitions.move(latest, target, {})

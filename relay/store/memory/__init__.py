@@ -1,0 +1,1 @@
+"""An in-memory store: the fake the unit tests run the use cases against."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend (asyncpg), for several relay instances on one database."""

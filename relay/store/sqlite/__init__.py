@@ -1,0 +1,1 @@
+"""The embedded SQLite backend: one writer thread, group commits, WAL with its own fsync."""
