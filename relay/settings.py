@@ -120,6 +120,9 @@ class FeedSettings(_Section):
         default=1.0, gt=0, description="How often the store is read for other processes' rows."
     )
     max_subscribers: int = Field(default=100, ge=1, description="Open streams at once.")
+    max_subscribers_per_token: int = Field(
+        default=10, ge=1, description="Open streams at once of one API token."
+    )
     queue_size: int = Field(
         default=1000, ge=1, description="Frames buffered per subscriber before it is too slow."
     )
