@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
 from relay.api.keys import SETTINGS
@@ -219,6 +220,8 @@ async def _form_fields(request: web.Request) -> dict[str, Any]:
         raise _too_large(request) from None
     except web.RequestPayloadError:
         raise _undecodable() from None
+    except HttpProcessingError:  # a part's header over the line limit, bad framing
+        raise MalformedBody("the multipart body cannot be parsed") from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
         raise MalformedBody(f"the form body cannot be decoded: {exc}") from None
     for value in form.values():

@@ -119,3 +119,19 @@ async def test_a_300000_deep_form_body_is_a_400(client: Client) -> None:
     response = await client.post(DEPLOYMENTS, data=body, headers={**bearer(), **FORM_TYPE})
     error = await assert_error(response, 400, "malformed_body")
     assert "deep" in error["message"]
+
+
+async def test_a_multipart_field_name_over_the_line_limit_is_a_400(client: Client) -> None:
+    """A multipart part whose header is longer than the parser takes is a malformed body."""
+    boundary = "b0undary"
+    name = "meta_data" + "[a]" * 3000
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n1\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    response = await client.post(
+        DEPLOYMENTS,
+        data=body,
+        headers={**bearer(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    await assert_error(response, 400, "malformed_body")
