@@ -18,7 +18,7 @@ from forwarders.base import ForwarderConfig
 from relay import __version__
 from relay.auth import generate_token, new_token_record
 from relay.errors import ConfigError, RelayError
-from relay.logging import MASK, configure
+from relay.logging import MASK, capture_library_logs, configure
 from relay.settings import SCOPES, Settings, load_settings
 from relay.store import Store, open_store
 
@@ -38,6 +38,7 @@ def _print_config_error(exc: ConfigError) -> None:
 def _load(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     configure(settings.logging.level, settings.logging.format)
+    capture_library_logs(settings.logging.level)
     return settings
 
 
