@@ -32,8 +32,9 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 MAX_INT_DIGITS = 20
 # Deeper bodies are refused before anything walks them recursively (the request
-# fingerprint, pydantic, the JSON encoder); meta_data has its own, lower bound.
-MAX_DEPTH = 64
+# fingerprint, pydantic, the JSON encoder: Python's recursion limit is 1,000);
+# meta_data has its own, lower bound, answered 422 naming it.
+MAX_DEPTH = 500
 # What aiohttp decompresses (one coding, as the whole header value); anything else
 # would be read as if it were plain.
 CONTENT_CODINGS = frozenset(
