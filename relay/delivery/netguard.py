@@ -45,6 +45,13 @@ METADATA_ADDRESSES = frozenset(
 _LOW32_PREFIXES = tuple(
     ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96")
 )
+# Ranges that are nothing but a way to reach the IPv4 address inside: mapped, the above,
+# and 6to4 (RFC 3056).
+_CARRIERS = (
+    *_LOW32_PREFIXES,
+    ipaddress.IPv6Network("::ffff:0:0/96"),
+    ipaddress.IPv6Network("2002::/16"),
+)
 # Not reachable from the Internet, although Python 3.11 calls it global (RFC 8215).
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 # One inet_aton part: hexadecimal, octal (leading 0) or decimal.
@@ -175,10 +182,12 @@ def refusal(address: Address, allow: Sequence[Network]) -> str | None:
     if kind is None or _allowed(address, allow):
         return None
     if isinstance(address, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 with 127.0.0.0/8 allowed: every forbidden IPv4 address inside
-        # is allowed, and the IPv6 address is not forbidden for a reason of its own.
+        # ::ffff:127.0.0.1 with 127.0.0.0/8 allowed: an address that only carries IPv4
+        # ones (not Teredo, nor local NAT64: forbidden on their own) is allowed when every
+        # forbidden IPv4 address inside is.
         inner = [a for a in embedded_ipv4(address) if _plain_kind(a) is not None]
-        if inner and all(_allowed(a, allow) for a in inner) and address not in _LOCAL_NAT64:
+        carrier = any(address in net for net in _CARRIERS)
+        if carrier and inner and all(_allowed(a, allow) for a in inner):
             return None
     return kind
 

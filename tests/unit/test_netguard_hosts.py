@@ -153,6 +153,8 @@ def test_allowing_the_inner_ipv4_network_allows_the_ipv6_form() -> None:
     assert refusal(ipaddress.ip_address("64:ff9b::127.0.0.1"), allow) is None
     assert refusal(ipaddress.ip_address("2002:7f00:1::"), allow) is None
     assert refusal(ipaddress.ip_address("64:ff9b::10.0.0.1"), allow) is not None
+    teredo = ipaddress.ip_address("2001:0:4136:e378:8000:63bf:80ff:fffe")  # client 127.0.0.1
+    assert refusal(teredo, parse_networks(["127.0.0.0/8", "65.54.227.120/32"])) is not None
 
 
 @pytest.mark.parametrize(
