@@ -41,11 +41,12 @@ def _print_config_error(exc: ConfigError) -> None:
 
 
 def _load(args: argparse.Namespace) -> Settings:
-    from relay.logging import configure
+    from relay.logging import capture_library_logs, configure
     from relay.settings import load_settings
 
     settings = load_settings(args.config)
     configure(settings.logging.level, settings.logging.format)
+    capture_library_logs(settings.logging.level)
     return settings
 
 
@@ -53,7 +54,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
     import asyncio
 
-    from relay.api.limits import handler_args
     from relay.app import create_app
 
     settings = _load(args)
@@ -62,8 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
     log = _log()
     log.info("relay_starting", version=__version__, host=host, port=port)
-    limits = handler_args(settings.limits)  # bounds the request line and headers
-    asyncio.run(_serve(app, host, port, settings.delivery.shutdown_grace, limits))
+    asyncio.run(_serve(app, host, port, settings))
     log.info("relay_stopped")
     return 0
 
@@ -97,9 +96,7 @@ class _Uploads:
                 self.idle.set()
 
 
-async def _serve(
-    app: web.Application, host: str, port: int, grace: float, handler_args: dict[str, Any]
-) -> None:
+async def _serve(app: web.Application, host: str, port: int, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully: close the listener, answer the
     requests being handled, let sends finish within `grace`, release leases."""
     import asyncio
@@ -117,8 +114,16 @@ async def _serve(
         return await uploads.track(request, handler)
 
     app.middlewares.insert(0, track)
-    wait = max(grace, 1.0)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=wait, **handler_args)
+    from relay.api.protocol import RelayRunner, handler_args
+
+    wait = max(settings.delivery.shutdown_grace, 1.0)
+    runner = RelayRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=wait,
+        header_timeout=settings.server.header_timeout,
+        **handler_args(settings),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
