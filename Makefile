@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/relay.toml
 
-.PHONY: run test lint pg unit integration acceptance bench fuzz soak format clean
+.PHONY: run test lint pg browser unit integration acceptance bench fuzz soak format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ lint: $(VENV)/.installed-dev
 pg: $(VENV)/.installed-dev
 	$(PY) -m tests.pg_cluster install
 
-test: lint pg
+# The browser tests drive Debian's chromium with Playwright (tests/browser.py); this
+# installs the package first when it is missing (needs root).
+browser: $(VENV)/.installed-dev
+	$(PY) -m tests.browser install
+
+test: lint pg browser
 	$(PY) -m pytest tests
 
 # A longer schemathesis run against /openapi.json (`make test` runs 15 examples each).

@@ -42,10 +42,14 @@ from forwarders.common import (
     short_sha,
     summary,
     unknown_placeholder,
+    url_secrets,
 )
 from relay.delivery.http import JSON_HEADERS, HttpRequest, json_body
 
 SECRET_PREFIX = "whsec_"
+# The Standard Webhooks specification asks for secrets of 24 to 64 random bytes.
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
 # Headers relay computes itself: a static header may not replace them.
 RESERVED_HEADERS = frozenset(
     {
@@ -89,8 +93,11 @@ def secret_key(secret: str) -> bytes:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"the part after {SECRET_PREFIX!r} is not valid base64") from None
-    if not key:
-        raise ValueError("a webhook secret may not be empty")
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(
+            f"a webhook secret must decode to {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random "
+            f"bytes (Standard Webhooks); this one decodes to {len(key)}"
+        )
     return key
 
 
@@ -176,10 +183,11 @@ class WebhookConfig(ForwarderConfig):
         ]
 
     def secrets(self) -> list[str]:
-        """Signing secrets, credential-like header values and the URL (Slack and
-        Teams webhook URLs are credentials themselves)."""
+        """Signing secrets, credential-like header values and the URL with each of its
+        secret-bearing parts (Slack and Teams webhook URLs are credentials themselves;
+        a target may echo only the path, a query value or the Basic credential)."""
         headers = [v for k, v in self.headers.items() if _SENSITIVE_HEADER.search(k)]
-        return [*self.signing_secrets(), *headers, self.url]
+        return [*self.signing_secrets(), *headers, *url_secrets(self.url, whole=True)]
 
 
 def _check_placeholders(text: str) -> str:

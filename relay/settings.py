@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from forwarders.base import Duration, ForwarderConfig
-from relay.delivery.netguard import Network, parse_networks
+from relay.delivery.netguard import Network, parse_networks, url_host_problem
 from relay.delivery.plugins import Registry, default_registry
 from relay.errors import ConfigError
 
@@ -55,6 +55,23 @@ class ServerSettings(_Section):
         description="Event loop of `relay serve` and `relay worker`: uvloop where it is "
         "installed (auto), required (uvloop), or the standard library's (asyncio).",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses (CIDRs) whose Forwarded / X-Forwarded-* headers are believed.",
+    )
+    header_timeout: Duration = Field(
+        default=10.0, gt=0, description="Time to send a request's line and headers."
+    )
+    body_timeout: Duration = Field(default=30.0, gt=0, description="Time to send a body.")
+    idle_timeout: Duration = Field(
+        default=60.0, gt=0, description="How long an idle keep-alive connection is kept."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # ValueError names the bad CIDR
+        return values
 
 
 class RetentionSettings(_Section):
@@ -114,6 +131,9 @@ class FeedSettings(_Section):
         default=1.0, gt=0, description="How often the store is read for other processes' rows."
     )
     max_subscribers: int = Field(default=100, ge=1, description="Open streams at once.")
+    max_subscribers_per_token: int = Field(
+        default=10, ge=1, description="Open streams at once of one API token."
+    )
     queue_size: int = Field(
         default=1000, ge=1, description="Frames buffered per subscriber before it is too slow."
     )
@@ -162,6 +182,33 @@ class LimitsSettings(_Section):
     max_headers: int = Field(default=128, ge=16, description="Most headers in a request.")
 
 
+class BadgeSettings(_Section):
+    """`[badges]`: who may read badges without an API token."""
+
+    public: list[str] = Field(
+        default_factory=list,
+        description='Component globs whose badges anyone may read (e.g. ["web-*"]).',
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Secret the badge keys derive from; default: one relay generates and "
+        "keeps in the store. Changing it revokes every badge URL.",
+    )
+    max_age: int = Field(default=60, ge=0, le=86400, description="Cache-Control max-age.")
+
+
+class MetricsSettings(_Section):
+    """`[metrics]`: the deployment series of /metrics."""
+
+    max_series: int = Field(default=1000, ge=1, description="Most component/stage pairs exported.")
+    dora_window: Duration = Field(
+        default=30 * 86400.0, gt=0, description="Window of the relay_dora_* series."
+    )
+    cache_seconds: Duration = Field(
+        default=5.0, ge=0, description="How long one read of the store serves scrapes."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -195,6 +242,8 @@ class Settings(BaseSettings):
     feed: FeedSettings = Field(default_factory=FeedSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    badges: BadgeSettings = Field(default_factory=BadgeSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
     forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 
@@ -213,6 +262,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value in this configuration, for log redaction."""
         values = [t.token.get_secret_value() for t in self.tokens]
+        if self.badges.secret is not None:
+            values.append(self.badges.secret.get_secret_value())
         if password := urlsplit(self.storage.url).password:
             values.append(password)  # a PostgreSQL URL's
         for forwarder in self.forwarders:
@@ -305,11 +356,24 @@ def _forwarders(
         except ConfigError as exc:
             details += exc.details
             continue
+        details += _url_problems(config, where)
         if config.name in seen:
             details.append({"field": f"{where}.name", "message": f"duplicate name {config.name!r}"})
         seen.add(config.name)
         out.append(config)
     return out
+
+
+def _url_problems(config: ForwarderConfig, where: str) -> list[dict[str, Any]]:
+    # Every URL of a forwarder, whichever plugin defines it: a host spelled `127.1` or
+    # `2130706433` is refused here, before anything is sent (relay.delivery.netguard).
+    urls = {
+        key: value
+        for key, value in config.model_dump(mode="json").items()
+        if isinstance(value, str) and value.startswith(("http://", "https://"))
+    }
+    problems = {key: url_host_problem(url) for key, url in urls.items()}
+    return [{"field": f"{where}.{k}", "message": p} for k, p in problems.items() if p]
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -60,3 +61,29 @@ async def pg_url(postgres_server: str) -> AsyncIterator[str]:
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A headless system Chromium driven by Playwright (tests/browser.py), closed after the
+    test. Skipped, saying why, where it cannot run; under CI it fails instead."""
+    from tests.browser import LAUNCH_ARGS, chromium_path
+
+    path = chromium_path()
+    reason = "" if path else "no Chromium (run `python -m tests.browser install`)"
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        reason = reason or "Playwright is not installed (the dev extra installs it)"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run: {reason} (CI=true requires them)")
+        pytest.skip(f"browser tests cannot run: {reason}")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=path, args=LAUNCH_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()

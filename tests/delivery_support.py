@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.app import build_dispatcher
 from relay.auth import Principal
 from relay.delivery.deliveries import DeliveryService
 from relay.delivery.dispatch import Dispatcher
@@ -25,6 +24,7 @@ from relay.records.service import RecordService, planner_for
 from relay.settings import Settings, build_settings
 from relay.store.base import DeliveryQuery
 from relay.store.sqlite.store import SqliteStore
+from relay.worker import build_dispatcher
 from tests.support import ALLOW_LOOPBACK, TOKENS, sqlite_url
 
 T = TypeVar("T")

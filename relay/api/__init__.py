@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, lifecycle, ops, records, releases, retrace, stream
+from relay.api import deliveries, insights, lifecycle, ops, records, releases, retrace, stream
 from relay.api.routes import Route
 
 
@@ -15,5 +15,6 @@ def all_routes() -> list[Route]:
         *releases.routes(),
         *deliveries.routes(),
         *stream.routes(),
+        *insights.routes(),
         *ops.routes(),
     ]

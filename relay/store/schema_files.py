@@ -1,5 +1,5 @@
 """The migration files shipped with relay, and the refusal of a schema newer than they are
-(shared by sqlite_engine.py and postgres_engine.py; each backend applies them its own way)."""
+(shared by sqlite/engine.py and postgres/engine.py; each backend applies them its own way)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from relay.app import build_dispatcher
 from relay.delivery.deliveries import DeliveryService
 from relay.delivery.http import AiohttpTransport
 from relay.records.service import RecordService, planner_for
@@ -18,6 +17,7 @@ from relay.settings import Settings, build_settings
 from relay.standins.base import Fault
 from relay.standins.webhook import WebhookReceiver
 from relay.store.postgres.store import PostgresStore
+from relay.worker import build_dispatcher
 from tests.delivery_support import ADMIN, FAST_DELIVERY, SECRET, eventually, webhook
 from tests.support import ALLOW_LOOPBACK, TOKENS
 

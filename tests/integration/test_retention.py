@@ -1,5 +1,5 @@
 """Retention on a real SQLite file behind real HTTP: pruning a large backlog of old rows
-(relay/retention.py) never holds ingest up."""
+(relay/records/retention.py) never holds ingest up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live feed's reads on a real SQLite file (relay/store/sqlite_feed.py)."""
+"""The live feed's reads on a real SQLite file (relay/store/sqlite/feed.py)."""
 
 from __future__ import annotations
 

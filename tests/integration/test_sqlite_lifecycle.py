@@ -1,4 +1,4 @@
-"""The SQLite store's lifecycle side (relay/store/sqlite_lifecycle.py, sqlite_releases.py)
+"""The SQLite store's lifecycle side (relay/store/sqlite/lifecycle.py, sqlite_releases.py)
 on a real file, against the shared contract."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The delivery side of the SQLite store (relay/store/sqlite_outbox.py) on a real file, and
+"""The delivery side of the SQLite store (relay/store/sqlite/outbox.py) on a real file, and
 the transactional outbox: an event and its deliveries are written together or not at all."""
 
 from __future__ import annotations

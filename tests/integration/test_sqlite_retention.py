@@ -1,4 +1,4 @@
-"""Retention on a real SQLite file (relay/store/sqlite_retention.py)."""
+"""Retention on a real SQLite file (relay/store/sqlite/retention.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Durable writes are answered once the WAL is synced, on a thread of its own
-(relay/store/sqlite_sync.py), while writes that need no sync go on meanwhile."""
+(relay/store/sqlite/sync.py), while writes that need no sync go on meanwhile."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Another process's commit to the SQLite file wakes this one (relay/store/sqlite_watch.py):
+"""Another process's commit to the SQLite file wakes this one (relay/store/sqlite/watch.py):
 a `relay worker` learns of an event recorded by `relay serve --no-dispatch` at once."""
 
 from __future__ import annotations

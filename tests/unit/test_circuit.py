@@ -1,4 +1,4 @@
-"""The per-forwarder circuit breaker (relay/circuit.py) as a table of transitions."""
+"""The per-forwarder circuit breaker (relay/delivery/circuit.py) as a table of transitions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live feed broker (relay/feed.py) on the in-memory store: live frames, resuming,
+"""The live feed broker (relay/feed/broker.py) on the in-memory store: live frames, resuming,
 filters, token scoping, slow subscribers, pings and shutdown."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from relay import feed as feed_module
 from relay.auth import Principal
 from relay.errors import StoreError
+from relay.feed import broker as feed_module
 from relay.feed.broker import Feed, FeedFilter, FeedFull
 from relay.feed.frames import Frame, log_frame, parse_id
 from relay.records.service import RecordService

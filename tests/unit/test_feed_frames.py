@@ -1,4 +1,4 @@
-"""Frames of the live feed (relay/feed_frames.py): ids, wire encodings, interleaving."""
+"""Frames of the live feed (relay/feed/frames.py): ids, wire encodings, interleaving."""
 
 from __future__ import annotations
 

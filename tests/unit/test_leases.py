@@ -1,4 +1,4 @@
-"""Lease owner ids (relay/leases.py): which owners are known to have stopped."""
+"""Lease owner ids (relay/store/leases.py): which owners are known to have stopped."""
 
 from __future__ import annotations
 

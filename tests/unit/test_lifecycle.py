@@ -1,4 +1,4 @@
-"""The status machine (relay/lifecycle.py): every allowed and every forbidden move."""
+"""The status machine (relay/records/lifecycle.py): every allowed and every forbidden move."""
 
 from __future__ import annotations
 

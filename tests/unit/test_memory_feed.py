@@ -1,4 +1,4 @@
-"""The live feed's reads on the in-memory store (relay/store/memory_feed.py)."""
+"""The live feed's reads on the in-memory store (relay/store/memory/feed.py)."""
 
 from __future__ import annotations
 

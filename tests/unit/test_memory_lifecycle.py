@@ -1,4 +1,4 @@
-"""The in-memory store's lifecycle side (relay/store/memory_lifecycle.py) against the contract."""
+"""The in-memory store's lifecycle side (relay/store/memory/lifecycle.py) against the contract."""
 
 from __future__ import annotations
 

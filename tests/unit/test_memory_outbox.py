@@ -1,4 +1,4 @@
-"""The delivery side of the in-memory store (relay/store/memory_outbox.py)."""
+"""The delivery side of the in-memory store (relay/store/memory/outbox.py)."""
 
 from __future__ import annotations
 

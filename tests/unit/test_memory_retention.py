@@ -1,4 +1,4 @@
-"""Retention on the in-memory store (relay/store/memory_retention.py)."""
+"""Retention on the in-memory store (relay/store/memory/retention.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document built from the route table (relay/openapi.py)."""
+"""The OpenAPI 3.1 document built from the route table (relay/api/openapi.py)."""
 
 from __future__ import annotations
 

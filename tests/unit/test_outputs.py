@@ -1,4 +1,4 @@
-"""Output logs (relay/outputs.py): line splitting, rendering, hooks, limits."""
+"""Output logs (relay/records/outputs.py): line splitting, rendering, hooks, limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Forwarder discovery (relay/plugins.py): the built-ins are entry points of the group
+"""Forwarder discovery (relay/delivery/plugins.py): the built-ins are entry points of the group
 "relay.forwarders", and a third-party forwarder declared the same way works with no
 change to relay."""
 
@@ -13,12 +13,12 @@ from pydantic import SecretStr
 
 from forwarders.base import Delivered, Event, ForwarderConfig, SendContext
 from forwarders.webhook import WebhookForwarder
-from relay.app import build_dispatcher
 from relay.delivery.http import HttpRequest, HttpResponse, MockTransport
 from relay.delivery.plugins import GROUP, Registry, default_registry
 from relay.errors import ConfigError
 from relay.records.service import RecordService, planner_for
 from relay.store.memory.store import MemoryStore
+from relay.worker import build_dispatcher
 from tests.delivery_support import ADMIN, engine_settings, eventually
 
 BUILT_INS = {"grafana", "sentry", "bugsnag", "newrelic", "webhook"}
@@ -102,6 +102,8 @@ def test_settings_validate_the_plugins_own_keys() -> None:
     with pytest.raises(ConfigError) as info:
         engine_settings(None, [{**SINK_TABLE, "bucket": None}], registry=with_sink())
     assert [d["field"] for d in info.value.details] == ["forwarders[0].bucket"]
+    # The message names the forwarder, which says which one better than its index.
+    assert info.value.details[0]["message"].startswith(f"forwarder {SINK_TABLE['name']!r}: ")
 
 
 def test_an_unknown_type_lists_the_installed_ones() -> None:

@@ -1,4 +1,4 @@
-"""Releases (relay/releases.py): the release.created payload and who receives it."""
+"""Releases (relay/records/releases.py): the release.created payload and who receives it."""
 
 from __future__ import annotations
 

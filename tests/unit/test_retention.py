@@ -1,4 +1,4 @@
-"""The pruner (relay/retention.py) on the in-memory store, and `[storage.retention]` settings."""
+"""The pruner (relay/records/retention.py) on the in-memory store; `[storage.retention]`."""
 
 from __future__ import annotations
 

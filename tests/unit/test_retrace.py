@@ -1,4 +1,4 @@
-"""The Retrace dialect's mapping (relay/retrace.py): AppName to a component slug."""
+"""The Retrace dialect's mapping (relay/records/retrace.py): AppName to a component slug."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recording and reading deployments and builds (relay/service.py) on the in-memory store."""
+"""Recording and reading deployments and builds (relay/records/service.py), in memory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """When the background checkpoint is enough, and when the writer has to finish it
-(relay/store/sqlite_checkpoint.Checkpointer)."""
+(relay/store/sqlite/checkpoint.py: Checkpointer)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status changes (relay/transitions.py) on the in-memory store: events, hooks, rules."""
+"""Status changes (relay/records/transitions.py) on the in-memory store: events, hooks, rules."""
 
 from __future__ import annotations
 

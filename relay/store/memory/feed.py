@@ -1,4 +1,4 @@
-"""The live feed's reads on the in-memory store (same answers as sqlite_feed.py)."""
+"""The live feed's reads on the in-memory store (same answers as sqlite/feed.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Retention on the in-memory store: the rules of retention_base.py over its dicts and lists,
-with the same answers as sqlite_retention.py."""
+with the same answers as sqlite/retention.py."""
 
 from __future__ import annotations
 

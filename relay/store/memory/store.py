@@ -57,6 +57,7 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, M
         rec = command.record
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
+        self.count_finished(None, rec)
         command.event.data["is_rollback"] = self.decide_rollback(rec)
         event = EventRow(
             id=command.event.id,

@@ -1,5 +1,5 @@
 """The lifecycle side of the PostgreSQL Store: status changes, live deployments, output logs
-and releases (same answers as sqlite_lifecycle.py and sqlite_releases.py)."""
+and releases (same answers as sqlite/lifecycle.py and sqlite/releases.py)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ async def _transition(
             json.dumps(r.meta_data, ensure_ascii=False),
             r.updated_at,
             r.occurred_at,
+            r.committed_at,
             r.id,
             command.expected.value,
         )

@@ -1,5 +1,5 @@
 """Retention on PostgreSQL: one statement per rule, each in its own short transaction (see
-postgres_sql.py); instances pruning at once take turns batch by batch."""
+postgres/sql.py); instances pruning at once take turns batch by batch."""
 
 from __future__ import annotations
 

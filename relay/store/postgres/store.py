@@ -27,6 +27,7 @@ from relay.store.postgres.batch import Batcher, Outcome
 from relay.store.postgres.engine import Conn, PgEngine, known_migrations
 from relay.store.postgres.events import insert_events
 from relay.store.postgres.feed import PostgresFeed
+from relay.store.postgres.insights import PostgresInsights
 from relay.store.postgres.lifecycle import PostgresLifecycle
 from relay.store.postgres.outbox import PostgresOutbox
 from relay.store.postgres.retention import PostgresRetention
@@ -50,7 +51,9 @@ def _token(row: asyncpg.Record) -> TokenRecord:
     )
 
 
-class PostgresStore(PostgresFeed, PostgresRetention, PostgresLifecycle, PostgresOutbox):
+class PostgresStore(
+    PostgresFeed, PostgresRetention, PostgresInsights, PostgresLifecycle, PostgresOutbox
+):
     """Store backed by a PostgreSQL database that any number of relays may share."""
 
     def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 10) -> None:

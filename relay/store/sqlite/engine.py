@@ -3,9 +3,9 @@
 Every write operation is a plain function of a `sqlite3.Connection`. The writer
 task gathers whatever operations are queued, runs them in one transaction on the
 writer thread (each inside its own SAVEPOINT so one failing operation does not
-undo the others: sqlite_batch.py), commits once, and only then resolves the callers'
+undo the others: sqlite/batch.py), commits once, and only then resolves the callers'
 futures. A durable write's caller resumes once the commit has reached the disk: the
-WAL is synced off the writer thread (sqlite_sync.py), so that the next batch need not
+WAL is synced off the writer thread (sqlite/sync.py), so that the next batch need not
 wait.
 """
 
@@ -43,6 +43,20 @@ def known_migrations() -> list[Migration]:
     return read_migrations(MIGRATIONS_DIR)
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a migration file, one at a time: a trigger's body holds `;`s
+    of its own, so statements end where SQLite says one is complete."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending)
+            pending = ""
+    if pending.strip():
+        found.append(pending)
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending migrations; refuse a schema newer than this relay knows."""
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
@@ -55,9 +69,8 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
             conn.execute(sql.INSERT_MIGRATION, (version, name, format_db(utcnow())))
             conn.execute("COMMIT")
         except BaseException:
@@ -92,7 +105,7 @@ class SqliteEngine:
         # fsync its callers wait for: a dispatcher starts on new deliveries meanwhile.
         self.commit_hooks: list[Callable[[], None]] = []
         self._lock = WriterLock(path)
-        self.commits = 0  # transactions this engine committed (see sqlite_watch.py)
+        self.commits = 0  # transactions this engine committed (see sqlite/watch.py)
         self._checkpoints = CheckpointConnection(path)
         self._checkpointer = Checkpointer(
             lambda: self.commits, self.background_checkpoint, self.checkpoint
@@ -159,6 +172,11 @@ class SqliteEngine:
             self._writer = None
         self._lock.close()
 
+    @property
+    def sync_failure(self) -> StoreError | None:
+        """The error of a failed fsync: no durable write succeeds after it (see WalSyncer)."""
+        return self._syncer.broken
+
     async def write(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `op` in the next group commit; return once its transaction is committed.
 
@@ -181,7 +199,7 @@ class SqliteEngine:
         return await future
 
     async def background_checkpoint(self) -> Progress:
-        """Copy the WAL into the database file beside the writer (sqlite_checkpoint.py)."""
+        """Copy the WAL into the database file beside the writer (sqlite/checkpoint.py)."""
         if self._writer is None or self._closed:
             return (0, 0, 0)
         try:

@@ -1,5 +1,5 @@
 """Deployment rows of SQLite: to and from the model, and the rollback facts decided on
-write (the rule is in lifecycle_base.py). Shared by sqlite.py and sqlite_lifecycle.py."""
+write (the rule is in lifecycle_base.py). Shared by sqlite/store.py and sqlite/lifecycle.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from relay.store import rows
 from relay.store.sqlite import sql as sql
 from relay.timeutil import format_db, parse_db
 
-_TIMES = ("started_at", "finished_at", "created_at", "updated_at", "reverted_at")
+_TIMES = ("started_at", "finished_at", "created_at", "updated_at", "reverted_at", "committed_at")
 
 
 def db_time(value: Any) -> str | None:

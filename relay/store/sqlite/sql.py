@@ -4,11 +4,11 @@ from __future__ import annotations
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    # FULL while migrating; then NORMAL, the engine syncing the WAL itself (sqlite_sync.py).
+    # FULL while migrating; then NORMAL, the engine syncing the WAL itself (sqlite/sync.py).
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
-    # Checkpoints run on their own thread (sqlite_checkpoint.py), never inside a commit.
+    # Checkpoints run on their own thread (sqlite/checkpoint.py), never inside a commit.
     "PRAGMA wal_autocheckpoint=0",
 )
 
@@ -31,11 +31,11 @@ COMPONENT_EXISTS = "SELECT 1 FROM components WHERE slug = ?"
 DEPLOYMENT_COLUMNS = (
     "id, kind, component, version, result, status, stage, host, code_name, started_at, "
     "finished_at, commit_sha, branch, tag, meta_data, triggered_by, created_at, updated_at, "
-    "occurred_at"
+    "occurred_at, committed_at"
 )
 INSERT_DEPLOYMENT = (
     f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Columns of a read: the written ones, then the rollback facts (migration 0003).
 READ_COLUMNS = f"seq, {DEPLOYMENT_COLUMNS}, is_rollback, reverted_at, reverted_by"
@@ -179,7 +179,7 @@ DISABLED_FORWARDERS = (
     "SELECT name, disabled_reason FROM forwarder_states WHERE disabled_reason IS NOT NULL"
 )
 
-# -- live feed (relay/store/sqlite_feed.py) ------------------------------------
+# -- live feed (relay/store/sqlite/feed.py) ------------------------------------
 BEGIN_READ = "BEGIN"  # a reader's snapshot (WAL): the feed's queries see one commit state
 END_READ = "COMMIT"
 FEED_POSITION = """
@@ -202,11 +202,11 @@ JOIN events e ON e.id = d.event_id
 WHERE a.id > ? ORDER BY a.id LIMIT ?
 """
 
-# -- lifecycle (relay/store/sqlite_lifecycle.py) --------------------------------
+# -- lifecycle (relay/store/sqlite/lifecycle.py) --------------------------------
 UPDATE_TRANSITION = """
 UPDATE deployments SET result = ?, status = ?, host = ?, code_name = ?, started_at = ?,
     finished_at = ?, commit_sha = ?, branch = ?, tag = ?, meta_data = ?, updated_at = ?,
-    occurred_at = ?
+    occurred_at = ?, committed_at = ?
 WHERE id = ? AND status = ?
 """
 SELECT_DEPLOYMENT_BY_ID = f"SELECT {READ_COLUMNS} FROM deployments WHERE id = ?"
@@ -266,7 +266,7 @@ FROM outputs o JOIN deployments d ON d.id = o.deployment_id
 WHERE o.seq > ? ORDER BY o.seq LIMIT ?
 """
 
-# -- several instances' concerns (relay/store/sqlite_cluster.py) ---------------
+# -- several instances' concerns (relay/store/sqlite/cluster.py) ---------------
 RENEW_LEASE = (
     "UPDATE deliveries SET locked_until = ? WHERE id = ? AND locked_by = ? AND status = 'pending'"
 )
@@ -280,7 +280,7 @@ ON CONFLICT (name) DO UPDATE SET failures = excluded.failures,
     updated_at = excluded.updated_at
 """
 
-# -- retention (relay/store/sqlite_retention.py) -----------------------------------
+# -- retention (relay/store/sqlite/retention.py) -----------------------------------
 # Each rule picks at most one batch of its own rows (the indexes of migration 0005 find
 # them by time), then deletes them and what goes with them, one id at a time.
 OLD_ATTEMPTS = """
