@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 from relay.api import all_routes
 from relay.api.keys import (
     AUTH,
+    CLOUD66,
     DELIVERIES,
     DISPATCHER,
     FEED,
@@ -24,6 +25,7 @@ from relay.api.keys import (
     RECORDS,
     RELEASES,
     RETRACE,
+    SCALINGO,
     SETTINGS,
     STORE,
     STORE_OPENED,
@@ -42,10 +44,12 @@ from relay.errors import Conflict
 from relay.feed.broker import Feed
 from relay.logging import register_secrets
 from relay.metrics import Metrics
+from relay.records.cloud66 import Cloud66Service
 from relay.records.outputs import OutputService
 from relay.records.releases import ReleaseService
 from relay.records.retention import Pruner
 from relay.records.retrace import RetraceService
+from relay.records.scalingo import ScalingoService
 from relay.records.service import RecordService, planner_for
 from relay.records.transitions import TransitionService
 from relay.settings import Settings
@@ -149,12 +153,14 @@ def middlewares(settings: Settings) -> list[Middleware]:
 
 
 def add_lifecycle_services(app: web.Application) -> None:
-    """Status changes, Retrace, output logs and releases, on top of the record service.
+    """Status changes, the dialects, output logs and releases, on top of the record service.
     `app[OUTPUTS].on_output` is where watchers of output lines subscribe."""
     app[TRANSITIONS] = TransitionService(app[RECORDS])
     app[OUTPUTS] = OutputService(app[RECORDS])
     app[RETRACE] = RetraceService(app[RECORDS], app[TRANSITIONS])
     app[RELEASES] = ReleaseService(app[RECORDS])
+    app[CLOUD66] = Cloud66Service(app[RECORDS], app[TRANSITIONS])
+    app[SCALINGO] = ScalingoService(app[RECORDS], app[OUTPUTS])
 
 
 def build_feed(settings: Settings, store: Store) -> Feed:

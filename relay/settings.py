@@ -50,6 +50,16 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         default=None, description="Base URL used in Location and Link headers behind a proxy."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses (CIDRs) whose Forwarded / X-Forwarded-* headers are believed.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # ValueError names the bad CIDR
+        return values
 
 
 class RetentionSettings(_Section):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, lifecycle, ops, records, releases, retrace, stream
+from relay.api import (
+    cloud66,
+    deliveries,
+    lifecycle,
+    ops,
+    records,
+    releases,
+    retrace,
+    scalingo,
+    scalingo_stream,
+    stream,
+)
 from relay.api.routes import Route
 
 
@@ -12,6 +23,9 @@ def all_routes() -> list[Route]:
         *records.routes(),
         *lifecycle.routes(),
         *retrace.routes(),
+        *cloud66.routes(),
+        *scalingo.routes(),
+        *scalingo_stream.routes(),
         *releases.routes(),
         *deliveries.routes(),
         *stream.routes(),
