@@ -14,17 +14,19 @@ from relay.models import ErrorAnswer
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
-    "400": "Malformed body",
-    "401": "Missing, unknown or revoked token",
-    "403": "Token lacks the scope or the component",
-    "404": "Not found",
-    "409": "Conflict (e.g. an Idempotency-Key reused with another body)",
-    "413": "Body too large",
-    "415": "Unsupported content type",
-    "422": "Validation error",
-    "429": "Over the token's rate limit or the client's connection cap (see Retry-After)",
-    "503": "Storage unavailable",
+    400: "Malformed body",
+    401: "Missing, unknown or revoked token",
+    403: "Token lacks the scope or the component",
+    404: "Not found",
+    409: "Conflict (e.g. an Idempotency-Key reused with another body)",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Validation error",
+    426: "Not a WebSocket upgrade",
+    429: "Over the token's rate limit or the client's connection cap (see Retry-After)",
+    503: "Storage unavailable",
 }
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 # OpenAPI before 3.2 has the `schema` of an event stream describe each event.
 _SSE_EVENT = {
     "type": "object",
@@ -70,6 +72,29 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     return params
 
 
+def error_statuses(route: Route) -> list[int]:
+    """The error statuses `route` can answer: its own list, else derived from what it
+    reads (a body, a query, path parameters) and whether it needs a token."""
+    if route.errors is not None:
+        return sorted(route.errors)
+    codes = {429}  # the connection cap and rate limit, when configured
+    params = re.findall(r"{(\w+)}", route.path)
+    if route.body is not None:
+        codes |= {400, 413, 415, 422}
+    if route.query is not None or params:
+        codes.add(422)
+    if route.status == 101:
+        codes.add(426)
+    if not route.public:
+        codes |= {401, 403, 503}
+        # A listing of an unknown component is empty; one named thing may not exist.
+        if params and not (route.method == "GET" and route.query is not None):
+            codes.add(404)
+        if route.method in _WRITES:
+            codes.add(409)
+    return sorted(codes)
+
+
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag]}
     if doc := (route.handler.__doc__ or "").strip():
@@ -101,12 +126,11 @@ def _operation(route: Route) -> dict[str, Any]:
         # A PUT creates (201) or finds the resource already there (200), same body.
         op["responses"]["200"] = ok
     if route.status == 101:
-        op["responses"]["426"] = {"description": "Not a WebSocket upgrade", "content": error}
-    if not route.public:
-        op["responses"].update(
-            {code: {"description": text, "content": error} for code, text in _ERRORS.items()}
-        )
-    else:
+        ok["description"] = "Switching Protocols: the WebSocket is open"
+    op["responses"].update(
+        {str(c): {"description": _ERRORS[c], "content": error} for c in error_statuses(route)}
+    )
+    if route.public:
         op["security"] = []
     return op
 

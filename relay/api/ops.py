@@ -78,9 +78,26 @@ async def docs(request: web.Request) -> web.Response:
 def routes() -> list[Route]:
     """Routes of this module."""
     return [
-        Route("GET", "/", root, "Check a token", "operations", response=Root),
+        Route(
+            "GET",
+            "/",
+            root,
+            "Check a token",
+            "operations",
+            response=Root,
+            errors=frozenset({401, 429, 503}),
+        ),
         Route("GET", "/healthz", healthz, "Liveness", "operations", response=Health, public=True),
-        Route("GET", "/readyz", readyz, "Readiness", "operations", response=Health, public=True),
+        Route(
+            "GET",
+            "/readyz",
+            readyz,
+            "Readiness",
+            "operations",
+            response=Health,
+            public=True,
+            errors=frozenset({429, 503}),
+        ),
         Route(
             "GET",
             "/openapi.json",

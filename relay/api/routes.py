@@ -28,6 +28,8 @@ class Route:
     public: bool = False
     content_type: str = "application/json"
     aliases: tuple[str, ...] = ()
+    # The error statuses the operation can answer; None: derived from the route (openapi.py).
+    errors: frozenset[int] | None = None
 
 
 def register(app: web.Application, routes: list[Route]) -> None:

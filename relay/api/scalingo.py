@@ -256,5 +256,6 @@ def routes() -> list[Route]:
             "Scalingo: reset the deployment cache (nothing to reset)",
             tag,
             status=204,
+            errors=frozenset({401, 403, 422, 429, 503}),
         ),
     ]

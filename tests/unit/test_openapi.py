@@ -125,3 +125,43 @@ def test_the_document_matches_what_the_api_really_answers() -> None:
     sse = paths["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
     assert sse["schema"]["type"] == "object" and "data" in sse["schema"]["properties"]
     assert "429" in paths["/components"]["get"]["responses"]
+
+
+def test_every_operation_documents_its_success(doc: dict[str, Any]) -> None:
+    """Each operation documents one success answer: a 2xx, or 101 for a WebSocket."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            success = [c for c in op["responses"] if c.startswith(("1", "2"))]
+            assert success, (method, path)
+            if c101 := [c for c in success if c == "101"]:
+                assert "426" in op["responses"] and c101 == success, path
+
+
+def test_only_errors_an_operation_can_answer(doc: dict[str, Any]) -> None:
+    """No GET documents 400, 413 or 415 (it reads no body); public operations no 401;
+    a listing no 404; the Cloud66 POST (no body read) no 413."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            if method == "get":
+                assert not codes & {"400", "413", "415"}, path
+            if op.get("security") == []:
+                assert not codes & {"401", "403"}, path
+    paths = doc["paths"]
+    assert "404" not in paths["/components/{slug}/deployments"]["get"]["responses"]
+    assert "404" in paths["/components/{slug}/deployments/{id}"]["get"]["responses"]
+    cloud66 = paths["/api/3/stacks/{stack_id}/deployments"]["post"]["responses"]
+    assert "413" not in cloud66 and {"200", "409", "422"} <= set(cloud66)
+    assert set(paths["/v1/apps/{app}/caches/deployment"]["delete"]["responses"]) >= {"204"}
+
+
+def test_dialect_paths_are_described(doc: dict[str, Any]) -> None:
+    """The Cloud66 and Scalingo operations are in the document with their answer models."""
+    paths = doc["paths"]
+    assert set(paths["/api/3/stacks/{stack_id}/deployments"]) == {"get", "post"}
+    assert set(paths["/api/3/stacks/{stack_id}/deployments/{deployment_id}"]) == {"get", "delete"}
+    assert set(paths["/v1/apps/{app}/deployments"]) == {"get", "post"}
+    assert "get" in paths["/v1/apps/{app}/deployments_stream"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["Cloud66Deployment"]["properties"]["id"]["type"] == "integer"
+    assert "number" in schemas["Deployment"]["properties"]
