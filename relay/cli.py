@@ -1,4 +1,4 @@
-"""The `relay` command: serve, check-config, migrate, tokens."""
+"""The `relay` command; `relay --help` lists every subcommand with what it does."""
 
 from __future__ import annotations
 

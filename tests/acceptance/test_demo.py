@@ -25,3 +25,21 @@ def test_demo_delivers_to_all_five_stand_ins() -> None:
     assert "/releases/demo-api@v1.4.2/deploys/" in rows["sentry"]
     assert "POST /graphql" in rows["newrelic"]
     assert "every target got the deployment" in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_shows_the_body_each_target_received() -> None:
+    """After the table, `relay demo` prints each request's path and body per target."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, _, bodies = done.stdout.partition("what each target received:")
+    assert "grafana: POST /api/annotations" in bodies
+    assert "webhook: POST /hook" in bodies
+    assert '"version": "v1.4.2"' in bodies  # the webhook's JSON payload, indented
+    assert "mutation" in bodies  # New Relic's GraphQL body
