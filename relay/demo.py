@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import textwrap
 import tempfile
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path

@@ -30,7 +30,7 @@ RELEASEBITS_JSON = """ {
         },
         "commit_sha": "b927e3797fc56fb8bc093d59ee7a624dafddadd2",
         "tag": "tag1.2.3",
-        "branch": "release" 
+        "branch": "release" \x20
      } """
 # The query-string example exactly as `curl -g` sends it: brackets unencoded.
 RELEASEBITS_QUERY = (
