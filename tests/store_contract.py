@@ -267,6 +267,10 @@ class DialectContract:
             first.id: one.number,
             second.id: two.number,
         }
+        # The event of each record says its number, as the row does.
+        events = await store.events_between(T0 - minutes(60 * 24 * 365), utcnow() + minutes(60))
+        numbers = {e.deployment_id: e.payload["number"] for e in events}
+        assert numbers == {first.id: one.number, second.id: two.number, build.id: made.number}
 
     async def test_numbered_pages_newest_first_with_total(self, store: Store) -> None:
         """Pages by offset, newest first, deployments only, with the total of the component."""

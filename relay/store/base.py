@@ -42,8 +42,9 @@ class StoredAnswer:
 class RecordCommand:
     """Everything one accepted POST writes, in one transaction.
 
-    The store sets `event.data["is_rollback"]`: only it can decide that, inside the
-    transaction (see lifecycle_base.py), so that the event says what the row says."""
+    The store sets `event.data["is_rollback"]` and `event.data["number"]`: only it can
+    decide them, inside the transaction (see lifecycle_base.py), so that the event says
+    what the row says."""
 
     record: Deployment
     event: NewEvent

@@ -61,6 +61,7 @@ class MemoryStore(
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
         command.event.data["is_rollback"] = self.decide_rollback(rec)
+        command.event.data["number"] = self._seq
         event = EventRow(
             id=command.event.id,
             seq=self._seq,
