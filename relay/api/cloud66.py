@@ -136,10 +136,7 @@ async def deploy(request: web.Request) -> web.Response:
     """Record a `queued` deployment from the query parameters (a body, such as Cloud66's
     `{"stack_id": …}`, is not needed and is ignored)."""
     record = await request.app[CLOUD66].deploy(
-        request.match_info["stack_id"],
-        dict(request.query),
-        principal_of(request),
-        request.headers.get("Idempotency-Key"),
+        request.match_info["stack_id"], dict(request.query), principal_of(request)
     )
     location = f"/components/{record.component}/deployments/{record.id}"
     answer = Cloud66Scheduled(response=Scheduled(id=record.number or 0))

@@ -26,7 +26,6 @@ _ERRORS = {
     429: "Over the token's rate limit or the client's connection cap (see Retry-After)",
     503: "Storage unavailable",
 }
-_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 # OpenAPI before 3.2 has the `schema` of an event stream describe each event.
 _SSE_EVENT = {
     "type": "object",
@@ -60,7 +59,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         schema = route.query.model_json_schema(ref_template=_REF)
         for name, prop in schema.get("properties", {}).items():
             params.append({"name": name, "in": "query", "required": False, "schema": prop})
-    if route.method == "POST":
+    if route.idempotent:
         params.append(
             {
                 "name": "Idempotency-Key",
@@ -90,7 +89,10 @@ def error_statuses(route: Route) -> list[int]:
         # A listing of an unknown component is empty; one named thing may not exist.
         if params and not (route.method == "GET" and route.query is not None):
             codes.add(404)
-        if route.method in _WRITES:
+        conflicts = route.conflicts
+        if conflicts is None:
+            conflicts = route.method in ("PATCH", "DELETE")
+        if conflicts or route.idempotent:
             codes.add(409)
     return sorted(codes)
 

@@ -169,15 +169,8 @@ class Cloud66Service:
         heads = {d.stage: await self._head_id(stack, d.stage) for d in items}
         return [deployment_view(d, heads[d.stage] == d.id) for d in items], found.total
 
-    async def deploy(
-        self,
-        stack: str,
-        query: dict[str, Any],
-        principal: Principal,
-        idempotency_key: str | None = None,
-    ) -> Deployment:
-        """Record a queued deployment from Cloud66's query parameters (an idempotent
-        repeat answers the deployment the first request recorded)."""
+    async def deploy(self, stack: str, query: dict[str, Any], principal: Principal) -> Deployment:
+        """Record a queued deployment from Cloud66's query parameters."""
         params, _ = parse_body(DeployParams, query)
         check_slug(stack)
         principal.require("events:write", stack)
@@ -189,7 +182,7 @@ class Cloud66Service:
         if params.git_ref:
             meta["git_ref"] = params.git_ref
         fields["meta_data"] = {**meta, "triggered_via": "api"}
-        result = await self.records.record("deployment", stack, fields, principal, idempotency_key)
+        result = await self.records.record("deployment", stack, fields, principal)
         return await self.records.get("deployment", stack, result.answer.body["id"], principal)
 
     async def cancel(self, stack: str, number: int, principal: Principal) -> Deployment:

@@ -139,7 +139,8 @@ def test_every_operation_documents_its_success(doc: dict[str, Any]) -> None:
 
 def test_only_errors_an_operation_can_answer(doc: dict[str, Any]) -> None:
     """No GET documents 400, 413 or 415 (it reads no body); public operations no 401;
-    a listing no 404; the Cloud66 POST (no body read) no 413."""
+    a listing no 404; the Cloud66 POST (no body read, no Idempotency-Key) no 413, no 409;
+    only the POSTs that honour an Idempotency-Key document it."""
     for path, item in doc["paths"].items():
         for method, op in item.items():
             codes = set(op["responses"])
@@ -151,7 +152,8 @@ def test_only_errors_an_operation_can_answer(doc: dict[str, Any]) -> None:
     assert "404" not in paths["/components/{slug}/deployments"]["get"]["responses"]
     assert "404" in paths["/components/{slug}/deployments/{id}"]["get"]["responses"]
     cloud66 = paths["/api/3/stacks/{stack_id}/deployments"]["post"]["responses"]
-    assert "413" not in cloud66 and {"200", "409", "422"} <= set(cloud66)
+    assert not {"409", "413"} & set(cloud66) and {"200", "404", "422"} <= set(cloud66)
+    assert "409" in paths["/api/v1/deployments/complete"]["post"]["responses"]
     assert set(paths["/v1/apps/{app}/caches/deployment"]["delete"]["responses"]) >= {"204"}
 
 
@@ -165,3 +167,14 @@ def test_dialect_paths_are_described(doc: dict[str, Any]) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["Cloud66Deployment"]["properties"]["id"]["type"] == "integer"
     assert "number" in schemas["Deployment"]["properties"]
+
+
+def test_idempotency_key_only_where_it_is_honoured(doc: dict[str, Any]) -> None:
+    """The Idempotency-Key header is documented on recording POSTs, not on the dialects'."""
+    with_key = {
+        path
+        for path, item in doc["paths"].items()
+        for op in item.values()
+        if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert with_key == {"/components/{slug}/deployments", "/components/{slug}/builds"}
