@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from relay.auth import Principal
-from relay.errors import Conflict
+from relay.errors import Conflict, NotFound
 from relay.models import Deployment, ShortText, Status
 from relay.models import Version as VersionText
 from relay.records.lifecycle import InvalidTransition
@@ -130,11 +130,13 @@ class RetraceService:
     async def _resolve(
         self, fields: dict[str, Any], principal: Principal
     ) -> tuple[RetraceIn, str, str]:
-        """The body, its component and its stage; the token is checked before any name is
-        kept, so that a refused request leaves nothing behind."""
+        """The body, its component and its stage; the token (and strict_components) are
+        checked before any name is kept, so that a refused request leaves nothing behind."""
         body, _ = parse_body(RetraceIn, fields)
-        store = self.records.store
-        principal.require("events:write", slug_of(body.AppName) or None)
+        store, slug = self.records.store, slug_of(body.AppName)
+        principal.require("events:write", slug or None)
+        if slug and self.records.strict_components and not await store.component_exists(slug):
+            raise NotFound(f"component {slug!r} does not exist (strict_components is on)")
         component = await component_named(store, body.AppName, "AppName")
         stage = await stage_named(store, component.slug, body.EnvironmentName)
         return body, component.slug, stage.slug

@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import ClientResponse
 
 from relay.api.keys import STORE
-from tests.acceptance.api import WIRE_TIME, Client, assert_error, get_json
-from tests.support import CI_TOKEN, READ_TOKEN
+from tests.acceptance.api import WIRE_TIME, Client, assert_error, bearer, get_json
+from tests.acceptance.conftest import MakeClient
+from tests.support import ADMIN_TOKEN, CI_TOKEN, READ_TOKEN
 
 # The bodies of Retrace's documented curl examples: full for start, minimal for the rest.
 FULL = {
@@ -186,3 +187,16 @@ async def test_two_names_for_one_component_are_a_409(client: Client) -> None:
     assert "'Foo App'" in error["message"] and "'foo-app'" in error["message"]
     listing = await get_json(client, "/components/foo-app/deployments")
     assert len(listing) == 1
+
+
+async def test_strict_components_refuse_an_unknown_app_and_keep_no_name(
+    make_client: MakeClient,
+) -> None:
+    """With strict_components, an unregistered "Foo App" is a 404, and its name is not
+    kept: "Foo-App" can still be registered and used afterwards."""
+    client = await make_client(server={"strict_components": True})
+    await assert_error(await retrace(client, "start", {**MINIMAL, "AppName": "Foo App"}), 404)
+    registered = await client.put("/components/foo-app", headers=bearer(ADMIN_TOKEN))
+    assert registered.status == 201
+    started = await retrace(client, "start", {**MINIMAL, "AppName": "Foo-App"})
+    assert started.status == 201, await started.text()
