@@ -30,11 +30,14 @@ BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
 
 
-def _trusted(peer: str | None, server: ServerSettings) -> bool:
+def trusted_peer(peer: str | None, server: ServerSettings) -> bool:
+    """True when `peer` (an address, perhaps with an IPv6 zone) is a trusted proxy."""
     try:
         ip = ipaddress.ip_address((peer or "").split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # an IPv4 peer on a dual-stack socket
     nets = [ipaddress.ip_network(n, strict=False) for n in server.trusted_proxies]
     return any(ip in net for net in nets if net.version == ip.version)
 
@@ -43,7 +46,7 @@ def origin(request: web.Request) -> tuple[str, str]:
     """(scheme, host) the client used: `X-Forwarded-Proto`/`-Host` are believed only
     from `server.trusted_proxies` (a header from anyone else could point links away)."""
     scheme, host = request.scheme, request.host
-    if _trusted(request.remote, request.app[SETTINGS].server):
+    if trusted_peer(request.remote, request.app[SETTINGS].server):
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
         scheme = proto if proto in ("http", "https") else scheme
