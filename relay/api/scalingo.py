@@ -3,13 +3,12 @@ scalingo_stream.py). The mapping is in relay/records/scalingo.py."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.forwarded import origin
 from relay.api.keys import SCALINGO, SETTINGS
 from relay.api.parsing import request_fields
 from relay.api.records import json_answer, principal_of
@@ -22,45 +21,19 @@ from relay.records.scalingo import (
     pagination,
 )
 from relay.records.service import validation_details
-from relay.settings import ServerSettings
 
-# A Host value: a name or IPv4 address, or a bracketed IPv6 one, and a port.
-_HOST = re.compile(r"^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
 
 
-def trusted_peer(peer: str | None, server: ServerSettings) -> bool:
-    """True when `peer` (an address, perhaps with an IPv6 zone) is a trusted proxy."""
-    try:
-        ip = ipaddress.ip_address((peer or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # an IPv4 peer on a dual-stack socket
-    nets = [ipaddress.ip_network(n, strict=False) for n in server.trusted_proxies]
-    return any(ip in net for net in nets if net.version == ip.version)
-
-
-def origin(request: web.Request) -> tuple[str, str]:
-    """(scheme, host) the client used: `X-Forwarded-Proto`/`-Host` are believed only
-    from `server.trusted_proxies` (a header from anyone else could point links away)."""
-    scheme, host = request.scheme, request.host
-    if trusted_peer(request.remote, request.app[SETTINGS].server):
-        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-        scheme = proto if proto in ("http", "https") else scheme
-        host = forwarded if _HOST.match(forwarded) else host
-    return scheme, host
-
-
 def base_url(request: web.Request) -> str:
-    """relay's own URL as the client reaches it: `server.public_url`, else the origin."""
-    public = request.app[SETTINGS].server.public_url
-    if public:
-        return public.rstrip("/")
-    scheme, host = origin(request)
-    return f"{scheme}://{host}"
+    """relay's own URL as the client reaches it: `server.public_url`, else the scheme and
+    host the client used (forwarded ones believed only from `server.trusted_proxies`)."""
+    server = request.app[SETTINGS].server
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    seen = origin(request, server)
+    return f"{seen.scheme}://{seen.host}"
 
 
 def stream_url(request: web.Request, app: str) -> str:
