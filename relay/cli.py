@@ -279,7 +279,8 @@ def _processes(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `relay` command."""
-    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    # The docstring's first paragraph: the rest is about how this module is built.
+    parser = argparse.ArgumentParser(prog="relay", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"relay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
