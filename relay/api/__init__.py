@@ -5,6 +5,7 @@ from __future__ import annotations
 from relay.api import (
     cloud66,
     deliveries,
+    insights,
     lifecycle,
     ops,
     records,
@@ -29,5 +30,6 @@ def all_routes() -> list[Route]:
         *releases.routes(),
         *deliveries.routes(),
         *stream.routes(),
+        *insights.routes(),
         *ops.routes(),
     ]

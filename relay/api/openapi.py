@@ -26,6 +26,7 @@ _ERRORS = {
     429: "Over the token's rate limit or the client's connection cap (see Retry-After)",
     503: "Storage unavailable",
 }
+_OTHER = {"304": "Not modified (If-None-Match names the current ETag)"}
 # OpenAPI before 3.2 has the `schema` of an event stream describe each event.
 _SSE_EVENT = {
     "type": "object",
@@ -134,6 +135,12 @@ def _operation(route: Route) -> dict[str, Any]:
     )
     if route.public:
         op["security"] = []
+        # A public route that checks access itself says what more it answers.
+        for code in route.answers:
+            known = _ERRORS.get(int(code))
+            op["responses"][code] = {"description": known or _OTHER[code]}
+            if known:
+                op["responses"][code]["content"] = error
     return op
 
 

@@ -34,6 +34,8 @@ class Route:
     conflicts: bool | None = None
     # The error statuses the operation can answer; None: derived from the route (openapi.py).
     errors: frozenset[int] | None = None
+    # More answers a public route documents (a public route that checks access itself).
+    answers: tuple[str, ...] = ()
 
 
 def register(app: web.Application, routes: list[Route]) -> None:

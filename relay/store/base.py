@@ -11,6 +11,7 @@ from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, Forwarde
 from relay.store.cluster_base import ClusterStore
 from relay.store.dialect_base import DialectStore
 from relay.store.feed_base import FeedStore
+from relay.store.insights_base import InsightsStore
 from relay.store.lifecycle_base import LifecycleStore
 from relay.store.retention_base import RetentionStore
 
@@ -262,6 +263,7 @@ class Store(
     ClusterStore,
     RetentionStore,
     DialectStore,
+    InsightsStore,
     Protocol,
 ):
     """Domain operations on durable storage; implemented per backend."""

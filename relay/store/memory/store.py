@@ -60,6 +60,7 @@ class MemoryStore(
         rec = command.record.model_copy(update={"number": self._seq})
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
+        self.count_finished(None, rec)
         command.event.data["is_rollback"] = self.decide_rollback(rec)
         command.event.data["number"] = self._seq
         event = EventRow(
