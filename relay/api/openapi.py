@@ -14,7 +14,7 @@ from relay.models import ErrorAnswer
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
-    400: "Malformed body",
+    400: "Malformed request: a request head relay cannot read, or a malformed body",
     401: "Missing, unknown or revoked token",
     403: "Token lacks the scope or the component",
     404: "Not found",
@@ -75,9 +75,12 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
 def error_statuses(route: Route) -> list[int]:
     """The error statuses `route` can answer: its own list, else derived from what it
     reads (a body, a query, path parameters) and whether it needs a token."""
+    # Any request: a head the HTTP parser refuses (400); the connection cap and the rate
+    # limit, when configured (429).
+    every = {400, 429}
     if route.errors is not None:
-        return sorted(route.errors)
-    codes = {429}  # the connection cap and rate limit, when configured
+        return sorted(route.errors | every)
+    codes = set(every)
     params = re.findall(r"{(\w+)}", route.path)
     if route.body is not None:
         codes |= {400, 413, 415, 422}
