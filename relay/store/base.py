@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, ForwarderCounts, Kind
 from relay.store.cluster_base import ClusterStore
+from relay.store.dashboard_base import DashboardStore
 from relay.store.feed_base import FeedStore
 from relay.store.lifecycle_base import LifecycleStore
 from relay.store.retention_base import RetentionStore
@@ -253,6 +254,13 @@ class OutboxStore(Protocol):
 
 
 class Store(
-    RecordStore, OutboxStore, FeedStore, LifecycleStore, ClusterStore, RetentionStore, Protocol
+    RecordStore,
+    OutboxStore,
+    FeedStore,
+    LifecycleStore,
+    ClusterStore,
+    RetentionStore,
+    DashboardStore,
+    Protocol,
 ):
     """Domain operations on durable storage; implemented per backend."""

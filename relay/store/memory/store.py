@@ -20,6 +20,7 @@ from relay.store.base import (
     TokenRecord,
 )
 from relay.store.memory.cluster import MemoryCluster
+from relay.store.memory.dashboard import MemoryDashboard
 from relay.store.memory.feed import MemoryFeed
 from relay.store.memory.lifecycle import MemoryLifecycle
 from relay.store.memory.outbox import MemoryOutbox
@@ -27,7 +28,9 @@ from relay.store.memory.retention import MemoryRetention
 from relay.timeutil import utcnow
 
 
-class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox):
+class MemoryStore(
+    MemoryDashboard, MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox
+):
     """Keeps everything in dicts; for tests that need no I/O."""
 
     def __init__(self) -> None:

@@ -24,6 +24,7 @@ from relay.store.base import (
 )
 from relay.store.postgres import sql as sql
 from relay.store.postgres.batch import Batcher, Outcome
+from relay.store.postgres.dashboard import PostgresDashboard
 from relay.store.postgres.engine import Conn, PgEngine, known_migrations
 from relay.store.postgres.events import insert_events
 from relay.store.postgres.feed import PostgresFeed
@@ -50,7 +51,9 @@ def _token(row: asyncpg.Record) -> TokenRecord:
     )
 
 
-class PostgresStore(PostgresFeed, PostgresRetention, PostgresLifecycle, PostgresOutbox):
+class PostgresStore(
+    PostgresDashboard, PostgresFeed, PostgresRetention, PostgresLifecycle, PostgresOutbox
+):
     """Store backed by a PostgreSQL database that any number of relays may share."""
 
     def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 10) -> None:

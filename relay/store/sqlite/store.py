@@ -23,6 +23,7 @@ from relay.store.base import (
 )
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
+from relay.store.sqlite.dashboard import SqliteDashboard
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
 from relay.store.sqlite.feed import SqliteFeed
 from relay.store.sqlite.lifecycle import SqliteLifecycle
@@ -57,7 +58,13 @@ def _cursor(row: sqlite3.Row) -> Cursor:
 
 
 class SqliteStore(
-    SqliteFeed, SqliteCluster, SqliteRetention, SqliteLifecycle, SqliteReleases, SqliteOutbox
+    SqliteDashboard,
+    SqliteFeed,
+    SqliteCluster,
+    SqliteRetention,
+    SqliteLifecycle,
+    SqliteReleases,
+    SqliteOutbox,
 ):
     """Store backed by one SQLite file."""
 
