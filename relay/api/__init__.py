@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, lifecycle, ops, records, releases, retrace, stream
+from relay.api import (
+    dashboard,
+    deliveries,
+    lifecycle,
+    ops,
+    records,
+    releases,
+    retrace,
+    sessions,
+    stream,
+)
 from relay.api.routes import Route
 
 
@@ -14,6 +24,8 @@ def all_routes() -> list[Route]:
         *retrace.routes(),
         *releases.routes(),
         *deliveries.routes(),
+        *dashboard.routes(),
         *stream.routes(),
         *ops.routes(),
+        *sessions.routes(),
     ]

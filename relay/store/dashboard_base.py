@@ -1,5 +1,5 @@
 """What the web dashboard asks of the store: sign-in sessions, and the per-target delivery
-state of many deployments in one read.
+state of many deployments in one read, and the events (status history) of one.
 
 A session is stored by the hash of its cookie value (never the value itself) with the
 hash of the token it was opened with, so that revoking the token ends its sessions, and
@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from relay.models import DeliverySummary
+
+if TYPE_CHECKING:  # base.py imports this module
+    from relay.store.base import EventRow
 
 # How many deployments one `delivery_summaries` call may name.
 MAX_SUMMARY_IDS = 500
@@ -39,7 +42,7 @@ class DeploymentDeliveries:
 
 
 class DashboardStore(Protocol):
-    """Sessions and batched delivery summaries."""
+    """Sessions, batched delivery summaries, one deployment's events."""
 
     async def add_session(self, session: SessionRecord) -> None:
         """Store a new session."""
@@ -56,3 +59,6 @@ class DashboardStore(Protocol):
     async def delivery_summaries(self, deployment_ids: Sequence[str]) -> list[DeploymentDeliveries]:
         """For each existing deployment among `deployment_ids` (at most MAX_SUMMARY_IDS):
         its component and delivery summaries in event order, as `get_record` gives them."""
+
+    async def deployment_events(self, deployment_id: str) -> list[EventRow]:
+        """Every recorded event of one deployment, oldest first (its status history)."""

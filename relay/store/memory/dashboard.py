@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from relay.models import DeliverySummary, Deployment
+from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
 from relay.store.memory.outbox import Row
 
@@ -14,6 +15,7 @@ class MemoryDashboard:
     """Sessions and summaries; mixed into MemoryStore."""
 
     rows: dict[str, Row]
+    event_rows: list[EventRow]
     records: dict[str, tuple[int, Deployment]]
 
     def __init__(self) -> None:
@@ -57,3 +59,9 @@ class MemoryDashboard:
             ]
             out.append(DeploymentDeliveries(deployment_id, found[1].component, summary))
         return out
+
+    async def deployment_events(self, deployment_id: str) -> list[EventRow]:
+        """The deployment's events by seq."""
+        return sorted(
+            (e for e in self.event_rows if e.deployment_id == deployment_id), key=lambda e: e.seq
+        )

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from relay.models import DeliverySummary
+from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
 from relay.store.postgres.engine import PgEngine
+from relay.store.rows import as_is, event_row
 
 INSERT_SESSION = (
     "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at) "
@@ -19,6 +21,10 @@ FIND_SESSION = (
 )
 DELETE_SESSION = "DELETE FROM sessions WHERE session_hash = $1"
 DELETE_EXPIRED = "DELETE FROM sessions WHERE expires_at <= $1"
+DEPLOYMENT_EVENTS = """
+SELECT id, seq, type, deployment_id, created_at, payload FROM events
+WHERE deployment_id = $1 ORDER BY seq
+"""
 DEPLOYMENT_COMPONENTS = "SELECT id, component FROM deployments WHERE id = ANY($1::text[])"
 SUMMARIES = """
 SELECT deployment_id, forwarder, status, attempts FROM deliveries
@@ -76,3 +82,8 @@ class PostgresDashboard:
                     DeliverySummary(forwarder=row[1], status=row[2], attempts=row[3])
                 )
         return [found[i] for i in ids if i in found]
+
+    async def deployment_events(self, deployment_id: str) -> list[EventRow]:
+        """The deployment's events by seq."""
+        found = await self.engine.fetch(DEPLOYMENT_EVENTS, deployment_id)
+        return [event_row(r, as_is) for r in found]

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from relay.models import DeliverySummary
+from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
+from relay.store.rows import event_row
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db
 
@@ -24,6 +26,10 @@ SUMMARIES = """
 SELECT d.deployment_id, p.component, d.forwarder, d.status, d.attempts
 FROM deliveries d JOIN deployments p ON p.id = d.deployment_id
 WHERE d.deployment_id IN ({marks}) ORDER BY d.deployment_id, d.event_seq, d.forwarder
+"""
+DEPLOYMENT_EVENTS = """
+SELECT id, seq, type, deployment_id, created_at, payload FROM events
+WHERE deployment_id = ? ORDER BY seq
 """
 DEPLOYMENT_COMPONENTS = "SELECT id, component FROM deployments WHERE id IN ({marks})"
 
@@ -86,3 +92,11 @@ class SqliteDashboard:
             return [found[i] for i in ids if i in found]
 
         return await self.engine.read(op)
+
+    async def deployment_events(self, deployment_id: str) -> list[EventRow]:
+        """The deployment's events by seq."""
+        return await self.engine.read(
+            lambda conn: [
+                event_row(r, parse_db) for r in conn.execute(DEPLOYMENT_EVENTS, (deployment_id,))
+            ]
+        )
