@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from forwarders.answers import answer_reason
+
 # Names a forwarder builds its requests with; they live in relay's delivery package
 # and are exported from here, the plugin API, so that plugins need import nothing else.
 from relay.delivery.http import HttpRequest as HttpRequest
@@ -242,9 +244,10 @@ def check_response(
     if 200 <= status < 300:
         return
     excerpt = response.text()
+    answered = refusal(what, response)
     if status in retry_statuses:
         raise RetryLater(
-            f"{what} answered HTTP {status}",
+            answered,
             at=retry_at(response, now),
             status_code=status,
             excerpt=excerpt,
@@ -255,7 +258,14 @@ def check_response(
             status_code=status,
             excerpt=excerpt,
         )
-    raise PermanentFailure(f"{what} answered HTTP {status}", status_code=status, excerpt=excerpt)
+    raise PermanentFailure(answered, status_code=status, excerpt=excerpt)
+
+
+def refusal(what: str, response: HttpResponse) -> str:
+    """`<what> answered HTTP <status>`, then the target's own reason when it gave one."""
+    reason = answer_reason(response)
+    text = f"{what} answered HTTP {response.status}"
+    return f"{text}: {reason}" if reason else text
 
 
 async def send_checked(

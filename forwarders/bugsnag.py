@@ -32,6 +32,10 @@ from forwarders.base import check_response as _check
 from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking
 
 DEFAULT_URL = "https://build.bugsnag.com"
+# API keys of projects on InsightHub (SmartBear's instance) begin with this, and their
+# builds go to its own Build API host.
+INSIGHTHUB_KEY_PREFIX = "00000"
+INSIGHTHUB_URL = "https://build.bugsnag.smartbear.com"
 Provider = Literal[
     "github", "github-enterprise", "bitbucket", "bitbucket-server", "gitlab", "gitlab-onpremise"
 ]
@@ -49,7 +53,7 @@ class BugsnagConfig(ForwarderConfig):
     # The API key must never be echoed back in a validation error.
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    url: BaseUrl = DEFAULT_URL
+    url: BaseUrl | None = None
     api_key: SecretStr
     repository: str | None = None
     provider: Provider | None = None
@@ -61,6 +65,14 @@ class BugsnagConfig(ForwarderConfig):
         if not _API_KEY.match(value.get_secret_value()):
             raise ValueError("api_key must be the project's 32 hexadecimal characters")
         return value
+
+    @property
+    def base_url(self) -> str:
+        """The `url` override, else the Build API host of the key's instance."""
+        if self.url is not None:
+            return self.url
+        key = self.api_key.get_secret_value()
+        return INSIGHTHUB_URL if key.startswith(INSIGHTHUB_KEY_PREFIX) else DEFAULT_URL
 
     def secrets(self) -> list[str]:
         """The project API key."""
@@ -144,7 +156,10 @@ def build_payload(config: BugsnagConfig, event: Event) -> dict[str, Any]:
 def build_request(config: BugsnagConfig, event: Event, delivery_id: str) -> HttpRequest:
     """`POST {url}/` with the build as JSON and no auth header."""
     return HttpRequest.json_request(
-        "POST", f"{config.url}/", build_payload(config, event), {"Idempotency-Key": delivery_id}
+        "POST",
+        f"{config.base_url}/",
+        build_payload(config, event),
+        {"Idempotency-Key": delivery_id},
     )
 
 

@@ -6,11 +6,13 @@ keeps their config), `BaseUrl` (a config field type) and `masking` (a context ma
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
@@ -54,6 +56,51 @@ def link(data: dict[str, Any]) -> str | None:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return None
     return url if url.split() == [url] else None
+
+
+# What strict URL validators (Django's, behind Sentry's URLField) accept as a host name:
+# letters (any beyond ASCII too), digits and inner hyphens per label; a top-level
+# domain of letters, or punycode.
+_LABEL = re.compile(
+    r"^[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,61}[a-z0-9\u00a1-\uffff])?$"
+)
+_TOP_LEVEL = re.compile(
+    r"^(?:[a-z\u00a1-\uffff](?:[a-z\u00a1-\uffff-]{0,61}[a-z\u00a1-\uffff])|xn--[a-z0-9]{1,59})$"
+)
+
+
+def strict_web_url(value: Any, max_length: int) -> str | None:
+    """`value` when it is an http(s) URL of at most `max_length` characters that a strict
+    validator accepts (a host with a top-level domain, localhost or an IP address; a
+    valid port; no white space), else None."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length:
+        return None
+    if any(c.isspace() for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return value if _valid_host(parts.hostname, bracketed="[" in parts.netloc) else None
+
+
+def _valid_host(host: str, *, bracketed: bool) -> bool:
+    try:
+        if bracketed:
+            return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+        if host.replace(".", "").isdigit():
+            return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or len(labels) < 2:
+        return False
+    return all(_LABEL.match(label) for label in labels) and bool(_TOP_LEVEL.match(labels[-1]))
 
 
 def summary(event: Event) -> str:

@@ -33,6 +33,12 @@ from relay.models import TERMINAL_STATUSES
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CREATE_EVENTS = frozenset({"deployment.created", "deployment.started", "build.created"})
 FINISH_EVENTS = frozenset({"deployment.completed", "deployment.cancelled"})
+DEFAULT_TAGS_LENGTH = 500
+# Room for the component tag of the longest slug (100 characters), whatever else is cut.
+MIN_TAGS_LENGTH = 128
+# A cut tag keeps at least this many bytes (its key and the start of its value).
+MIN_CUT_TAG = 16
+ELLIPSIS = "…"
 
 
 class GrafanaConfig(ForwarderConfig):
@@ -44,6 +50,8 @@ class GrafanaConfig(ForwarderConfig):
     panel_id: int | None = None
     tags: list[str] = Field(default_factory=list)
     org_id: int | None = Field(default=None, ge=1)
+    # Grafana's `[annotations] tags_length`: raise it here when your Grafana allows more.
+    tags_length: int = Field(default=DEFAULT_TAGS_LENGTH, ge=MIN_TAGS_LENGTH)
 
     @model_validator(mode="after")
     def _panel_needs_dashboard(self) -> GrafanaConfig:
@@ -85,7 +93,8 @@ def outcome(event: Event) -> str | None:
 
 
 def annotation_tags(config: GrafanaConfig, event: Event) -> list[str]:
-    """Configured tags, then `component:`, `stage:`, `version:`, `result:` (absent ones skipped)."""
+    """Configured tags, then `component:`, `stage:`, `version:`, `result:` (absent ones
+    skipped), fitted within the configured `tags_length`."""
     data = event.data
     tags = list(config.tags)
     if event.type == "build.created":
@@ -97,7 +106,53 @@ def annotation_tags(config: GrafanaConfig, event: Event) -> list[str]:
         ("result", outcome(event)),
     )
     tags.extend(f"{key}:{value}" for key, value in pairs if value)
-    return list(dict.fromkeys(tags))  # Grafana stores tags as a set: no duplicates.
+    component = f"component:{data['component']}" if data.get("component") else None
+    # Grafana stores tags as a set: no duplicates.
+    return fit_tags(list(dict.fromkeys(tags)), config.tags_length, keep=component)
+
+
+def tags_length(tags: list[str]) -> int:
+    """The length Grafana's annotation store checks: the tags as a JSON list of quoted
+    strings, in UTF-8 bytes (`["a","b"]` is 9), escapes not counted."""
+    return 2 + sum(len(t.encode()) + 2 for t in tags) + max(len(tags) - 1, 0)
+
+
+def fit_tags(tags: list[str], limit: int, keep: str | None = None) -> list[str]:
+    """`tags` within `limit` (see tags_length): the longest tags are cut first, each to no
+    less than MIN_CUT_TAG bytes; only when that is not enough are tags dropped, last
+    first, and never `keep`."""
+    if tags_length(tags) <= limit:
+        return tags
+    cuttable = [i for i, t in enumerate(tags) if t != keep]
+    cap = _widest_cap(tags, cuttable, limit)
+    fitted = [cut_tag(t, cap) if i in cuttable else t for i, t in enumerate(tags)]
+    while tags_length(fitted) > limit and any(t != keep for t in fitted):
+        last = max(i for i, t in enumerate(fitted) if t != keep)
+        del fitted[last]
+    return fitted
+
+
+def _widest_cap(tags: list[str], cuttable: list[int], limit: int) -> int:
+    """The largest byte cap for the cuttable tags that brings the total within `limit`
+    (MIN_CUT_TAG when even that is not enough)."""
+    low, high = MIN_CUT_TAG, max(len(tags[i].encode()) for i in cuttable) if cuttable else 0
+    best = MIN_CUT_TAG
+    while low <= high:
+        middle = (low + high) // 2
+        trial = [cut_tag(t, middle) if i in cuttable else t for i, t in enumerate(tags)]
+        if tags_length(trial) <= limit:
+            best, low = middle, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def cut_tag(tag: str, max_bytes: int) -> str:
+    """`tag` cut to at most `max_bytes` of UTF-8, ending in an ellipsis when cut."""
+    if len(tag.encode()) <= max_bytes:
+        return tag
+    room = max_bytes - len(ELLIPSIS.encode())
+    return tag.encode()[:room].decode("utf-8", errors="ignore").rstrip() + ELLIPSIS
 
 
 def annotation_text(event: Event) -> str:

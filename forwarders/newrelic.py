@@ -7,11 +7,14 @@ is inspected even on success statuses.
 from __future__ import annotations
 
 import builtins
+import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, Self
 
+import structlog
 from pydantic import Field, SecretStr, model_validator
 
+from forwarders.answers import answer_reason, shorten
 from forwarders.base import (
     SERVER_ERRORS,
     Delivered,
@@ -27,8 +30,10 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
-from forwarders.common import ConfiguredForwarder, summary
+from forwarders.common import ConfiguredForwarder, mask, summary
 from relay.timeutil import format_wire, to_utc
+
+log = structlog.get_logger("relay.forwarders.newrelic")
 
 MAX_CONCURRENCY = 25  # requests in flight per API key
 REGION_URLS = {"us": "https://api.newrelic.com", "eu": "https://api.eu.newrelic.com"}
@@ -38,8 +43,16 @@ DEPLOYMENT_TYPES = frozenset({"BASIC", "BLUE_GREEN", "CANARY", "ROLLING", "SHADO
 TIMESTAMP_WINDOW = timedelta(hours=24) - timedelta(minutes=10)
 MAX_REVISION = 127
 MAX_REST_USER = 31
-# errorClass values newrelic-client-go treats as retryable.
-RETRYABLE_ERROR_CLASSES = ("TIMEOUT", "INTERNAL_SERVER_ERROR", "SERVER_ERROR")
+# The REST API stores changelog and description in 64 KiB text columns.
+MAX_REST_TEXT = 65_535
+# The REST API refuses 4-byte UTF-8 characters (emoji and other characters outside the
+# Basic Multilingual Plane) in any field.
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+# errorClass values newrelic-client-go retries: a NerdGraph rate limit (TOO_MANY_REQUESTS)
+# arrives as HTTP 200 with this class, like the server-side failures.
+RETRYABLE_ERROR_CLASSES = frozenset(
+    {"TIMEOUT", "INTERNAL_SERVER_ERROR", "SERVER_ERROR", "TOO_MANY_REQUESTS"}
+)
 REST_RETRY_STATUSES = frozenset({429, 500}) | frozenset(range(502, 600))
 NERDGRAPH_RETRY_STATUSES = frozenset({429}) | SERVER_ERRORS
 
@@ -153,27 +166,49 @@ def build_nerdgraph_request(
     return HttpRequest.json_request("POST", f"{config.base_url}/graphql", payload, headers)
 
 
+def rest_text(value: str, limit_bytes: int | None = None) -> str:
+    """`value` without characters beyond the BMP, cut to `limit_bytes` of UTF-8 if given."""
+    text = _BEYOND_BMP.sub("", value)
+    if limit_bytes is not None and len(text.encode()) > limit_bytes:
+        text = text.encode()[:limit_bytes].decode("utf-8", errors="ignore")
+    return text
+
+
 def build_rest_request(
-    config: NewRelicConfig, event: Event, now: datetime, delivery_id: str
+    config: NewRelicConfig,
+    event: Event,
+    now: datetime,
+    delivery_id: str,
+    *,
+    timestamp: bool = True,
 ) -> HttpRequest:
-    """The REST v2 deployment marker for `event` (timestamp clamped to `now`)."""
+    """The REST v2 deployment marker for `event` (timestamp clamped to `now`).
+
+    Without `timestamp` the marker is recorded at New Relic's current time and the
+    deployment's own time goes into the description instead.
+    """
     data = event.data
-    version = str(data.get("version"))
+    version = rest_text(str(data.get("version")))
     when = min(deployed_at(event), to_utc(now))
+    description = summary(event)
     deployment: dict[str, Any] = {
         # The full version stays in the description when the revision is cut.
         "revision": version[:MAX_REVISION],
-        "description": summary(event),
-        "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if timestamp:
+        deployment["timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        description += f"; deployed at {format_wire(when)}"
+    deployment["description"] = rest_text(description, MAX_REST_TEXT)
     user = _meta_str(data, "user_id")
     if user:
-        deployment["user"] = user[:MAX_REST_USER]
+        deployment["user"] = rest_text(user)[:MAX_REST_USER]
     changelog = _meta_str(data, "changelog")
     if changelog:
-        deployment["changelog"] = changelog
+        deployment["changelog"] = rest_text(changelog, MAX_REST_TEXT)
     url = f"{config.base_url}/v2/applications/{config.app_id}/deployments.json"
-    headers = {"Api-Key": config.api_key.get_secret_value(), "Idempotency-Key": delivery_id}
+    # X-Api-Key takes a user key or a REST API key; Api-Key only a user key.
+    headers = {"X-Api-Key": config.api_key.get_secret_value(), "Idempotency-Key": delivery_id}
     return HttpRequest.json_request("POST", url, {"deployment": deployment}, headers)
 
 
@@ -191,7 +226,7 @@ def check_nerdgraph_answer(response: HttpResponse, now: datetime) -> str:
         )
     errors = body.get("errors") or []
     if errors:
-        messages = "; ".join(_error_text(e) for e in errors)
+        messages = shorten("; ".join(_error_text(e) for e in errors))
         kind = RetryLater if any(_retryable(e) for e in errors) else PermanentFailure
         raise kind(
             f"New Relic NerdGraph error: {messages}",
@@ -216,17 +251,18 @@ def _error_text(error: Any) -> str:
 def _retryable(error: Any) -> bool:
     extensions = error.get("extensions") if isinstance(error, dict) else None
     error_class = extensions.get("errorClass") if isinstance(extensions, dict) else None
-    text = str(error_class or _error_text(error)).upper().replace(" ", "_")
-    return any(marker in text for marker in RETRYABLE_ERROR_CLASSES)
+    return error_class in RETRYABLE_ERROR_CLASSES
 
 
 def check_rest_answer(response: HttpResponse, now: datetime) -> None:
     """Raise per the REST API's rules: retry 429, 500, >=502; other non-2xx permanent."""
-    body = response.json()
-    error = body.get("error") if isinstance(body, dict) else None
-    title = error.get("title") if isinstance(error, dict) else None
-    what = f"New Relic REST ({title})" if title else "New Relic REST"
-    check_response(response, now, retry_statuses=REST_RETRY_STATUSES, what=what)
+    check_response(response, now, retry_statuses=REST_RETRY_STATUSES, what="New Relic REST")
+
+
+def refused_timestamp(response: HttpResponse) -> bool:
+    """True when the REST API refused the marker for its timestamp (e.g. older than the
+    application's latest marker)."""
+    return response.status in (400, 422) and "timestamp" in answer_reason(response).lower()
 
 
 class NewRelicForwarder(ConfiguredForwarder[NewRelicConfig]):
@@ -241,11 +277,27 @@ class NewRelicForwarder(ConfiguredForwarder[NewRelicConfig]):
         if skipped:
             return skipped
         if self.config.api == "rest":
-            request = build_rest_request(self.config, event, context.now, context.delivery_id)
-            response = await send_raw(request, context, what="New Relic REST")
-            check_rest_answer(response, context.now)
-            return Delivered(status_code=response.status, excerpt=response.text(200))
+            return await self._send_marker(event, context)
         request = build_nerdgraph_request(self.config, event, context.now, context.delivery_id)
         response = await send_raw(request, context, what="New Relic NerdGraph")
         deployment_id = check_nerdgraph_answer(response, context.now)
         return Delivered(status_code=response.status, excerpt=f"deploymentId {deployment_id}")
+
+    async def _send_marker(self, event: Event, context: SendContext) -> Outcome:
+        request = build_rest_request(self.config, event, context.now, context.delivery_id)
+        response = await send_raw(request, context, what="New Relic REST")
+        if refused_timestamp(response):
+            # New Relic keeps an application's markers in order and refuses one older than
+            # its latest: record this one now, its own time in the description.
+            log.info(
+                "newrelic_marker_time_refused",
+                forwarder=self.config.name,
+                delivery_id=context.delivery_id,
+                reason=mask(answer_reason(response), self.config.secrets()),
+            )
+            request = build_rest_request(
+                self.config, event, context.now, context.delivery_id, timestamp=False
+            )
+            response = await send_raw(request, context, what="New Relic REST")
+        check_rest_answer(response, context.now)
+        return Delivered(status_code=response.status, excerpt=response.text(200))

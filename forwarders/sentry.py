@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
+import structlog
 from pydantic import Field, SecretStr, field_validator
 
+from forwarders.answers import shorten
 from forwarders.base import (
     Delivered,
     Event,
@@ -32,10 +34,14 @@ from forwarders.common import (
     Placeholder,
     fill,
     lookup,
+    mask,
     stray_brace,
+    strict_web_url,
     unknown_placeholder,
 )
 from relay.timeutil import format_wire, to_utc
+
+log = structlog.get_logger("relay.forwarders.sentry")
 
 # Sentry asks for 429 and 502/503/504 to be retried and calls other 4xx permanent; a
 # 500 is retried too. 409 means "commits are being processed" on the release endpoint
@@ -46,6 +52,7 @@ MAX_VERSION = 200
 MAX_ENVIRONMENT = 64
 MAX_DEPLOY_NAME = 64
 MAX_URL = 200
+MAX_COMMIT = 64
 _BAD_VERSION_CHARS = frozenset("/\\\n\r\t\f")
 _RESERVED_VERSIONS = frozenset({".", "..", "latest"})
 _BAD_ENVIRONMENT_CHARS = frozenset("/\n\r\f")
@@ -102,7 +109,8 @@ def version_problem(version: str) -> str | None:
         return f"the release version is longer than {MAX_VERSION} characters"
     if _BAD_VERSION_CHARS & set(version):
         return "the release version contains '/', '\\', a newline or a tab"
-    if version.lower() in _RESERVED_VERSIONS:
+    # Sentry compares the stripped version: " latest" and ".. " are reserved too.
+    if version.strip().lower() in _RESERVED_VERSIONS:
         return f"{version!r} is reserved by Sentry and cannot name a release"
     return None
 
@@ -174,18 +182,50 @@ def _wire_time(value: Any) -> str | None:
         return None  # relay wrote this field itself; an odd value is just left out
 
 
+def release_refs(config: SentryConfig, data: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The `refs` linking the release to its commit, when Sentry would accept them."""
+    commit = data.get("commit_sha")
+    if not config.repository or not isinstance(commit, str) or not commit:
+        return None
+    if len(commit) > MAX_COMMIT:
+        return None  # Sentry refuses a longer commit id, and a cut one names no commit
+    return [{"repository": config.repository, "commit": commit}]
+
+
+def refs_left_out(config: SentryConfig, data: dict[str, Any]) -> str | None:
+    """Why the configured repository's commit is not linked to the release, if it is not."""
+    commit = data.get("commit_sha")
+    if config.repository and isinstance(commit, str) and len(commit) > MAX_COMMIT:
+        return f"the commit id is longer than Sentry's {MAX_COMMIT} characters"
+    return None
+
+
+def refused_refs(response: HttpResponse) -> str | None:
+    """Sentry's reason when it refused the release's `refs` (a repository not set up in the
+    organisation): a 400 `{"refs": ["Invalid repository names: …"]}`, given after the
+    release itself was created. None for any other answer."""
+    body = response.json() if response.status == 400 else None
+    if not isinstance(body, dict) or set(body) != {"refs"}:
+        return None
+    reasons = body["refs"]
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        return None  # field errors of the refs themselves: nothing was created
+    return shorten("; ".join(reasons))
+
+
 def build_release_request(
     config: SentryConfig, event: Event, version: str, delivery_id: str
 ) -> HttpRequest:
     """`POST /api/0/organizations/{org}/releases/` for `version`."""
     data = event.data
     body: dict[str, Any] = {"version": version, "projects": list(config.projects)}
-    commit = data.get("commit_sha")
-    if config.repository and commit:
-        body["refs"] = [{"repository": config.repository, "commit": commit}]
-    url = (data.get("meta_data") or {}).get("url")
-    if isinstance(url, str) and 0 < len(url) <= MAX_URL:
-        body["url"] = url  # a longer link would make Sentry refuse the whole release
+    linked = release_refs(config, data)
+    if linked:
+        body["refs"] = linked
+    # Sentry refuses the whole release over a link it does not take for a URL.
+    url = strict_web_url((data.get("meta_data") or {}).get("url"), MAX_URL)
+    if url:
+        body["url"] = url
     if data.get("kind", "deployment") == "deployment":
         released = _wire_time(data.get("finished_at"))
         if released:
@@ -255,15 +295,37 @@ class SentryForwarder(ConfiguredForwarder[SentryConfig]):
         version = state.get("version") or release_version(self.config, event)
         status: int | None = None
         if not state.get("release_done"):
-            request = build_release_request(self.config, event, version, context.delivery_id)
-            response = await send_raw(request, context, what="Sentry")
-            check_sentry_response(response, context, "release")
-            state.update(release_done=True, version=version)
-            status = response.status
+            status = await self._release(event, context, version)
         if plan == "release+deploy" and not state.get("deploy_done"):
             request = build_deploy_request(self.config, event, version, context.delivery_id)
             response = await send_raw(request, context, what="Sentry")
             check_sentry_response(response, context, "deploy")
             state["deploy_done"] = True
             status = response.status
-        return Delivered(status_code=status, excerpt=f"release {version}")
+        excerpt = f"release {version}"
+        left_out = state.get("refs_refused") or refs_left_out(self.config, event.data)
+        if left_out:
+            excerpt += f"; commit not linked: {left_out}"
+        return Delivered(status_code=status, excerpt=excerpt)
+
+    async def _release(self, event: Event, context: SendContext, version: str) -> int:
+        """Create the release; a refused commit link leaves it created, without the link."""
+        request = build_release_request(self.config, event, version, context.delivery_id)
+        response = await send_raw(request, context, what="Sentry")
+        refused = refused_refs(response)
+        if refused is None:
+            check_sentry_response(response, context, "release")
+        else:
+            # The release exists (Sentry checks the repository after creating it): go on
+            # to the deploy, and tell why the commit is not linked.
+            refused = mask(refused, self.config.secrets())
+            context.state["refs_refused"] = f"Sentry refused the repository ({refused})"
+            log.warning(
+                "sentry_commit_not_linked",
+                forwarder=self.config.name,
+                delivery_id=context.delivery_id,
+                repository=self.config.repository,
+                reason=refused,
+            )
+        context.state.update(release_done=True, version=version)
+        return response.status

@@ -46,6 +46,9 @@ from forwarders.common import (
 from relay.delivery.http import JSON_HEADERS, HttpRequest, json_body
 
 SECRET_PREFIX = "whsec_"
+# The Standard Webhooks specification asks for secrets of 24 to 64 random bytes.
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
 # Headers relay computes itself: a static header may not replace them.
 RESERVED_HEADERS = frozenset(
     {
@@ -89,8 +92,11 @@ def secret_key(secret: str) -> bytes:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"the part after {SECRET_PREFIX!r} is not valid base64") from None
-    if not key:
-        raise ValueError("a webhook secret may not be empty")
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(
+            f"a webhook secret must decode to {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random "
+            f"bytes (Standard Webhooks); this one decodes to {len(key)}"
+        )
     return key
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -100,6 +102,24 @@ def raising(error: BaseException) -> Handler:
         raise error
 
     return fail
+
+
+class RoutedTransport:
+    """A real transport that sends requests for some https origins to local stand-ins
+    instead (like an /etc/hosts entry), recording which origin each request was for."""
+
+    def __init__(self, inner: Transport, routes: dict[str, str]) -> None:
+        self.inner = inner
+        self.routes = routes  # "https://build.bugsnag.com" -> "http://127.0.0.1:port"
+        self.origins: list[str] = []
+
+    async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:
+        """Send `request` to the stand-in of its origin (unrouted origins fail)."""
+        parts = urlsplit(request.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        self.origins.append(origin)
+        local = self.routes[origin] + request.url[len(origin) :]
+        return await self.inner.send(replace(request, url=local), timeout=timeout)
 
 
 @asynccontextmanager

@@ -60,8 +60,11 @@ class Registry:
         try:
             return cls.Config.model_validate(raw)
         except ValidationError as exc:
+            # The forwarder's name says which one is meant better than its index.
+            name = raw.get("name")
+            prefix = f"forwarder {name!r}: " if isinstance(name, str) and name else ""
             details = [
-                {"field": ".".join([where, *map(str, e["loc"])]), "message": e["msg"]}
+                {"field": ".".join([where, *map(str, e["loc"])]), "message": prefix + e["msg"]}
                 for e in exc.errors(include_url=False, include_input=False)
             ]
             raise ConfigError("invalid configuration", details=details) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -74,9 +75,14 @@ class BugsnagReceiver(Receiver):
 
     name = "bugsnag"
 
-    def __init__(self, warnings: list[str] | None = None) -> None:
+    def __init__(
+        self, warnings: list[str] | None = None, api_keys: Iterable[str] | None = None
+    ) -> None:
         super().__init__()
         self.builds: list[dict[str, Any]] = []
+        # The API keys of the projects on this instance (None: any well-formed key); a
+        # key of another instance (InsightHub's begin 00000) is unknown here.
+        self.api_keys = None if api_keys is None else set(api_keys)
         # Canned warnings put in every 200 answer (the real service adds some).
         self.warnings = warnings or []
 
@@ -91,6 +97,9 @@ class BugsnagReceiver(Receiver):
         except ValueError:
             raise Rejected(400, {"errors": ["payload is not valid JSON"]}) from None
         errors = build_errors(body)
+        key = body.get("apiKey") if isinstance(body, dict) else None
+        if not errors and self.api_keys is not None and key not in self.api_keys:
+            errors = ["apiKey invalid"]
         if errors:
             raise Rejected(400, {"errors": errors})
         self.builds.append(body)

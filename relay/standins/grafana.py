@@ -26,6 +26,24 @@ def _bad(message: str) -> Rejected:
     return Rejected(400, {"message": message})
 
 
+def stored_tags(tags: list[str]) -> list[str]:
+    """Tags as Grafana's store keeps them: `key:value` split at the first colon and cut at
+    the second, both sides trimmed; empty keys and repeated pairs dropped."""
+    pairs: list[tuple[str, str]] = []
+    for tag in tags:
+        parts = tag.split(":")
+        key, value = parts[0].strip(" "), parts[1].strip(" ") if len(parts) > 1 else ""
+        if key and (key, value) not in pairs:
+            pairs.append((key, value))
+    return [f"{key}:{value}" if value else key for key, value in pairs]
+
+
+def estimated_length(tags: list[str]) -> int:
+    """What Grafana checks against `tags_length`: the tags as a JSON list, in bytes,
+    quotes and commas counted, escapes not."""
+    return 2 + sum(len(t.encode()) + 2 for t in tags) + max(len(tags) - 1, 0)
+
+
 def check_types(body: Any) -> dict[str, Any]:
     """The body as an object whose known fields have Grafana's types; else Rejected(400)."""
     if not isinstance(body, dict):
@@ -54,10 +72,15 @@ class GrafanaReceiver(Receiver):
     name = "grafana"
 
     def __init__(
-        self, token: str | None = "grafana-token", forbidden: set[str] | None = None
+        self,
+        token: str | None = "grafana-token",
+        forbidden: set[str] | None = None,
+        tags_length: int = 500,
     ) -> None:
         super().__init__()
         self.token = token
+        # `[annotations] tags_length`: an annotation whose tags are longer is refused.
+        self.tags_length = tags_length
         # Tokens that authenticate but lack annotations:create (Viewer role) -> 403.
         self.forbidden = forbidden or set()
         self.annotations: dict[int, dict[str, Any]] = {}
@@ -71,6 +94,20 @@ class GrafanaReceiver(Receiver):
             web.post("/api/annotations", self.wrap(self.create)),
             web.patch("/api/annotations/{id}", self.wrap(self.patch)),
         ]
+
+    def _tags(self, tags: list[str]) -> list[str]:
+        """The tags as stored; Rejected(400) beyond `tags_length`, like Grafana's store."""
+        stored = stored_tags(tags)
+        if estimated_length(stored) > self.tags_length:
+            raise Rejected(
+                400,
+                {
+                    "message": "Tags length exceeds the maximum allowed.",
+                    "messageId": "annotations.tag-limit-exceeded",
+                    "statusCode": 400,
+                },
+            )
+        return stored
 
     def _authorize(self, request: web.Request, action: str) -> None:
         auth = request.headers.get("Authorization", "")
@@ -93,6 +130,7 @@ class GrafanaReceiver(Receiver):
             raise _bad("Failed to save annotation: text field should not be empty")
         if not body.get("time") and not body.get("timeEnd"):
             raise _bad("Failed to save annotation: time and timeEnd cannot both be 0")
+        tags = self._tags(list(body.get("tags") or []))
         annotation_id = self._next_id
         self._next_id += 1
         time = body.get("time") or body["timeEnd"]
@@ -102,7 +140,7 @@ class GrafanaReceiver(Receiver):
             "time": time,
             # Grafana stores a point annotation as a region of zero length.
             "timeEnd": body.get("timeEnd") or time,
-            "tags": list(body.get("tags") or []),
+            "tags": tags,
             "dashboardUID": body.get("dashboardUID"),
             "panelId": body.get("panelId"),
             "data": body.get("data") or {},
@@ -121,10 +159,11 @@ class GrafanaReceiver(Receiver):
         annotation = self.annotations.get(annotation_id)
         if annotation is None:
             raise Rejected(404, {"message": "Annotation not found"})
+        tags = self._tags(list(body["tags"])) if body.get("tags") is not None else None
         # Like Grafana: zero/empty values mean "leave unchanged".
         for key in ("text", "time", "timeEnd", "data"):
             if body.get(key):
                 annotation[key] = body[key]
-        if body.get("tags") is not None:
-            annotation["tags"] = list(body["tags"])
+        if tags is not None:
+            annotation["tags"] = tags
         return 200, {"message": "Annotation patched"}

@@ -36,6 +36,10 @@ INPUT_FIELDS = frozenset(
     }
 )
 TIMESTAMP_WINDOW = timedelta(hours=24)
+MAX_REST_TEXT = 65_535
+# The REST API stores text as 3-byte UTF-8: a character beyond the BMP is refused.
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+USER_KEY_PREFIX = "NRAK-"
 _MUTATION_CHECKS = (
     (re.compile(r"^\s*mutation\b"), "the operation is not a mutation"),
     (
@@ -92,7 +96,15 @@ class NewRelicReceiver(Receiver):
         self.now = now
         self.change_deployments: list[dict[str, Any]] = []
         self.rest_deployments: list[dict[str, Any]] = []
+        # The time of each application's latest marker: an older one is refused.
+        self.latest_marker: dict[int, datetime] = {}
         self._ids = itertools.count(1)
+        self._rate_limited = 0
+
+    def limit_rate(self, times: int = 1) -> None:
+        """Answer the next `times` NerdGraph requests as New Relic does past its rate
+        limit: HTTP 200, no data, an error of class TOO_MANY_REQUESTS."""
+        self._rate_limited += times
 
     def routes(self) -> list[web.RouteDef]:
         """Both APIs on one app."""
@@ -104,6 +116,10 @@ class NewRelicReceiver(Receiver):
     async def _graphql(self, request: web.Request, body: bytes) -> tuple[int, Any]:
         if request.headers.get("API-Key") != self.api_key:
             raise Rejected(401, {"errors": [graphql_error("Invalid API key", "UNAUTHORIZED")]})
+        if self._rate_limited:
+            self._rate_limited -= 1
+            limited = graphql_error("Too many requests, try again later", "TOO_MANY_REQUESTS")
+            return 200, {"data": None, "errors": [limited]}
         payload = _json(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             raise Rejected(400, {"errors": [graphql_error("Request body must have a query")]})
@@ -149,9 +165,7 @@ class NewRelicReceiver(Receiver):
             raise _refuse("The timestamp must be within 24 hours of the current time", "BAD_INPUT")
 
     async def _rest(self, request: web.Request, body: bytes) -> tuple[int, Any]:
-        key = request.headers.get("Api-Key") or request.headers.get("X-Api-Key")
-        if key != self.api_key:
-            raise _rest_error(401, "The API key provided is invalid")
+        self._check_rest_key(request)
         app_id = request.match_info["app_id"]
         if not app_id.isdigit() or int(app_id) not in self.app_ids:
             raise _rest_error(404, "Application not found")
@@ -160,17 +174,39 @@ class NewRelicReceiver(Receiver):
         if not isinstance(deployment, dict):
             raise _rest_error(400, "Required parameter missing: deployment")
         self._check_marker(deployment)
+        when = self._marker_time(int(app_id), deployment.get("timestamp"))
         marker = {
             "id": next(self._ids),
             "revision": deployment["revision"],
             "changelog": deployment.get("changelog"),
             "description": deployment.get("description"),
             "user": deployment.get("user"),
-            "timestamp": deployment.get("timestamp") or format_wire(self.now()),
+            "timestamp": format_wire(when),
             "links": {"application": int(app_id)},
         }
         self.rest_deployments.append(marker)
         return 201, {"deployment": marker}
+
+    def _check_rest_key(self, request: web.Request) -> None:
+        """X-Api-Key takes a user key or a REST API key; Api-Key only a user key."""
+        key = request.headers.get("X-Api-Key")
+        if key is None and self.api_key.startswith(USER_KEY_PREFIX):
+            key = request.headers.get("Api-Key")
+        if key != self.api_key:
+            raise _rest_error(401, "The API key provided is invalid")
+
+    def _marker_time(self, app_id: int, timestamp: str | None) -> datetime:
+        """When the marker is recorded; refused when older than the application's latest."""
+        when = to_utc(datetime.fromisoformat(timestamp)) if timestamp else self.now()
+        latest = self.latest_marker.get(app_id)
+        if latest is not None and when < latest:
+            raise _rest_error(
+                422,
+                "Validation failed: Timestamp must be later than the application's "
+                "most recent deployment",
+            )
+        self.latest_marker[app_id] = when
+        return when
 
     def _check_marker(self, deployment: dict[str, Any]) -> None:
         """Reject a marker the way the REST API validates it (422 with a title)."""
@@ -184,6 +220,16 @@ class NewRelicReceiver(Receiver):
                 raise _rest_error(422, f"Validation failed: {field} must be a string")
         if len(deployment.get("user") or "") > 31:
             raise _rest_error(422, "Validation failed: User is too long (maximum 31)")
+        for field in ("changelog", "description"):
+            if len(deployment.get(field) or "") > MAX_REST_TEXT:
+                raise _rest_error(
+                    422, f"Validation failed: {field.title()} is too long (maximum {MAX_REST_TEXT})"
+                )
+        for field in ("revision", "changelog", "description", "user"):
+            if _BEYOND_BMP.search(deployment.get(field) or ""):
+                raise _rest_error(
+                    422, f"Validation failed: {field.title()} has characters that cannot be stored"
+                )
         timestamp = deployment.get("timestamp")
         if timestamp is None:
             return

@@ -7,11 +7,14 @@ deploys in a list, so tests can assert a deploy was created exactly once.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,6 +23,12 @@ from relay.timeutil import format_wire, utcnow
 
 _BAD_VERSION_CHARS = set("/\\\n\r\t\f")
 _BAD_ENVIRONMENT_CHARS = set("/\n\r\f")
+MAX_COMMIT = 64
+# A host name with a top-level domain of letters (or punycode), labels without edge hyphens.
+_DOMAIN = re.compile(
+    r"^(?:[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,61}[a-z0-9\u00a1-\uffff])?\.)+"
+    r"(?:[a-z\u00a1-\uffff]{2,63}|xn--[a-z0-9]{1,59})\.?$"
+)
 NOT_FOUND = {"detail": "The requested resource does not exist"}
 
 
@@ -66,13 +75,56 @@ def _check_version(data: dict[str, Any]) -> str:
         raise _field_error("version", "This field is required.")
     if len(version) > 200:
         raise _field_error("version", "Ensure this field has no more than 200 characters.")
+    # Sentry checks the reserved names on the stripped version (" latest" is refused).
+    stripped = version.strip()
     if (
         _BAD_VERSION_CHARS & set(version)
-        or version.lower() in {".", "..", "latest"}
-        or not version.strip()
+        or stripped in {"", ".", ".."}
+        or stripped.lower() == "latest"
     ):
         raise _field_error("version", f"Release with name {version} is not allowed")
     return version
+
+
+def valid_url(value: str) -> bool:
+    """Whether a URL validator of Django's kind takes `value`: http(s), a host with a
+    top-level domain (or localhost, or an IP address), a valid port, no white space."""
+    if any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or not port_ok:
+        return False
+    if "[" in parts.netloc or host.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_address(host)
+            return True
+        except ValueError:
+            return False
+    return host == "localhost" or bool(_DOMAIN.match(host))
+
+
+def _check_url(data: dict[str, Any]) -> None:
+    _check_string(data, "url")
+    url = data.get("url")
+    if url and not valid_url(url):
+        raise _field_error("url", "Enter a valid URL.")
+    # The release's url column holds 200 characters.
+    _check_string(data, "url", 200)
+
+
+def _check_commit(commit: str) -> None:
+    # A commit may be a range `a..b`, each end at most 64 characters.
+    ends = commit.split("..") if ".." in commit else [commit]
+    if any(not end for end in ends):
+        raise Rejected(400, {"refs": [{"commit": ["Commit cannot begin or end with .."]}]})
+    if any(len(end) > MAX_COMMIT for end in ends):
+        problem = f"Commit too long - max is {MAX_COMMIT} chars"
+        raise Rejected(400, {"refs": [{"commit": [problem]}]})
 
 
 def _check_refs(refs: Any) -> None:
@@ -88,6 +140,7 @@ def _check_refs(refs: Any) -> None:
                 raise Rejected(400, {"refs": [{key: ["This field is required."]}]})
         if ref.get("previousCommit") is not None and not isinstance(ref["previousCommit"], str):
             raise Rejected(400, {"refs": [{"previousCommit": ["Not a valid string."]}]})
+        _check_commit(ref["commit"])
 
 
 class SentryReceiver(Receiver):
@@ -96,12 +149,18 @@ class SentryReceiver(Receiver):
     name = "sentry"
 
     def __init__(
-        self, token: str = "sentry-token", org: str = "acme", projects: Iterable[str] = ("web",)
+        self,
+        token: str = "sentry-token",
+        org: str = "acme",
+        projects: Iterable[str] = ("web",),
+        repositories: Iterable[str] = ("acme/web",),
     ) -> None:
         super().__init__()
         self.token = token
         self.org = org
         self.projects = set(projects)
+        # The repositories set up in the organisation: refs may only name these.
+        self.repositories = set(repositories)
         self.releases: dict[str, dict[str, Any]] = {}
         self.deploys: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
@@ -135,25 +194,38 @@ class SentryReceiver(Receiver):
             raise _field_error("projects", f"Invalid project ids or slugs: {unknown}")
         _check_refs(data.get("refs"))
         _check_string(data, "ref", 200)
-        _check_string(data, "url", 200)
+        _check_url(data)
         _check_datetime(data, "dateReleased")
         if data.get("commits") is not None and not isinstance(data["commits"], list):
             raise _field_error("commits", "Expected a list of items.")
         existing = self.releases.get(version)
-        if existing is not None:
-            # Like Sentry: an existing release gains the new projects and answers 208.
-            existing["projects"] = sorted(set(existing["projects"]) | set(projects))
-            return 208, existing
-        release = {
-            "version": version,
-            "projects": sorted(set(projects)),
-            "refs": data.get("refs") or [],
-            "url": data.get("url"),
-            "dateReleased": data.get("dateReleased"),
-            "dateCreated": format_wire(utcnow()),
-        }
-        self.releases[version] = release
-        return 201, release
+        if existing is None:
+            status = 201
+            existing = self.releases[version] = {
+                "version": version,
+                "projects": sorted(set(projects)),
+                "refs": [],
+                "url": data.get("url"),
+                "dateReleased": data.get("dateReleased"),
+                "dateCreated": format_wire(utcnow()),
+            }
+        else:
+            # Like Sentry: 201 when the existing release gains projects, 208 when nothing
+            # was added.
+            added = set(projects) - set(existing["projects"])
+            existing["projects"] = sorted(set(existing["projects"]) | added)
+            status = 201 if added else 208
+        self._set_refs(existing, data.get("refs") or [])
+        return status, existing
+
+    def _set_refs(self, release: dict[str, Any], refs: list[dict[str, Any]]) -> None:
+        """Link the commits; like Sentry, only after the release row exists, so a
+        repository that is not set up refuses the request but leaves the release."""
+        unknown = sorted({r["repository"] for r in refs} - self.repositories)
+        if unknown:
+            raise Rejected(400, {"refs": [f"Invalid repository names: {','.join(unknown)}"]})
+        if refs:
+            release["refs"] = refs
 
     async def _create_deploy(self, request: web.Request, body: bytes) -> tuple[int, Any]:
         self._authorize(request)

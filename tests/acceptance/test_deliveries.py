@@ -105,7 +105,7 @@ async def test_deployment_deliveries_show_every_attempt(
     first, second = hook["attempt_log"]
     assert first["number"] == 1 and WIRE_TIME.match(first["started_at"])
     assert first["status_code"] == 503 and first["outcome"] == "retry"
-    assert first["error"] == "webhook answered HTTP 503"
+    assert first["error"] == "webhook answered HTTP 503: busy"
     assert json.loads(first["response_excerpt"]) == {"error": "busy"}
     assert isinstance(first["duration_ms"], float | int) and first["duration_ms"] >= 0
     assert (second["number"], second["status_code"], second["outcome"]) == (2, 200, "delivered")
@@ -149,7 +149,7 @@ async def test_search_dead_deliveries_of_one_forwarder(
     dead = await get(client, "/deliveries?status=dead&forwarder=strict")
     assert [d["deployment_id"] for d in dead] == [deps[1], deps[0]]
     assert all(d["status"] == "dead" and d["last_status_code"] == 400 for d in dead)
-    assert all(d["last_error"] == "webhook answered HTTP 400" for d in dead)
+    assert all(d["last_error"] == "webhook answered HTTP 400: no" for d in dead)
     assert await get(client, "/deliveries?status=dead&forwarder=fine") == []
     assert len(await get(client, "/deliveries?forwarder=fine&status=delivered")) == 3
     assert len(await get(client, "/deliveries?forwarder=strict&limit=1")) == 1
@@ -328,7 +328,7 @@ async def test_forwarders_show_state_success_rate_and_last_error(
         found["good"]["counts"]["delivered"] == 1 and found["good"]["counts"]["last_error"] is None
     )
     assert found["bad"]["counts"]["dead"] == 1
-    assert found["bad"]["counts"]["last_error"] == "webhook answered HTTP 400"
+    assert found["bad"]["counts"]["last_error"] == "webhook answered HTTP 400: no"
     assert WIRE_TIME.match(found["bad"]["counts"]["last_error_at"])
     assert found["down"]["counts"]["pending"] == 1
     assert found["down"]["counts"]["last_error"].startswith("could not reach webhook")

@@ -70,7 +70,7 @@ async def test_two_503_then_delivered_on_the_third_attempt(
         (2, "retry", 503),
         (3, "delivered", 200),
     ]
-    assert log[0].error == "webhook answered HTTP 503"
+    assert log[0].error == "webhook answered HTTP 503: busy"
     assert found.attempts == 3 and found.last_error is None
     # One idempotency key for every try: the receiver sees one webhook-id three times.
     assert len({r.headers["webhook-id"] for r in recv.received}) == 1
@@ -112,7 +112,7 @@ async def test_400_is_dead_at_once_with_the_response_excerpt(
         (again,) = await engine.of(dep)
     (attempt,) = again.attempt_log or []
     assert (attempt.outcome, attempt.status_code) == ("dead", 400)
-    assert attempt.error == "webhook answered HTTP 400"
+    assert attempt.error == "webhook answered HTTP 400: field 'version' is not a valid semver"
     assert attempt.response_excerpt is not None
     assert json.loads(attempt.response_excerpt) == {
         "error": "field 'version' is not a valid semver"

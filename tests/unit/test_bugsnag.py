@@ -47,7 +47,7 @@ def make_event(event_type: str = "deployment.created", **data: Any) -> Event:
 def test_config_defaults_and_secret() -> None:
     """The URL defaults to build.bugsnag.com; the key is a secret absent from repr."""
     config = make_config()
-    assert config.url == "https://build.bugsnag.com"
+    assert config.url is None and config.base_url == "https://build.bugsnag.com"
     assert config.secrets() == [API_KEY]
     assert API_KEY not in repr(config)
 
@@ -285,3 +285,20 @@ async def test_network_error_retries() -> None:
     context = mock_context(raising(ConnectionRefusedError("refused")))
     with pytest.raises(RetryLater):
         await BugsnagForwarder(make_config()).send(make_event(), context)
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "expected"),
+    [
+        ("00000" + "a" * 27, None, "https://build.bugsnag.smartbear.com/"),
+        ("0000a" + "a" * 27, None, "https://build.bugsnag.com/"),
+        (API_KEY, None, "https://build.bugsnag.com/"),
+        ("00000" + "a" * 27, "https://bugsnag.internal:49000", "https://bugsnag.internal:49000/"),
+    ],
+)
+def test_the_key_chooses_the_build_api_host_unless_url_is_set(
+    key: str, url: str | None, expected: str
+) -> None:
+    """Keys beginning 00000 are InsightHub's (build.bugsnag.smartbear.com); `url` wins."""
+    config = make_config(api_key=key, url=url)
+    assert build_request(config, make_event(), "d").url == expected

@@ -558,10 +558,12 @@ async def test_half_open_probe_closes_the_circuit(harness: MakeHarness) -> None:
     hook = _failing_hook(*[RetryLater("down")] * 2, concurrency=4)
     h = harness(hook, threshold=2, cooldown=0.3)
     await h.dispatcher.start()
+    # Taken before the failures: the circuit opens after it, so the probe can come no
+    # sooner than a cooldown later (polling for the failures would see them late).
+    opened = time.monotonic()
     for _ in range(2):
         await h.record()
     await eventually(lambda: len(hook.calls) == 2)
-    opened = time.monotonic()
     for _ in range(3):
         await h.record()
     await eventually(lambda: _all_settled(h), timeout=5)

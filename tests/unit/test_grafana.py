@@ -18,8 +18,11 @@ from forwarders.grafana import (
     build_create,
     build_patch,
     created_id,
+    cut_tag,
     epoch_ms,
+    fit_tags,
     region,
+    tags_length,
 )
 from relay.delivery.http import USER_AGENT, HttpRequest, HttpResponse
 from relay.delivery.plugins import GROUP, Registry
@@ -312,3 +315,51 @@ async def test_network_errors_retry(error: Exception) -> None:
     context = mock_context(raising(error))
     with pytest.raises(RetryLater):
         await GrafanaForwarder(make_config()).send(make_event(), context)
+
+
+# --- tags within [annotations] tags_length ------------------------------------------------
+
+
+def test_tags_length_counts_utf8_bytes_quotes_and_commas() -> None:
+    """As Grafana's store estimates it: `["a","é"]` is 10, an empty list 2."""
+    assert tags_length([]) == 2
+    assert tags_length(["a"]) == 5
+    assert tags_length(["a", "é"]) == 10
+
+
+def test_cut_tag_keeps_whole_characters_and_marks_the_cut() -> None:
+    """A cut ends in an ellipsis within the byte budget and never splits a character."""
+    assert cut_tag("version:1.2", 20) == "version:1.2"
+    assert cut_tag("version:" + "é" * 10, 16) == "version:éé…"
+    assert len(cut_tag("version:" + "é" * 10, 16).encode()) <= 16
+
+
+def test_fit_tags_cuts_the_longest_first_and_keeps_the_component() -> None:
+    """Over the limit the longest tags are cut to a common cap; component:… stays whole."""
+    component = "component:" + "c" * 100
+    tags = ["team:" + "t" * 300, component, "stage:prod", "version:" + "v" * 300]
+    fitted = fit_tags(tags, 500, keep=component)
+    assert tags_length(fitted) <= 500
+    assert fitted[1] == component and fitted[2] == "stage:prod"
+    assert fitted[0].endswith("…") and fitted[3].endswith("…")
+    assert abs(len(fitted[0].encode()) - len(fitted[3].encode())) <= 1
+    assert fit_tags(["a", "b"], 500) == ["a", "b"]
+
+
+def test_fit_tags_drops_tags_but_never_the_component_when_cutting_is_not_enough() -> None:
+    """When even cut tags do not fit, the last ones go; the component tag is kept."""
+    component = "component:" + "c" * 100
+    tags = [f"tag{i}:{'x' * 20}" for i in range(10)] + [component]
+    fitted = fit_tags(tags, 128, keep=component)
+    assert component in fitted and tags_length(fitted) <= 128
+
+
+def test_annotation_tags_fit_the_configured_limit() -> None:
+    """The default limit is 500; a raised tags_length keeps long tags whole."""
+    event = make_event(version="v" * 200, stage="s" * 200)
+    tags = annotation_tags(make_config(tags=["team:" + "t" * 150]), event)
+    assert tags_length(tags) <= 500 and "component:web" in tags
+    raised = annotation_tags(make_config(tags=["team:" + "t" * 150], tags_length=2000), event)
+    assert "version:" + "v" * 200 in raised
+    with pytest.raises(ValidationError):
+        make_config(tags_length=50)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from forwarders.base import Delivered, Event, PermanentFailure, RetryLater, Skipped
 from forwarders.common import summary
 from forwarders.newrelic import (
+    MAX_REST_TEXT,
     MUTATION,
     NewRelicConfig,
     NewRelicForwarder,
@@ -19,6 +20,8 @@ from forwarders.newrelic import (
     build_rest_request,
     check_nerdgraph_answer,
     deployment_type,
+    refused_timestamp,
+    rest_text,
 )
 from relay.delivery.http import USER_AGENT, HttpResponse
 from tests.forwarder_support import NOW, deployment_event, mock_context, raising, requests_of
@@ -132,10 +135,11 @@ def test_summary_names_commit_branch_and_host() -> None:
 
 
 def test_rest_request_maps_the_marker() -> None:
-    """REST posts revision, description, user and an ISO timestamp with Api-Key."""
+    """REST posts revision, description, user and an ISO timestamp with X-Api-Key."""
     request = build_rest_request(rest_config(), make_event(), NOW, "del-1")
     assert request.url == "https://api.newrelic.com/v2/applications/1234/deployments.json"
-    assert request.headers["Api-Key"] == KEY
+    assert request.headers["X-Api-Key"] == KEY
+    assert "Api-Key" not in request.headers
     assert request.json() == {
         "deployment": {
             "revision": "1.2.3",
@@ -209,13 +213,20 @@ async def test_nerdgraph_send_delivers() -> None:
         {"message": "x", "extensions": {"errorClass": "TIMEOUT"}},
         {"message": "x", "extensions": {"errorClass": "INTERNAL_SERVER_ERROR"}},
         {"message": "x", "extensions": {"errorClass": "SERVER_ERROR"}},
-        {"message": "Server timeout"},
+        {"message": "x", "extensions": {"errorClass": "TOO_MANY_REQUESTS"}},
     ],
 )
 def test_transient_graphql_errors_retry(error: dict[str, Any]) -> None:
-    """HTTP 200 with a timeout/internal error class is retried."""
+    """HTTP 200 with a timeout, internal-error or rate-limit error class is retried."""
     with pytest.raises(RetryLater):
         check_nerdgraph_answer(graphql_answer({"errors": [error]}), NOW)
+
+
+def test_error_class_decides_not_the_message() -> None:
+    """Like New Relic's own client, only the errorClass makes an error transient."""
+    body = {"errors": [{"message": "Invalid timeout", "extensions": {"errorClass": "BAD_INPUT"}}]}
+    with pytest.raises(PermanentFailure):
+        check_nerdgraph_answer(graphql_answer(body), NOW)
 
 
 def test_other_graphql_errors_are_permanent_with_message() -> None:
@@ -286,3 +297,64 @@ async def test_network_error_retries() -> None:
     context = mock_context(raising(TimeoutError()))
     with pytest.raises(RetryLater):
         await NewRelicForwarder(make_config()).send(make_event(), context)
+
+
+# --- REST limits ---------------------------------------------------------------------
+
+
+def test_rest_text_strips_characters_beyond_the_bmp_and_caps_bytes() -> None:
+    """Emoji go; the cut never splits a character; BMP text (é, 漢) stays."""
+    assert rest_text("ship 🚀 it 🎉") == "ship  it "
+    assert rest_text("é漢🚀") == "é漢"
+    assert rest_text("ab漢", 4) == "ab"
+    assert rest_text("x" * 10, 4) == "xxxx"
+
+
+def test_rest_request_keeps_changelog_and_description_within_64_kib() -> None:
+    """Changelog and description are at most 65,535 bytes and without 4-byte characters."""
+    meta = {"user_id": "bot 🤖", "changelog": "🚀" + "é" * MAX_REST_TEXT}
+    sent = build_rest_request(rest_config(), make_event(meta_data=meta), NOW, "d").json()
+    deployment = sent["deployment"]
+    assert len(deployment["changelog"].encode()) <= MAX_REST_TEXT
+    assert deployment["changelog"].startswith("éé") and "🚀" not in deployment["changelog"]
+    assert deployment["user"] == "bot "
+
+
+def test_rest_request_without_timestamp_describes_the_time() -> None:
+    """timestamp=False leaves the marker at New Relic's time, its own in the description."""
+    sent = build_rest_request(rest_config(), make_event(), NOW, "d", timestamp=False).json()
+    deployment = sent["deployment"]
+    assert "timestamp" not in deployment
+    assert deployment["description"].endswith("; deployed at 2024-05-01T11:55:00.000Z")
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "expected"),
+    [
+        (422, "Validation failed: Timestamp must be later than the latest", True),
+        (400, "timestamp is invalid", True),
+        (422, "Validation failed: Revision can't be blank", False),
+        (500, "timestamp", False),
+    ],
+)
+def test_refused_timestamp_is_a_4xx_about_the_timestamp(
+    status: int, title: str, expected: bool
+) -> None:
+    """Only a 400/422 whose reason names the timestamp is answered by resending without it."""
+    answer = HttpResponse(status, {}, json.dumps({"error": {"title": title}}).encode())
+    assert refused_timestamp(answer) is expected
+
+
+async def test_rest_marker_refused_for_its_time_is_sent_again_without_it() -> None:
+    """A marker refused for its timestamp is sent once more, without one."""
+    answers = iter(
+        [
+            HttpResponse(422, {}, b'{"error": {"title": "Timestamp is before the latest"}}'),
+            HttpResponse(201, {}, b'{"deployment": {"id": 1}}'),
+        ]
+    )
+    context = mock_context(lambda request: next(answers))
+    outcome = await NewRelicForwarder(rest_config()).send(make_event(), context)
+    assert isinstance(outcome, Delivered) and outcome.status_code == 201
+    first, second = (r.json()["deployment"] for r in requests_of(context))
+    assert "timestamp" in first and "timestamp" not in second

@@ -102,6 +102,8 @@ def test_settings_validate_the_plugins_own_keys() -> None:
     with pytest.raises(ConfigError) as info:
         engine_settings(None, [{**SINK_TABLE, "bucket": None}], registry=with_sink())
     assert [d["field"] for d in info.value.details] == ["forwarders[0].bucket"]
+    # The message names the forwarder, which says which one better than its index.
+    assert info.value.details[0]["message"].startswith(f"forwarder {SINK_TABLE['name']!r}: ")
 
 
 def test_an_unknown_type_lists_the_installed_ones() -> None:

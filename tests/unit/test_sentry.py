@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from forwarders.sentry import (
     build_deploy_request,
     build_release_request,
     plan_for,
+    refs_left_out,
+    refused_refs,
     release_version,
     render_template,
     version_problem,
@@ -163,7 +166,11 @@ def test_config_secrets_and_default_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "version", ["", " ", ".", "..", "latest", "LATEST", "a/b", "a\\b", "a\nb", "a\tb", "x" * 201]
+    "version",
+    [
+        *["", " ", ".", "..", "latest", "LATEST", " latest", "latest ", " .. ", "a/b", "a\\b"],
+        *["a\nb", "a\tb", "x" * 201],
+    ],
 )
 def test_invalid_versions_are_reported(version: str) -> None:
     """Sentry's release name rules are checked before sending."""
@@ -343,3 +350,90 @@ def test_release_url_from_meta_data_only_when_sentry_accepts_it() -> None:
         "https://ci.example.com/1"
     )
     assert "url" not in build_release_request(make_config(), long, "v", "d").json()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ci.example.com/1",
+        "not a url",
+        "http://jenkins/job/1",
+        "https://ci.example.com/a b",
+        "ftp://ci.example.com/1",
+        "https://ci.example.com:99999/",
+        "https://-bad.example.com/",
+        "https://ci.example.c0m/",
+        "https://ci.example.com/" + "x" * 200,
+    ],
+)
+def test_release_leaves_out_a_url_sentry_would_refuse(url: str) -> None:
+    """Only a valid http(s) URL (host with a top-level domain, localhost or an IP) of at
+    most 200 characters is sent: Sentry refuses the whole release over another."""
+    event = make_event(meta_data={"url": url})
+    assert "url" not in build_release_request(make_config(), event, "v", "d").json()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ci.example.com/j?x=1#y",
+        "http://localhost:8080/j",
+        "http://10.0.0.7/",
+        "http://[::1]/",
+    ],
+)
+def test_release_keeps_a_url_sentry_accepts(url: str) -> None:
+    """Valid links are kept as they are."""
+    event = make_event(meta_data={"url": url})
+    assert build_release_request(make_config(), event, "v", "d").json()["url"] == url
+
+
+def test_commit_longer_than_64_is_not_linked_and_says_why() -> None:
+    """Sentry refuses commit ids over 64 characters: no refs, and the reason for the outcome."""
+    config = make_config(repository="acme/web")
+    event = make_event(commit_sha="a" * 65)
+    assert "refs" not in build_release_request(config, event, "v", "d").json()
+    assert (
+        refs_left_out(config, event.data) == "the commit id is longer than Sentry's 64 characters"
+    )
+    assert refs_left_out(config, make_event(commit_sha="a" * 64).data) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            400,
+            {"refs": ["Invalid repository names: acme/web"]},
+            "Invalid repository names: acme/web",
+        ),
+        (400, {"refs": [{"commit": ["Commit too long - max is 64 chars"]}]}, None),
+        (400, {"version": ["Release with name latest is not allowed"]}, None),
+        (409, {"refs": ["Invalid repository names: acme/web"]}, None),
+    ],
+)
+def test_refused_refs_is_only_the_repository_refusal(
+    status: int, body: dict[str, Any], expected: str | None
+) -> None:
+    """Only Sentry's 400 {"refs": [str, ...]}, given after the release exists, counts."""
+    answer = HttpResponse(status, {}, json.dumps(body).encode())
+    assert refused_refs(answer) == expected
+
+
+async def test_refused_repository_still_creates_the_deploy() -> None:
+    """After the repository refusal the deploy is sent; the outcome says what was left out."""
+    answers = iter(
+        [
+            HttpResponse(400, {}, b'{"refs": ["Invalid repository names: acme/web"]}'),
+            HttpResponse(201, {}, b'{"id": "1"}'),
+        ]
+    )
+    context = mock_context(lambda request: next(answers))
+    outcome = await SentryForwarder(make_config(repository="acme/web")).send(make_event(), context)
+    assert outcome == Delivered(
+        status_code=201,
+        excerpt="release web@1.2.3; commit not linked: Sentry refused the repository "
+        "(Invalid repository names: acme/web)",
+    )
+    assert [r.url.endswith("/deploys/") for r in requests_of(context)] == [False, True]
+    assert context.state["release_done"] and context.state["deploy_done"]

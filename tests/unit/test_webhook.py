@@ -95,16 +95,32 @@ def test_sign_is_hmac_sha256_of_id_timestamp_body_with_decoded_key() -> None:
     assert sign(SECRET, "m1", 42, body) == "v1," + base64.b64encode(expected.digest()).decode()
 
 
+@pytest.mark.parametrize("size", [24, 64])
+def test_secret_key_accepts_24_to_64_bytes(size: int) -> None:
+    """The Standard Webhooks bounds themselves are accepted."""
+    key = bytes(range(size))
+    assert secret_key("whsec_" + base64.b64encode(key).decode()) == key
+
+
 def test_secret_key_accepts_unpadded_base64() -> None:
     """A whsec_ secret without its base64 padding still decodes."""
-    assert secret_key("whsec_" + base64.b64encode(b"ab").decode().rstrip("=")) == b"ab"
+    key = b"twenty-five-random-bytes!"
+    assert secret_key("whsec_" + base64.b64encode(key).decode().rstrip("=")) == key
 
 
 @pytest.mark.parametrize(
-    "secret", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not*base64!", "whsec_", "whsec_===="]
+    "secret",
+    [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_not*base64!",
+        "whsec_",
+        "whsec_====",
+        "whsec_" + base64.b64encode(b"k" * 23).decode(),
+        "whsec_" + base64.b64encode(b"k" * 65).decode(),
+    ],
 )
 def test_secret_key_rejects_what_is_not_a_whsec_secret(secret: str) -> None:
-    """No prefix, invalid base64 or an empty key is a ValueError."""
+    """No prefix, invalid base64, or a key outside 24 to 64 bytes is a ValueError."""
     with pytest.raises(ValueError):
         secret_key(secret)
 
