@@ -20,6 +20,7 @@ from tests.acceptance.ui_support import (
     sign_in,
 )
 from tests.delivery_support import eventually
+from tests.support import ADMIN_TOKEN
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 EVIL = "<img src=x onerror=alert(1)>"
@@ -187,7 +188,7 @@ async def test_every_view_has_its_url_no_error_and_no_foreign_request(
     await page.go_back()
     await page.wait_for_selector("#view:not([aria-busy]) h1:text('Dead deliveries')")
     await page.go_back()
-    await page.wait_for_selector(f"#view:not([aria-busy]) h1:text('Deployment')")
+    await page.wait_for_selector("#view:not([aria-busy]) h1:text('Deployment')")
     await page.go_forward()
     await page.reload()
     await page.wait_for_selector("#view:not([aria-busy]) h1:text('Dead deliveries')")
@@ -211,8 +212,6 @@ async def test_keyboard_alone_reaches_a_deployment(browser: Any, relay: Relay) -
     page, _ = await open_page(browser, relay)
     await page.goto(relay.url + "/")
     await page.focus('input[name="token"]')
-    from tests.support import ADMIN_TOKEN
-
     await page.keyboard.type(ADMIN_TOKEN)
     await page.keyboard.press("Enter")
     await page.wait_for_selector('tr[data-component="web-api"] a')
