@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from relay.models import Status
 from relay.store.base import Store
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, SessionRecord
+from tests.lifecycle_contract import finished, started
 from tests.outbox_contract import completion
 from tests.support import T0, make_command, make_record
 
@@ -77,3 +79,15 @@ class DashboardContract:
         await store.record(make_command(record, forwarders=("grafana",)))
         ids = [f"missing-{i}" for i in range(MAX_SUMMARY_IDS)] + [record.id]
         assert await store.delivery_summaries(ids) == []
+
+    async def test_the_events_of_one_deployment_oldest_first(self, store: Store) -> None:
+        """deployment_events lists that deployment's events in order (its status history),
+        and no other deployment's."""
+        one = await started(store, "1.0", T0)
+        await started(store, "2.0", T0 + HOUR)
+        assert await store.transition(finished(one, Status.SUCCESS, T0 + 2 * HOUR))
+        found = await store.deployment_events(one.id)
+        assert [e.type for e in found] == ["deployment.created", "deployment.completed"]
+        assert [e.payload["status"] for e in found] == ["building", "success"]
+        assert {e.deployment_id for e in found} == {one.id}
+        assert await store.deployment_events("missing") == []

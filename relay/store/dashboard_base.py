@@ -18,8 +18,9 @@ from relay.models import DeliverySummary
 if TYPE_CHECKING:  # base.py imports this module
     from relay.store.base import EventRow
 
-# How many deployments one `delivery_summaries` call may name.
-MAX_SUMMARY_IDS = 500
+# How many deployments one `delivery_summaries` call may name (ids of ~36 characters:
+# 200 keep a GET within the 8 KiB request line aiohttp accepts).
+MAX_SUMMARY_IDS = 200
 
 
 @dataclass(frozen=True)

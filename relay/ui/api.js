@@ -43,15 +43,14 @@ export function nextPage(response) {
   return url.pathname + url.search;
 }
 
-// Delivery summaries of many deployments, in batches the server accepts.
+// Delivery summaries of many deployments, in batches that keep each URL short.
+const BATCH = 150;
+
 export async function summaries(ids) {
-  const out = new Map();
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += 500) {
-    const part = unique.slice(i, i + 500).map(encodeURIComponent).join(",");
-    for (const item of await get(`/deliveries/summary?deployment=${part}`)) {
-      out.set(item.deployment_id, item.deliveries);
-    }
-  }
-  return out;
+  const parts = [];
+  for (let i = 0; i < unique.length; i += BATCH) parts.push(unique.slice(i, i + BATCH));
+  const answers = await Promise.all(parts.map((part) =>
+    get(`/deliveries/summary?deployment=${part.map(encodeURIComponent).join(",")}`)));
+  return new Map(answers.flat().map((item) => [item.deployment_id, item.deliveries]));
 }

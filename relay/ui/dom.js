@@ -25,12 +25,20 @@ export function clear(node) {
   return node;
 }
 
+// One formatter for every time shown: making one per call is what makes long lists slow.
+const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
 // A time in the browser's zone, with the UTC value on hover.
 export function when(iso) {
   if (!iso) return el("span", { class: "muted" }, "—");
   const date = new Date(iso);
   return el("time", { datetime: iso, title: `UTC ${date.toISOString().replace(".000Z", "Z")}` },
-    date.toLocaleString());
+    LOCAL.format(date));
+}
+
+// Let the browser paint and handle input between chunks of a long list.
+export function yieldToBrowser() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 const STATUS = {

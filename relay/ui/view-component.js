@@ -1,6 +1,9 @@
 // Component: its deployment history, newest first, paged and filtered, with strips.
 import { call, nextPage, summaries } from "./api.js";
-import { debounce, deploymentHref, el, status, strip, when } from "./dom.js";
+import { debounce, deploymentHref, el, status, strip, when, yieldToBrowser } from "./dom.js";
+
+// Rows drawn per task: a long history never blocks the page for long.
+const CHUNK = 100;
 
 const STATUSES = ["", "queued", "building", "pushing", "starting", "success", "build-error",
   "crashed-error", "timeout-error", "aborted"];
@@ -31,9 +34,12 @@ export async function component(root, live, [slug], params) {
     const { data, response } = await call("GET", next);
     next = nextPage(response);
     const strips = data.length ? await summaries(data.map((d) => d.id)) : new Map();
-    const fragment = document.createDocumentFragment();
-    for (const d of data) fragment.append(row(d, strips.get(d.id), shown));
-    body.append(fragment);
+    for (let i = 0; i < data.length; i += CHUNK) {
+      const fragment = document.createDocumentFragment();
+      for (const d of data.slice(i, i + CHUNK)) fragment.append(row(d, strips.get(d.id), shown));
+      body.append(fragment);
+      if (i + CHUNK < data.length) await yieldToBrowser();
+    }
     more.hidden = next === null;
     more.disabled = false;
     count.textContent = `${shown.size} deployment${shown.size === 1 ? "" : "s"}${next ? " (more below)" : ""}`;
