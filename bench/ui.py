@@ -35,7 +35,9 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no
 LONG_TASKS = """
 window.__longest = 0;
 new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) window.__longest = Math.max(window.__longest, entry.duration);
+  for (const entry of list.getEntries()) {
+    window.__longest = Math.max(window.__longest, entry.duration);
+  }
 }).observe({ type: "longtask", buffered: true });
 """
 
