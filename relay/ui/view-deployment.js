@@ -74,7 +74,7 @@ export function renderDeliveries(node, list, message, reload) {
       " ", el("span", { class: "muted" }, d.event_type)),
     d.last_error ? el("p", { class: d.status === "skipped" ? "muted" : "why" },
       d.status === "skipped" ? "Skipped: " : "Last error: ", d.last_error) : null,
-    session.info?.admin && (d.status === "dead" || d.status === "delivered") ? retryButton(d, message, reload) : null,
+    session.info?.admin && d.status === "dead" ? retryButton(d, message, reload) : null,
     attempts(d.attempt_log || []))));
 }
 

@@ -168,9 +168,19 @@ async def test_every_view_has_its_url_no_error_and_no_foreign_request(
 ) -> None:
     """Each view has its own address (back, forward and reload work), reads at 1280 px and
     390 px, logs no console error and requests nothing from another origin."""
+    relay.targets["sentry"].faults.append(Fault(400, {"detail": "unknown project"}))
+    await relay.deploy("web-shop", version="3.1.0", stage="production")
     deployment = await relay.deploy("web-api", version="5.0.0")
     for i in range(3):
         await relay.deploy("web-api", version=f"4.{i}", stage="staging")
+    await relay.deploy("web-search", version="0.9.0", stage="staging", status="building")
+    await relay.deploy("web-search", version="0.8.7", stage="production", result="build-error")
+
+    async def settled() -> bool:
+        _, pending = await relay.api("GET", "/deliveries?status=pending")
+        return pending == []
+
+    await eventually(settled, timeout=20, what="every delivery settled")
     page, watched = await open_page(browser, relay)
     await sign_in(page, relay)
     views = {
