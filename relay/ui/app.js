@@ -59,7 +59,12 @@ function signedIn(info) {
   $("nav").hidden = false;
   $("who").hidden = false;
   $("who-name").textContent = `${info.name}${info.admin ? " (admin)" : " (read-only)"}`;
-  connect((state) => { $("live").textContent = state; });
+  connect((state, resumed) => {
+    $("live").textContent = state;
+    if (resumed) route();
+  });
+  // Frames dropped for a slow page: draw the view again from the API.
+  subscribe((type) => { if (type === "skipped") route(); });
   route();
 }
 

@@ -238,3 +238,20 @@ async def test_keyboard_alone_reaches_a_deployment(browser: Any, relay: Relay) -
             break
     await page.keyboard.press("Enter")
     await page.wait_for_selector(f"h1:has-text('{deployment}')")
+
+
+async def test_a_dropped_feed_resumes_without_missing_a_deployment(
+    browser: Any, relay: Relay
+) -> None:
+    """relay restarts under an open overview; a deployment recorded before the page's feed
+    reconnects still shows up (the browser resumes with Last-Event-ID, relay replays it)."""
+    await relay.deploy("web-api", version="1.0.0")
+    page, _ = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.wait_for_selector("#live:text('live')")
+    await relay.instance.stop()
+    await page.wait_for_selector("#live:not(:text('live'))")
+    await relay.instance.start(relay.http)
+    missed = await relay.deploy("web-api", version="1.0.1")  # before the page reconnects
+    await page.wait_for_selector(f'td[data-deployment="{missed}"]', timeout=20_000)
+    assert await page.locator("#sign-in").is_hidden()  # the session outlived the restart
