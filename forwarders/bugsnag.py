@@ -29,7 +29,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.base import check_response as _check
-from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking
+from forwarders.common import BaseUrl, ConfiguredForwarder, mask, masking, url_secrets
 
 DEFAULT_URL = "https://build.bugsnag.com"
 # API keys of projects on InsightHub (SmartBear's instance) begin with this, and their
@@ -76,7 +76,7 @@ class BugsnagConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The project API key."""
-        return [self.api_key.get_secret_value()]
+        return [self.api_key.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def repository_host(repository: str) -> str | None:

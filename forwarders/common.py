@@ -6,13 +6,14 @@ keeps their config), `BaseUrl` (a config field type) and `masking` (a context ma
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator
 
@@ -192,6 +193,50 @@ def lookup(data: dict[str, Any], placeholder: Placeholder) -> Any:
 
 
 # -- secrets in what a target answered -------------------------------------------------------
+
+# Shorter pieces of a URL are not masked: `***` for every `v1` or `api` would hide more
+# than it protects.
+MIN_SECRET_PART = 4
+# Query parameters whose value is a credential whatever it looks like.
+_SECRET_PARAM = re.compile(r"sig|signature|token|key|secret|auth|pass|code|hash|hmac", re.I)
+
+
+def _key_like(part: str) -> bool:
+    """A URL part that looks like a key (`T0123ABCD`, `xoxb…`, a UUID), not a word
+    (`hooks`, `services`, `production`, `v1`): masking words would blank them out of
+    every log line, as secrets are masked wherever they appear."""
+    if len(part) >= 20:
+        return True
+    mixed = any(c.isupper() for c in part) and any(c.islower() for c in part)
+    return len(part) >= 6 and (mixed or any(c.isdigit() for c in part))
+
+
+def url_secrets(url: str, *, whole: bool = False) -> list[str]:
+    """The secret-bearing parts of `url`, for masking: its userinfo (the password, a
+    key-like user name, and the `Authorization: Basic` value an HTTP client builds from
+    them) and, when the URL is itself a credential (`whole`, as a webhook's), the URL,
+    every key-like path segment and query value and every value of a parameter named
+    like a credential (`sig=`, `token=`); each as written and percent-decoded."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        basic = base64.b64encode(f"{user}:{password}".encode("latin-1", "replace")).decode()
+        found += [parts.netloc.rsplit("@", 1)[0], password, f"{user}:{password}"]
+        found += [basic, f"Basic {basic}"]
+        if not password or _key_like(user):  # a token sent as the user name
+            found.append(user)
+    if whole:
+        found.append(url)
+        segments = [s for s in parts.path.split("/") if _key_like(unquote(s))]
+        found += segments + [unquote(s) for s in segments]
+        for pair in parts.query.split("&"):
+            name, _, raw = pair.partition("=")
+            value = unquote(raw.replace("+", " "))
+            if _key_like(value) or _SECRET_PARAM.search(unquote(name)):
+                found += [raw, value]
+    unique = dict.fromkeys(s for s in found if len(s) >= MIN_SECRET_PART)
+    return list(unique)
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -27,7 +27,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.base import check_response as _check
-from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary
+from forwarders.common import BaseUrl, ConfiguredForwarder, link, summary, url_secrets
 from relay.models import TERMINAL_STATUSES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,7 +62,7 @@ class GrafanaConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The service-account token."""
-        return [self.token.get_secret_value()]
+        return [self.token.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def to_ms(moment: datetime) -> int:

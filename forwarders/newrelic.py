@@ -30,7 +30,7 @@ from forwarders.base import (
     check_response,
     send_raw,
 )
-from forwarders.common import ConfiguredForwarder, mask, summary
+from forwarders.common import ConfiguredForwarder, mask, summary, url_secrets
 from relay.timeutil import format_wire, to_utc
 
 log = structlog.get_logger("relay.forwarders.newrelic")
@@ -96,7 +96,7 @@ class NewRelicConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The API key, for log redaction."""
-        return [self.api_key.get_secret_value()]
+        return [self.api_key.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def applies(event: Event) -> Skipped | None:

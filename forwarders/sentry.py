@@ -38,6 +38,7 @@ from forwarders.common import (
     stray_brace,
     strict_web_url,
     unknown_placeholder,
+    url_secrets,
 )
 from relay.timeutil import format_wire, to_utc
 
@@ -142,7 +143,7 @@ class SentryConfig(ForwarderConfig):
 
     def secrets(self) -> list[str]:
         """The auth token, for log redaction."""
-        return [self.token.get_secret_value()]
+        return [self.token.get_secret_value(), *url_secrets(self.url or "")]
 
 
 def plan_for(event: Event) -> Plan | Skipped:

@@ -42,6 +42,7 @@ from forwarders.common import (
     short_sha,
     summary,
     unknown_placeholder,
+    url_secrets,
 )
 from relay.delivery.http import JSON_HEADERS, HttpRequest, json_body
 
@@ -182,10 +183,11 @@ class WebhookConfig(ForwarderConfig):
         ]
 
     def secrets(self) -> list[str]:
-        """Signing secrets, credential-like header values and the URL (Slack and
-        Teams webhook URLs are credentials themselves)."""
+        """Signing secrets, credential-like header values and the URL with each of its
+        secret-bearing parts (Slack and Teams webhook URLs are credentials themselves;
+        a target may echo only the path, a query value or the Basic credential)."""
         headers = [v for k, v in self.headers.items() if _SENSITIVE_HEADER.search(k)]
-        return [*self.signing_secrets(), *headers, self.url]
+        return [*self.signing_secrets(), *headers, *url_secrets(self.url, whole=True)]
 
 
 def _check_placeholders(text: str) -> str:

@@ -166,6 +166,7 @@ def build_feed(settings: Settings, store: Store) -> Feed:
         ping_interval=feed.ping_interval,
         poll_interval=feed.poll_interval,
         max_subscribers=feed.max_subscribers,
+        max_per_token=feed.max_subscribers_per_token,
         queue_size=feed.queue_size,
         slow_consumer=feed.slow_consumer,
     )

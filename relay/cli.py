@@ -1,32 +1,37 @@
-"""The `relay` command: serve, check-config, migrate, tokens."""
+"""The `relay` command: serve, check-config, migrate, tokens; deploy and build (CI side).
+
+Only light modules are imported here: `relay deploy …` and `relay build …` run in CI
+jobs and must start at once, so each server command imports what it needs itself."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import structlog
-from aiohttp import web
-
-from forwarders.base import ForwarderConfig
 from relay import __version__
-from relay.auth import generate_token, new_token_record
 from relay.errors import ConfigError, RelayError
-from relay.logging import MASK, configure
-from relay.settings import SCOPES, Settings, load_settings
-from relay.store import Store, open_store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from forwarders.base import ForwarderConfig
+    from relay.settings import Settings
+    from relay.store import Store
 
 T = TypeVar("T")
-log = structlog.get_logger("relay.cli")
 # How pydantic serialises a SecretStr in JSON mode.
 _PYDANTIC_MASK = "**********"
 MAX_PROCESSES = 64
+# Commands of the CI side (relay.client): dispatched before anything server-side loads.
+CLIENT_COMMANDS = ("deploy", "build")
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("relay.cli")
 
 
 def _print_config_error(exc: ConfigError) -> None:
@@ -36,23 +41,28 @@ def _print_config_error(exc: ConfigError) -> None:
 
 
 def _load(args: argparse.Namespace) -> Settings:
+    from relay.logging import capture_library_logs, configure
+    from relay.settings import load_settings
+
     settings = load_settings(args.config)
     configure(settings.logging.level, settings.logging.format)
+    capture_library_logs(settings.logging.level)
     return settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (and, once configured, the forwarders) until SIGINT/SIGTERM."""
-    from relay.api.limits import handler_args
+    import asyncio
+
     from relay.app import create_app
 
     settings = _load(args)
     app = create_app(settings, dispatch=not args.no_dispatch)
     host = args.host if args.host is not None else settings.server.host
     port = args.port if args.port is not None else settings.server.port  # --port 0 is valid
+    log = _log()
     log.info("relay_starting", version=__version__, host=host, port=port)
-    limits = handler_args(settings.limits)  # bounds the request line and headers
-    asyncio.run(_serve(app, host, port, settings.delivery.shutdown_grace, limits))
+    asyncio.run(_serve(app, host, port, settings))
     log.info("relay_stopped")
     return 0
 
@@ -64,12 +74,13 @@ class _Uploads:
     is still on the wire would never be answered: serving waits for these first."""
 
     def __init__(self) -> None:
+        import asyncio
+
         self.count = 0
         self.idle = asyncio.Event()
         self.idle.set()
 
-    @web.middleware
-    async def middleware(
+    async def track(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Track every request with a body (GET/HEAD and streams have none)."""
@@ -85,15 +96,34 @@ class _Uploads:
                 self.idle.set()
 
 
-async def _serve(
-    app: web.Application, host: str, port: int, grace: float, handler_args: dict[str, Any]
-) -> None:
+async def _serve(app: web.Application, host: str, port: int, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully: close the listener, answer the
     requests being handled, let sends finish within `grace`, release leases."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from aiohttp import web
+
     uploads = _Uploads()
-    app.middlewares.insert(0, uploads.middleware)
-    wait = max(grace, 1.0)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=wait, **handler_args)
+
+    @web.middleware
+    async def track(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        return await uploads.track(request, handler)
+
+    app.middlewares.insert(0, track)
+    from relay.api.protocol import RelayRunner, handler_args
+
+    wait = max(settings.delivery.shutdown_grace, 1.0)
+    runner = RelayRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=wait,
+        header_timeout=settings.server.header_timeout,
+        **handler_args(settings),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -103,7 +133,7 @@ async def _serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("relay_stopping", requests_in_flight=uploads.count)
+        _log().info("relay_stopping", requests_in_flight=uploads.count)
         await site.stop()  # no new connections from here on
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(uploads.idle.wait(), wait)
@@ -113,6 +143,8 @@ async def _serve(
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run only the delivery loop (no HTTP API) until SIGINT/SIGTERM."""
+    import asyncio
+
     from relay.worker import Children, Share, run_worker
 
     settings = _load(args)
@@ -134,6 +166,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file and explain every problem with its location."""
+    import json
+
+    from relay.settings import load_settings
+
     settings = load_settings(args.path)
     print(f"{args.path or 'config'}: OK")
     print(f"  storage: {settings.storage.url.split('://', 1)[0]}")
@@ -151,6 +187,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def masked_config(config: ForwarderConfig) -> dict[str, Any]:
     """A forwarder's settings that differ from the defaults, every secret shown as ***."""
+    from relay.logging import MASK
+
     secrets = [s for s in config.secrets() if s]
 
     def mask(value: Any) -> Any:
@@ -170,6 +208,8 @@ def masked_config(config: ForwarderConfig) -> dict[str, Any]:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    from relay.store import open_store
+
     store = open_store(
         settings.storage.url,
         pool_min=settings.storage.pool_min,
@@ -184,6 +224,8 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending schema migrations and exit."""
+    import asyncio
+
     settings = _load(args)
 
     async def noop(store: Store) -> None:
@@ -196,6 +238,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_tokens(args: argparse.Namespace) -> int:
     """Create, list or revoke API tokens kept in the database."""
+    import asyncio
+
+    from relay.auth import generate_token, new_token_record
+    from relay.settings import SCOPES
+
     settings = _load(args)
     if args.action == "create":
         token = generate_token()
@@ -274,17 +321,32 @@ def build_parser() -> argparse.ArgumentParser:
     actions = tokens.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a token and print it once")
     create.add_argument("name")
-    create.add_argument("--scope", action="append", choices=SCOPES, help="repeatable")
+    create.add_argument("--scope", action="append", choices=_scopes(), help="repeatable")
     create.add_argument("--component", action="append", default=None, help="glob, repeatable")
     actions.add_parser("list", help="list tokens (never their values)")
     revoke = actions.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     tokens.set_defaults(func=cmd_tokens)
+
+    # Listed here; `main` hands them to relay.client before this parser is built.
+    sub.add_parser("deploy", help="CI side: report a deployment (relay deploy --help)")
+    sub.add_parser("build", help="CI side: report a build (relay build --help)")
     return parser
+
+
+def _scopes() -> list[str]:
+    from relay.settings import SCOPES
+
+    return list(SCOPES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `relay` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in CLIENT_COMMANDS:
+        from relay.client.commands import main as client_main
+
+        return client_main(argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "action", None) == "create" and args.component is None:
         args.component = ["*"]

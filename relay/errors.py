@@ -61,6 +61,13 @@ class MethodNotAllowed(RelayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(RelayError):
+    """The client took longer than `server.body_timeout` to send its body."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(RelayError):
     status = 409
     code = "conflict"
@@ -78,6 +85,10 @@ class BodyTooLarge(RelayError):
 class UnsupportedMediaType(RelayError):
     status = 415
     code = "unsupported_media_type"
+
+
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    code = "unsupported_content_encoding"
 
 
 class ValidationFailed(RelayError):

@@ -156,3 +156,35 @@ def _factory(stream: TextIO) -> Any:
     if logger is None:
         logger = _loggers[id(stream)] = BufferedLogger(stream)
     return lambda *args: logger
+
+
+class _LibraryHandler(logging.Handler):
+    """Standard-library log records (aiohttp, asyncio) as relay's redacted JSON lines: the
+    message cut short and the exception's type only, never a traceback, which could quote
+    a request and the token in it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        structlog.get_logger(record.name).log(
+            record.levelno,
+            "library_log",
+            logger=record.name,
+            message=message.splitlines()[0][:200] if message else "",
+            error=type(exc).__name__ if exc is not None else None,
+        )
+
+
+_library_handler = _LibraryHandler()
+
+
+def capture_library_logs(level: str = "info") -> None:
+    """Send the standard library's log records (aiohttp's, asyncio's) through structlog
+    instead of Python's last-resort handler, which prints raw tracebacks to stderr."""
+    root = logging.getLogger()
+    if _library_handler not in root.handlers:
+        root.addHandler(_library_handler)
+    root.setLevel(max(logging.getLevelNamesMapping()[level.upper()], logging.INFO))

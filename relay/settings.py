@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from forwarders.base import Duration, ForwarderConfig
-from relay.delivery.netguard import Network, parse_networks
+from relay.delivery.netguard import Network, parse_networks, url_host_problem
 from relay.delivery.plugins import Registry, default_registry
 from relay.errors import ConfigError
 
@@ -50,6 +50,23 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         default=None, description="Base URL used in Location and Link headers behind a proxy."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses (CIDRs) whose Forwarded / X-Forwarded-* headers are believed.",
+    )
+    header_timeout: Duration = Field(
+        default=10.0, gt=0, description="Time to send a request's line and headers."
+    )
+    body_timeout: Duration = Field(default=30.0, gt=0, description="Time to send a body.")
+    idle_timeout: Duration = Field(
+        default=60.0, gt=0, description="How long an idle keep-alive connection is kept."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # ValueError names the bad CIDR
+        return values
 
 
 class RetentionSettings(_Section):
@@ -103,6 +120,9 @@ class FeedSettings(_Section):
         default=1.0, gt=0, description="How often the store is read for other processes' rows."
     )
     max_subscribers: int = Field(default=100, ge=1, description="Open streams at once.")
+    max_subscribers_per_token: int = Field(
+        default=10, ge=1, description="Open streams at once of one API token."
+    )
     queue_size: int = Field(
         default=1000, ge=1, description="Frames buffered per subscriber before it is too slow."
     )
@@ -294,11 +314,24 @@ def _forwarders(
         except ConfigError as exc:
             details += exc.details
             continue
+        details += _url_problems(config, where)
         if config.name in seen:
             details.append({"field": f"{where}.name", "message": f"duplicate name {config.name!r}"})
         seen.add(config.name)
         out.append(config)
     return out
+
+
+def _url_problems(config: ForwarderConfig, where: str) -> list[dict[str, Any]]:
+    # Every URL of a forwarder, whichever plugin defines it: a host spelled `127.1` or
+    # `2130706433` is refused here, before anything is sent (relay.delivery.netguard).
+    urls = {
+        key: value
+        for key, value in config.model_dump(mode="json").items()
+        if isinstance(value, str) and value.startswith(("http://", "https://"))
+    }
+    problems = {key: url_host_problem(url) for key, url in urls.items()}
+    return [{"field": f"{where}.{k}", "message": p} for k, p in problems.items() if p]
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -12,10 +12,16 @@ def utcnow() -> datetime:
 
 
 def to_utc(value: datetime) -> datetime:
-    """Normalise any datetime to UTC; a naive one is taken to be UTC already."""
+    """Normalise any datetime to UTC; a naive one is taken to be UTC already.
+
+    ValueError when the instant has no UTC time within years 1-9999
+    (`9999-12-31T23:59:59-01:00`): a validator turns it into an error naming the field."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 def format_wire(value: datetime) -> str:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from relay.api.forwarded import origin
 from relay.api.keys import AUTH, SETTINGS, STORE
 from relay.auth import Principal
 from relay.errors import Forbidden
@@ -55,8 +56,10 @@ async def cookie_principal(request: web.Request) -> Principal | None:
 
 
 def own_origins(request: web.Request) -> set[str]:
-    """The origins this server answers as: the request's host, and `public_url`'s."""
-    origins = {f"{request.scheme}://{request.host}"}
+    """The origins this server answers as: the request's host (as a trusted proxy
+    forwarded it), and `public_url`'s."""
+    seen = origin(request, request.app[SETTINGS].server)
+    origins = {f"{seen.scheme}://{seen.host}"}
     public_url = request.app[SETTINGS].server.public_url
     if public_url:
         parts = urlsplit(public_url)
@@ -77,6 +80,9 @@ def check_same_site(request: web.Request, secret: str) -> None:
 
 
 def is_https(request: web.Request) -> bool:
-    """True when the browser reaches relay over https (directly or via `public_url`)."""
-    public_url = request.app[SETTINGS].server.public_url or ""
-    return request.secure or public_url.startswith("https://")
+    """True when the browser reaches relay over https (directly, through a trusted proxy
+    that says so, or as `public_url` says)."""
+    server = request.app[SETTINGS].server
+    return origin(request, server).scheme == "https" or (server.public_url or "").startswith(
+        "https://"
+    )

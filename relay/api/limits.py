@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-from relay.settings import LimitsSettings
 
 
 @dataclass
@@ -99,13 +96,3 @@ class ConnectionCounter:
     def open_for(self, client: str) -> int:
         """Requests of `client` in progress."""
         return self._open.get(client, 0)
-
-
-def handler_args(limits: LimitsSettings) -> dict[str, Any]:
-    """Keyword arguments of aiohttp's request handler (via `run_app`/`AppRunner`) that
-    bound the request head: a longer line or header, or more headers, is answered 400."""
-    return {
-        "max_line_size": limits.max_line_bytes,
-        "max_field_size": limits.max_header_bytes,
-        "max_headers": limits.max_headers,
-    }

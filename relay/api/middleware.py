@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from relay.api.cookies import check_same_site, cookie_principal, session_secret
-from relay.api.keys import AUTH, PRINCIPAL, REQUEST_ID
+from relay.api.forwarded import origin
+from relay.api.keys import AUTH, PRINCIPAL, REQUEST_ID, SETTINGS
 from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
 from relay.auth import Principal, extract_token
 from relay.errors import (
@@ -48,7 +49,10 @@ def error_response(exc: RelayError, request_id: str | None = None) -> web.Respon
         headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must say what is allowed
     if exc.status == 429 and isinstance(wait := exc.extra.get("retry_after"), int):
         headers["Retry-After"] = str(wait)
-    return web.json_response(exc.to_json(), status=exc.status, headers=headers)
+    response = web.json_response(exc.to_json(), status=exc.status, headers=headers)
+    if exc.status == 408:
+        response.force_close()  # the rest of a body that came too slowly is not waited for
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> RelayError:
@@ -148,13 +152,15 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 def client_cap(counter: ConnectionCounter) -> Middleware:
     """Refuse (429) a client address with `counter.limit` requests already in progress.
 
+    The address is the forwarded client's when the peer is a trusted proxy.
+
     Open SSE and WebSocket streams count: they are requests in progress. Health,
     readiness and metrics are exempt.
     """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        client = request.remote or "unknown"
+        client = origin(request, request.app[SETTINGS].server).client
         if not counter.limit or request.path in UNLIMITED_PATHS:
             return await handler(request)
         if not counter.acquire(client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -10,10 +11,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
 from relay.api.keys import SETTINGS
-from relay.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from relay.errors import (
+    BodyTooLarge,
+    MalformedBody,
+    RequestTimeout,
+    UnsupportedContentEncoding,
+    UnsupportedMediaType,
+)
 
 _BRACKET = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 # A `+` in a query string decodes to a space: restore UTC offsets that lost it.
@@ -22,6 +31,17 @@ NOT_FIELDS = frozenset({"access_token"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 MAX_INT_DIGITS = 20
+# Deeper bodies are refused before anything walks them recursively (the request
+# fingerprint, pydantic, the JSON encoder: Python's recursion limit is 1,000);
+# meta_data has its own, lower bound, answered 422 naming it.
+MAX_DEPTH = 500
+# What aiohttp decompresses (one coding, as the whole header value); anything else
+# would be read as if it were plain.
+CONTENT_CODINGS = frozenset(
+    {"", "identity", "gzip", "deflate"}
+    | ({"br"} if HAS_BROTLI else set())
+    | ({"zstd"} if HAS_ZSTD else set())
+)
 
 
 def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -36,6 +56,8 @@ def nest_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
             out[raw_key] = restore_plus(value)
             continue
         keys = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        if len(keys) > MAX_DEPTH:
+            raise MalformedBody(f"a field name is nested deeper than {MAX_DEPTH} levels")
         target = out
         for key in keys[:-1]:
             child = target.get(key)
@@ -105,6 +127,8 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedBody("the JSON body must be an object")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # else it cannot be that deep
+        check_depth(value)
     # Walking every string is only needed when one can hold a NUL or a lone surrogate:
     # a \u escape, the byte 0xED that starts an encoded surrogate (json decodes bytes
     # with surrogatepass), or NUL bytes (UTF-16 and UTF-32 bodies, which json also
@@ -112,6 +136,19 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     if b"\\u" in body or b"\xed" in body or b"\x00" in body:
         check_text(value)
     return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """MalformedBody when objects and arrays in `value` nest deeper than `limit`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise MalformedBody(f"the body is nested deeper than {limit} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def check_text(value: Any) -> None:
@@ -134,21 +171,58 @@ def check_text(value: Any) -> None:
                 raise MalformedBody("a field holds a lone surrogate (invalid Unicode)") from None
 
 
+def check_content_encoding(request: web.Request) -> None:
+    """UnsupportedContentEncoding unless the body's Content-Encoding is one relay decodes."""
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in CONTENT_CODINGS:
+        supported = ", ".join(sorted(CONTENT_CODINGS - {""}))
+        raise UnsupportedContentEncoding(
+            f"unsupported Content-Encoding {coding[:50]!r}: send one of {supported}"
+        )
+
+
+def _too_large(request: web.Request) -> BodyTooLarge:
+    limit = request.app[SETTINGS].server.max_body_bytes
+    return BodyTooLarge(f"the body is larger than the limit of {limit} bytes")
+
+
+def _too_slow(request: web.Request) -> RequestTimeout:
+    limit = request.app[SETTINGS].server.body_timeout
+    return RequestTimeout(f"the body did not arrive within {limit:g}s (server.body_timeout)")
+
+
+def _undecodable() -> MalformedBody:
+    return MalformedBody("the body cannot be decoded as its Content-Encoding says")
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The raw body, with the configured size limit turned into BodyTooLarge."""
+    """The raw body (decompressed); BodyTooLarge over the configured size,
+    UnsupportedContentEncoding or MalformedBody when it cannot be decoded."""
+    check_content_encoding(request)
     try:
-        return await request.read()
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise _too_slow(request) from None
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].server.max_body_bytes
-        raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+        raise _too_large(request) from None
+    except web.RequestPayloadError:
+        raise _undecodable() from None
 
 
 async def _form_fields(request: web.Request) -> dict[str, Any]:
+    check_content_encoding(request)
     try:
-        form: MultiDictProxy[Any] = await request.post()
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            form: MultiDictProxy[Any] = await request.post()
+    except TimeoutError:
+        raise _too_slow(request) from None
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].server.max_body_bytes
-        raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+        raise _too_large(request) from None
+    except web.RequestPayloadError:
+        raise _undecodable() from None
+    except HttpProcessingError:  # a part's header over the line limit, bad framing
+        raise MalformedBody("the multipart body cannot be parsed") from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
         raise MalformedBody(f"the form body cannot be decoded: {exc}") from None
     for value in form.values():

@@ -155,7 +155,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         principal.require("events:read")
         subscriber = request.app[FEED].subscribe(FeedFilter(principal, components, stages))
     except RelayError as exc:
-        code = WSCloseCode.TRY_AGAIN_LATER if exc.status == 503 else WSCloseCode.POLICY_VIOLATION
+        busy = exc.status in (429, 503)  # a place may free up: the client should retry
+        code = WSCloseCode.TRY_AGAIN_LATER if busy else WSCloseCode.POLICY_VIOLATION
         log.info("feed_refused", protocol="websocket", reason=exc.message)
         await ws.close(code=code, message=exc.message.encode()[:120])
         return ws

@@ -41,6 +41,13 @@ class FeedFull(RelayError):
     code = "feed_full"
 
 
+class FeedTokenFull(RelayError):
+    """One token has `feed.max_subscribers_per_token` streams open already."""
+
+    status = 429
+    code = "feed_token_full"
+
+
 @dataclass(frozen=True)
 class FeedFilter:
     """What a subscriber wants: its token's components, optionally narrowed."""
@@ -120,6 +127,7 @@ class Feed:
         ping_interval: float = 15.0,
         poll_interval: float = 1.0,
         max_subscribers: int = 100,
+        max_per_token: int = 10,
         queue_size: int = 1000,
         slow_consumer: SlowPolicy = "skip",
     ) -> None:
@@ -127,6 +135,7 @@ class Feed:
         self.ping_interval = ping_interval
         self.poll_interval = poll_interval
         self.max_subscribers = max_subscribers
+        self.max_per_token = max_per_token
         self.queue_size = queue_size
         self.slow_consumer: SlowPolicy = slow_consumer
         self.position: FeedCursor | None = None
@@ -167,7 +176,15 @@ class Feed:
         self._tasks = []
 
     def subscribe(self, wanted: FeedFilter) -> Subscriber:
-        """A new subscriber (not yet receiving: iterate `frames`); FeedFull at the limit."""
+        """A new subscriber (not yet receiving: iterate `frames`); FeedTokenFull when its
+        token has `max_per_token` streams open (one reader cannot take every place),
+        FeedFull at the overall limit."""
+        name = wanted.principal.name
+        if sum(1 for m in self.members if m.filter.principal.name == name) >= self.max_per_token:
+            raise FeedTokenFull(
+                f"this token already has {self.max_per_token} open streams; close one first",
+                extra={"retry_after": 1},
+            )
         if len(self.members) >= self.max_subscribers:
             raise FeedFull(
                 f"the live feed already has {self.max_subscribers} subscribers; try again later"

@@ -93,7 +93,9 @@ class ReleaseService:
         body, warnings = parse_body(ReleaseIn, fields)
         ids = list(dict.fromkeys(body.deployments))
         found = await self.records.store.deployments_by_ids(ids)
-        unknown = [i for i in ids if i not in found]
+        # A deployment of a component the token may not touch is answered exactly as
+        # one that does not exist: a different answer would tell that the id exists.
+        unknown = [i for i in ids if i not in found or not principal.can_access(found[i].component)]
         if unknown:
             raise ValidationFailed(
                 "unknown deployment ids",
@@ -101,8 +103,6 @@ class ReleaseService:
                     {"field": "deployments", "message": f"no deployment {i!r}"} for i in unknown
                 ],
             )
-        for deployment in found.values():
-            principal.require("events:write", deployment.component)
         now = utcnow()
         release = Release(
             id=new_id(),

@@ -178,3 +178,21 @@ async def test_the_api_description_documents_the_dashboard_endpoints(client: Cli
     assert "/deliveries/summary" in paths
     assert "/components/{slug}/deployments/{id}/history" in paths
     assert not [p for p in paths if p.startswith("/ui")]
+
+
+async def test_behind_a_trusted_https_proxy(client: Client) -> None:
+    """Through a trusted proxy saying https and its host, the cookie is Secure and the
+    proxy's origin is this server's own (another origin is still refused)."""
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "relay.example.com"}
+    response = await client.post(
+        "/session", headers={"Authorization": f"Bearer {ADMIN_TOKEN}", **proxied}
+    )
+    cookie = SimpleCookie(response.headers["Set-Cookie"])["relay_session"]
+    assert cookie["secure"]
+    csrf = (await response.json())["csrf_token"]
+    same = with_cookie(
+        cookie.value, **proxied, **{"X-CSRF-Token": csrf, "Origin": "https://relay.example.com"}
+    )
+    assert (await client.put("/components/api", headers=same)).status == 201
+    other = {**same, "Origin": "http://relay.example.com"}
+    assert (await client.put("/components/api", headers=other)).status == 403

@@ -8,13 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from relay.api.limits import handler_args
-from relay.app import create_app
 from relay.settings import LimitsSettings
 from tests.acceptance.api import assert_error, bearer
+from tests.acceptance.served import serve
 from tests.support import READ_TOKEN, make_settings
 
 
@@ -23,10 +22,7 @@ async def _relay(
 ) -> TestClient[Any, Any]:
     settings = make_settings(db_path)
     settings.limits = LimitsSettings(**limits)
-    server = TestServer(create_app(settings))
-    # TestServer drops its constructor's extra arguments: the handler's go to start_server.
-    await server.start_server(**handler_args(settings.limits))
-    return await aiohttp_client(server)
+    return await aiohttp_client(await serve(settings))
 
 
 async def test_a_token_over_its_rate_gets_429_with_retry_after(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.acceptance.api import (
     WIRE_TIME,
     Client,
@@ -51,8 +53,7 @@ async def test_releases_list_newest_first_with_paging(client: Client) -> None:
 
 
 async def test_release_refusals(client: Client) -> None:
-    """422 for unknown ids or no deployments, 404 unknown release, 403 for a reader or a
-    token that may not touch one of the components."""
+    """422 for unknown ids or no deployments, 404 unknown release, 403 for a reader."""
     dep = await create(client, "api", {"version": "1.0"})
     error = await assert_error(
         await post_json(client, "/releases", {"name": "R", "deployments": [dep, "nope"]}), 422
@@ -63,7 +64,19 @@ async def test_release_refusals(client: Client) -> None:
     await assert_error(await client.get("/releases/nope", headers=bearer()), 404)
     body = {"name": "R", "deployments": [dep]}
     await assert_error(await post_json(client, "/releases", body, token=READ_TOKEN), 403)
-    await assert_error(await post_json(client, "/releases", body, token=WEB_TOKEN), 403)
+
+
+async def test_a_forbidden_deployment_is_answered_as_an_unknown_one(client: Client) -> None:
+    """A token that may not touch a deployment's component gets the very answer an unknown
+    id gets, so it cannot learn which ids exist."""
+    dep = await create(client, "api", {"version": "1.0"})
+    missing = "0" * len(dep)
+    answers = []
+    for deployment in (dep, missing):
+        body = {"name": "R", "deployments": [deployment]}
+        error = await assert_error(await post_json(client, "/releases", body, token=WEB_TOKEN), 422)
+        answers.append(json.dumps(error).replace(deployment, "ID"))
+    assert answers[0] == answers[1]
 
 
 async def test_a_token_sees_only_releases_of_its_components(client: Client) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from relay.api.limits import ConnectionCounter, RateLimiter, handler_args, retry_after
-from relay.settings import LimitsSettings
+from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
 
 
 def test_burst_is_allowed_then_refused() -> None:
@@ -78,9 +77,3 @@ def test_released_clients_leave_no_entry() -> None:
     for _ in range(500):
         counter.release("c")
     assert counter.open_for("c") == 0 and not counter._open
-
-
-def test_handler_args_come_from_settings() -> None:
-    """The request-head limits reach aiohttp's handler under its own argument names."""
-    args = handler_args(LimitsSettings(max_header_bytes=2048, max_line_bytes=4096, max_headers=32))
-    assert args == {"max_line_size": 4096, "max_field_size": 2048, "max_headers": 32}

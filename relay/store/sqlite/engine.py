@@ -159,6 +159,11 @@ class SqliteEngine:
             self._writer = None
         self._lock.close()
 
+    @property
+    def sync_failure(self) -> StoreError | None:
+        """The error of a failed fsync: no durable write succeeds after it (see WalSyncer)."""
+        return self._syncer.broken
+
     async def write(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `op` in the next group commit; return once its transaction is committed.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -57,6 +58,18 @@ def _cursor(row: sqlite3.Row) -> Cursor:
     return Cursor(occurred_at=parse_db(row["occurred_at"]), seq=row["seq"])
 
 
+# Below this much free space a commit (its WAL frames, a checkpoint) is likely to fail.
+MIN_FREE_BYTES = 1 << 20
+
+
+def _free_bytes(db: Path) -> int:
+    try:
+        stat = os.statvfs(db.parent)
+    except OSError:
+        return MIN_FREE_BYTES  # unknown: the read check below decides
+    return stat.f_bavail * stat.f_frsize
+
+
 class SqliteStore(
     SqliteDashboard,
     SqliteFeed,
@@ -87,7 +100,13 @@ class SqliteStore(
         await self.engine.close()
 
     async def ping(self) -> None:
-        """Raise StoreError unless the file answers and every migration is applied."""
+        """Raise StoreError unless the file answers, every migration is applied and writes
+        can succeed: not after a failed fsync, nor with the disk full (every write would
+        answer 503, so a load balancer should send the requests elsewhere)."""
+        if (broken := self.engine.sync_failure) is not None:
+            raise broken
+        if _free_bytes(self.engine.path) < MIN_FREE_BYTES:
+            raise StoreError("the disk holding the database is full")
 
         def check(conn: sqlite3.Connection) -> int:
             return int(conn.execute(sql.MAX_MIGRATION).fetchone()[0] or 0)
