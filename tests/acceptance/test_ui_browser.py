@@ -138,8 +138,10 @@ async def test_a_read_only_token_sees_no_retry_and_a_forged_retry_is_refused(
 
 async def test_the_output_log_follows_appended_lines_live(browser: Any, relay: Relay) -> None:
     """The deployment view of a running deployment shows lines appended after it opened,
-    and an HTML log line and an HTML version as text (no dialog, no element)."""
-    deployment = await relay.deploy("web-api", version=EVIL, status="building")
+    and an HTML log line, version and meta_data as text (no dialog, no element)."""
+    deployment = await relay.deploy(
+        "web-api", version=EVIL, status="building", meta_data={"note": EVIL}
+    )
     path = f"/components/web-api/deployments/{deployment}/output"
     await relay.api("POST", path, {"output": "Step 1/3: fetching"})
     page, watched = await open_page(browser, relay)
@@ -157,6 +159,8 @@ async def test_the_output_log_follows_appended_lines_live(browser: Any, relay: R
     assert "<b>building</b> <script>alert(2)</script>" in text
     assert await page.locator("pre.log b, pre.log script").count() == 0
     assert EVIL in (await page.text_content('[data-field="version"]') or "")
+    assert EVIL in (await page.text_content("pre.meta") or "")
+    assert await page.locator("#view img").count() == 0
     await page.click("nav >> text=Overview")
     await page.wait_for_selector(f'td[data-deployment="{deployment}"]')
     assert await page.locator("img").count() == 0
