@@ -7,13 +7,18 @@ export async function dead(root, live) {
   const message = el("p", { class: "notice", role: "status" });
   const body = el("div");
   root.append(el("h1", { tabindex: "-1" }, "Dead deliveries"), message, body);
+  let shown = new Set();
   async function load() {
     const list = await get("/deliveries?status=dead&limit=1000");
+    shown = new Set(list.map((d) => d.id));
     render(body, list, message, load);
   }
   await load();
+  // Read again when a delivery dies, or when one on the list moves on (a retry).
   const refresh = debounce(load, 500);
-  live((type, data) => { if (type === "delivery") refresh(); });
+  live((type, data) => {
+    if (type === "delivery" && (data.outcome === "dead" || shown.has(data.delivery_id))) refresh();
+  });
 }
 
 function render(node, list, message, reload) {

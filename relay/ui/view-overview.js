@@ -18,15 +18,34 @@ export async function overview(root, live) {
   renderGrid(grid, state);
   renderHealth(health, forwarders);
 
+  // A new deployment or status change: read the grid again. A delivery: only the
+  // strips of the deployments it concerns, if they are on the grid.
   const refreshAll = debounce(async () => {
     state.components = await get("/components");
     state.strips = await summaries(ids());
     renderGrid(grid, state);
   }, 250);
-  const refreshHealth = debounce(async () => renderHealth(health, await get("/forwarders")), 1000);
+  const changed = new Set();
+  const refreshStrips = debounce(async () => {
+    const shown = new Set(ids());
+    const wanted = [...changed].filter((id) => shown.has(id));
+    changed.clear();
+    if (!wanted.length) return;
+    for (const [id, rows] of await summaries(wanted)) state.strips.set(id, rows);
+    for (const id of wanted) {
+      grid.querySelector(`td[data-deployment="${CSS.escape(id)}"] [data-strip]`)
+        ?.replaceWith(strip(state.strips.get(id)));
+    }
+  }, 250);
+  // Health counts read every delivery of the last day: not more often than this.
+  const refreshHealth = debounce(async () => renderHealth(health, await get("/forwarders")), 3000);
   live((type, data) => {
     if (type === "new" || type === "status") refreshAll();
-    if (type === "delivery") { refreshAll(); refreshHealth(); }
+    if (type === "delivery") {
+      changed.add(data.deployment_id);
+      refreshStrips();
+      refreshHealth();
+    }
   });
 }
 
