@@ -263,3 +263,31 @@ async def test_a_dropped_feed_resumes_without_missing_a_deployment(
     missed = await relay.deploy("web-api", version="1.0.1")  # before the page reconnects
     await page.wait_for_selector(f'td[data-deployment="{missed}"]', timeout=20_000)
     assert await page.locator("#sign-in").is_hidden()  # the session outlived the restart
+
+
+async def test_an_admin_retries_all_dead_deliveries_of_a_forwarder(
+    browser: Any, relay: Relay
+) -> None:
+    """On the dead deliveries view, "Retry all" of a forwarder sends each of its dead
+    deliveries again; once delivered they leave the list."""
+    relay.targets["webhook"].faults += [Fault(400, {"error": "no"}), Fault(400, {"error": "no"})]
+    first = await relay.deploy("web-a", version="1")
+    second = await relay.deploy("web-b", version="1")
+
+    async def both_dead() -> bool:
+        _, found = await relay.api("GET", "/deliveries?status=dead")
+        return {d["deployment_id"] for d in found} == {first, second}
+
+    await eventually(both_dead, timeout=20, what="two dead webhook deliveries")
+    page, watched = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.click("nav >> text=Dead deliveries")
+    await page.click('[data-retry-all="webhook"]')
+    await page.wait_for_selector("text=No dead delivery.", timeout=20_000)
+
+    async def both_delivered() -> bool:
+        _, found = await relay.api("GET", "/deliveries?forwarder=webhook&status=delivered")
+        return {d["deployment_id"] for d in found} == {first, second}
+
+    await eventually(both_delivered, timeout=20, what="both webhook deliveries delivered")
+    assert watched.errors == []
