@@ -47,7 +47,9 @@ class SessionInfo(BaseModel):
     csrf_token: str | None = Field(
         default=None, description="Send it as X-CSRF-Token with state-changing calls."
     )
-    expires_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="When the session ends (in the sign-in answer)."
+    )
 
 
 def _info(principal: Principal, secret: str, expires_in: timedelta | None) -> SessionInfo:
