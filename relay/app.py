@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import TextIO
 
 import structlog
@@ -15,8 +16,10 @@ from relay.api import all_routes, ui
 from relay.api.keys import (
     AUTH,
     DELIVERIES,
+    DEPLOYMENT_METRICS,
     DISPATCHER,
     FEED,
+    INSIGHTS,
     METRICS,
     OPENAPI,
     OUTPUTS,
@@ -40,6 +43,8 @@ from relay.delivery.http import AiohttpTransport
 from relay.delivery.plugins import Registry
 from relay.errors import Conflict
 from relay.feed.broker import Feed
+from relay.insights.deployment_metrics import DeploymentMetrics, MetricsConfig
+from relay.insights.service import BadgeConfig, InsightsService
 from relay.logging import register_secrets
 from relay.metrics import Metrics
 from relay.records.outputs import OutputService
@@ -120,6 +125,7 @@ def create_app(
         on_recorded=lambda event: _recorded(app, event),
     )
     app[DELIVERIES] = DeliveryService(store, dispatcher)
+    add_insights(app, settings, store)
     add_lifecycle_services(app)
     app[OUTPUTS].on_output.append(app[FEED].wake)  # output lines are durable rows: read them
     routes = all_routes()
@@ -156,6 +162,26 @@ def add_lifecycle_services(app: web.Application) -> None:
     app[OUTPUTS] = OutputService(app[RECORDS])
     app[RETRACE] = RetraceService(app[RECORDS], app[TRANSITIONS])
     app[RELEASES] = ReleaseService(app[RECORDS])
+
+
+def badge_config(settings: Settings) -> BadgeConfig:
+    """The `[badges]` settings as the insights layer takes them."""
+    badges = settings.badges
+    secret = badges.secret.get_secret_value() if badges.secret is not None else None
+    return BadgeConfig(public=tuple(badges.public), secret=secret, max_age=badges.max_age)
+
+
+def add_insights(app: web.Application, settings: Settings, store: Store) -> None:
+    """Badges, the DORA keys and the store-derived deployment series of /metrics."""
+    app[INSIGHTS] = InsightsService(store, badge_config(settings))
+    m = settings.metrics
+    config = MetricsConfig(
+        max_series=m.max_series,
+        dora_window=timedelta(seconds=m.dora_window),
+        cache_seconds=m.cache_seconds,
+    )
+    app[DEPLOYMENT_METRICS] = DeploymentMetrics(store, config)
+    app[METRICS].registry.register(app[DEPLOYMENT_METRICS])
 
 
 def build_feed(settings: Settings, store: Store) -> Feed:

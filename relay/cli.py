@@ -1,4 +1,4 @@
-"""The `relay` command: serve, check-config, migrate, tokens; deploy and build (CI side).
+"""The `relay` command: serve, check-config, migrate, tokens, badges; deploy and build (CI side).
 
 Only light modules are imported here: `relay deploy …` and `relay build …` run in CI
 jobs and must start at once, so each server command imports what it needs itself."""
@@ -269,6 +269,48 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def badge_urls(base: str, component: str, stage: str | None, key: str) -> list[str]:
+    """The lines `relay badges url` prints: SVG and JSON URLs, a Markdown line, and the
+    shields.io endpoint URL."""
+    from urllib.parse import quote, urlencode
+
+    query = urlencode({**({"stage": stage} if stage else {}), "key": key})
+    svg = f"{base.rstrip('/')}/components/{component}/badge.svg?{query}"
+    endpoint = f"{base.rstrip('/')}/components/{component}/badge.json?{query}"
+    alt = f"{component} {stage}" if stage else component
+    return [
+        f"svg       {svg}",
+        f"json      {endpoint}",
+        f"markdown  ![{alt}]({svg})",
+        f"shields   https://img.shields.io/endpoint?url={quote(endpoint, safe='')}",
+    ]
+
+
+def cmd_badges(args: argparse.Namespace) -> int:
+    """Print a component's badge URLs (with its badge key), or rotate the key secret."""
+    import asyncio
+
+    from relay.app import badge_config
+    from relay.insights.badges import badge_key
+    from relay.insights.service import InsightsService
+    from relay.records.service import check_slug
+
+    settings = _load(args)
+    config = badge_config(settings)
+    if args.action == "rotate":
+        asyncio.run(_with_store(settings, lambda s: InsightsService(s, config).rotate()))
+        print("rotated the badge key secret: every badge URL given out so far stops working")
+        return 0
+    check_slug(args.component)
+    secret = asyncio.run(_with_store(settings, lambda s: InsightsService(s, config).badge_secret()))
+    server = settings.server
+    base = args.base_url or server.public_url or f"http://{server.host}:{server.port}"
+    print(
+        "\n".join(badge_urls(base, args.component, args.stage, badge_key(secret, args.component)))
+    )
+    return 0
+
+
 def _processes(text: str) -> int:
     value = int(text)
     if not 1 <= value <= MAX_PROCESSES:
@@ -327,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     tokens.set_defaults(func=cmd_tokens)
+
+    badges = with_config(sub.add_parser("badges", help="badge URLs and their key secret"))
+    badge_actions = badges.add_subparsers(dest="action", required=True)
+    url = badge_actions.add_parser("url", help="print a component's badge URLs with its key")
+    url.add_argument("component")
+    url.add_argument("--stage", help="the stage the badge shows (default: any)")
+    url.add_argument("--base-url", help="default: server.public_url, else host and port")
+    badge_actions.add_parser("rotate", help="new key secret: revokes every badge URL")
+    badges.set_defaults(func=cmd_badges)
 
     # Listed here; `main` hands them to relay.client before this parser is built.
     sub.add_parser("deploy", help="CI side: report a deployment (relay deploy --help)")

@@ -104,6 +104,9 @@ class BuildIn(_Strict):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     commit_sha: ShortText | None = None
+    committed_at: UtcDatetime | None = Field(
+        default=None, description="When the deployed commit was made (DORA change lead time)."
+    )
     branch: ShortText | None = None
     tag: ShortText | None = None
     meta_data: MetaData | None = None
@@ -142,6 +145,9 @@ class Deployment(BaseModel):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     commit_sha: str | None = None
+    committed_at: UtcDatetime | None = Field(
+        default=None, description="When the deployed commit was made (DORA change lead time)."
+    )
     branch: str | None = None
     tag: str | None = None
     meta_data: dict[str, Any] = Field(default_factory=dict)

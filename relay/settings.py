@@ -171,6 +171,33 @@ class LimitsSettings(_Section):
     max_headers: int = Field(default=128, ge=16, description="Most headers in a request.")
 
 
+class BadgeSettings(_Section):
+    """`[badges]`: who may read badges without an API token."""
+
+    public: list[str] = Field(
+        default_factory=list,
+        description='Component globs whose badges anyone may read (e.g. ["web-*"]).',
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Secret the badge keys derive from; default: one relay generates and "
+        "keeps in the store. Changing it revokes every badge URL.",
+    )
+    max_age: int = Field(default=60, ge=0, le=86400, description="Cache-Control max-age.")
+
+
+class MetricsSettings(_Section):
+    """`[metrics]`: the deployment series of /metrics."""
+
+    max_series: int = Field(default=1000, ge=1, description="Most component/stage pairs exported.")
+    dora_window: Duration = Field(
+        default=30 * 86400.0, gt=0, description="Window of the relay_dora_* series."
+    )
+    cache_seconds: Duration = Field(
+        default=5.0, ge=0, description="How long one read of the store serves scrapes."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -204,6 +231,8 @@ class Settings(BaseSettings):
     feed: FeedSettings = Field(default_factory=FeedSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    badges: BadgeSettings = Field(default_factory=BadgeSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tokens: list[TokenSettings] = Field(default_factory=list)
     forwarders: list[SerializeAsAny[ForwarderConfig]] = Field(default_factory=list)
 
@@ -222,6 +251,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value in this configuration, for log redaction."""
         values = [t.token.get_secret_value() for t in self.tokens]
+        if self.badges.secret is not None:
+            values.append(self.badges.secret.get_secret_value())
         if password := urlsplit(self.storage.url).password:
             values.append(password)  # a PostgreSQL URL's
         for forwarder in self.forwarders:

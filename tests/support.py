@@ -73,9 +73,10 @@ def make_settings(
     tokens: list[dict[str, Any]] | None = None,
     server: dict[str, Any] | None = None,
     storage: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings for a relay on the SQLite file `db` (in memory when None) with test tokens
-    (and more `[storage]` keys, e.g. `retention`)."""
+    (and more `[storage]` keys, e.g. `retention`, and other sections, e.g. `badges`)."""
     return build_settings(
         {
             "server": server or {},
@@ -86,6 +87,7 @@ def make_settings(
             "tokens": TOKENS if tokens is None else tokens,
             "logging": {"format": "json"},
             "security": ALLOW_LOOPBACK,
+            **(sections or {}),
         }
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from relay.api import (
     dashboard,
     deliveries,
+    insights,
     lifecycle,
     ops,
     records,
@@ -26,6 +27,7 @@ def all_routes() -> list[Route]:
         *deliveries.routes(),
         *dashboard.routes(),
         *stream.routes(),
+        *insights.routes(),
         *ops.routes(),
         *sessions.routes(),
     ]

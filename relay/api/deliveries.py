@@ -8,7 +8,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from relay.api.keys import DELIVERIES, METRICS, RECORDS
+from relay.api.keys import DELIVERIES, DEPLOYMENT_METRICS, METRICS, RECORDS, STORE_OPENED
 from relay.api.middleware import public
 from relay.api.parsing import decode_json_object, read_body
 from relay.api.records import json_answer, principal_of
@@ -111,6 +111,8 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     app_metrics = request.app[METRICS]
     app_metrics.refresh(await request.app[DELIVERIES].forwarders(), time.time())
+    if request.app[STORE_OPENED].is_set():
+        await request.app[DEPLOYMENT_METRICS].refresh()  # the store's deployment series
     return web.Response(body=app_metrics.render(), content_type="text/plain", charset="utf-8")
 
 

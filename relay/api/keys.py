@@ -12,6 +12,8 @@ from relay.delivery.deliveries import DeliveryService
 from relay.delivery.dispatch import Dispatcher
 from relay.delivery.http import AiohttpTransport
 from relay.feed.broker import Feed
+from relay.insights.deployment_metrics import DeploymentMetrics
+from relay.insights.service import InsightsService
 from relay.metrics import Metrics
 from relay.records.outputs import OutputService
 from relay.records.releases import ReleaseService
@@ -39,6 +41,8 @@ RETRACE = web.AppKey("retrace", RetraceService)
 RELEASES = web.AppKey("releases", ReleaseService)
 FEED = web.AppKey("feed", Feed)
 PRUNER = web.AppKey("pruner", Pruner)
+INSIGHTS = web.AppKey("insights", InsightsService)
+DEPLOYMENT_METRICS = web.AppKey("deployment_metrics", DeploymentMetrics)
 
 # Request-scoped values set by middlewares.
 PRINCIPAL = web.RequestKey("principal", Principal)

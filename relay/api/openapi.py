@@ -25,6 +25,7 @@ _ERRORS = {
     "429": "Over the token's rate limit or the client's connection cap (see Retry-After)",
     "503": "Storage unavailable",
 }
+_OTHER = {"304": "Not modified (If-None-Match names the current ETag)"}
 # OpenAPI before 3.2 has the `schema` of an event stream describe each event.
 _SSE_EVENT = {
     "type": "object",
@@ -108,6 +109,11 @@ def _operation(route: Route) -> dict[str, Any]:
         )
     else:
         op["security"] = []
+        for code in route.answers:
+            text = _ERRORS.get(code) or _OTHER[code]
+            op["responses"][code] = {"description": text}
+            if code in _ERRORS:
+                op["responses"][code]["content"] = error
     return op
 
 

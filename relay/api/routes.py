@@ -28,6 +28,8 @@ class Route:
     public: bool = False
     content_type: str = "application/json"
     aliases: tuple[str, ...] = ()
+    # More answers a public route documents (a public route that checks access itself).
+    answers: tuple[str, ...] = ()
 
 
 def register(app: web.Application, routes: list[Route]) -> None:

@@ -21,7 +21,16 @@ from relay.timeutil import utcnow
 log = structlog.get_logger("relay.transitions")
 
 # What a status change may set besides the status (identity fields never change).
-CHANGEABLE = ("result", "finished_at", "host", "code_name", "commit_sha", "branch", "tag")
+CHANGEABLE = (
+    "result",
+    "finished_at",
+    "host",
+    "code_name",
+    "commit_sha",
+    "committed_at",
+    "branch",
+    "tag",
+)
 # Only a deployment that ends has a result and a finish time.
 TERMINAL_ONLY = ("result", "finished_at")
 
@@ -41,6 +50,9 @@ class TransitionIn(BaseModel):
     host: Annotated[str, StringConstraints(max_length=255)] | None = None
     code_name: ShortText | None = None
     commit_sha: ShortText | None = None
+    committed_at: UtcDatetime | None = Field(
+        default=None, description="When the deployed commit was made (DORA lead time)."
+    )
     branch: ShortText | None = None
     tag: ShortText | None = None
     meta_data: MetaData | None = Field(

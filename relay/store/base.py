@@ -11,6 +11,7 @@ from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, Forwarde
 from relay.store.cluster_base import ClusterStore
 from relay.store.dashboard_base import DashboardStore
 from relay.store.feed_base import FeedStore
+from relay.store.insights_base import InsightsStore
 from relay.store.lifecycle_base import LifecycleStore
 from relay.store.retention_base import RetentionStore
 
@@ -261,6 +262,7 @@ class Store(
     ClusterStore,
     RetentionStore,
     DashboardStore,
+    InsightsStore,
     Protocol,
 ):
     """Domain operations on durable storage; implemented per backend."""

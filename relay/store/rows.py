@@ -59,6 +59,7 @@ def deployment_values(d: Deployment, store_time: Callable[[datetime], Any]) -> t
         store_time(d.created_at),
         store_time(d.updated_at),
         store_time(d.occurred_at),
+        stamp(d.committed_at),
     )
 
 

@@ -15,6 +15,7 @@ from relay.store.lifecycle_base import (
     TransitionCommand,
     output_bytes,
 )
+from relay.store.memory.insights import MemoryInsights
 from relay.store.memory.outbox import MemoryOutbox
 
 
@@ -28,7 +29,7 @@ class OutputRow:
     text: str
 
 
-class MemoryLifecycle(MemoryOutbox):
+class MemoryLifecycle(MemoryInsights, MemoryOutbox):
     """Lifecycle operations over MemoryStore's dicts; mixed into MemoryStore."""
 
     records: dict[str, tuple[int, Deployment]]
@@ -105,6 +106,7 @@ class MemoryLifecycle(MemoryOutbox):
         # Rollback facts are the store's to keep, whatever the command carries.
         kept = {k: getattr(old, k) for k in ("is_rollback", "reverted_at", "reverted_by")}
         self.records[record.id] = (seq, record.model_copy(update=kept))
+        self.count_finished(old, record)
         command.event.data["is_rollback"] = self.decide_rollback(self.records[record.id][1])
         await self._add_event(command.event, record.id, command.deliveries)
         return self.records[record.id][1]

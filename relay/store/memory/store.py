@@ -60,6 +60,7 @@ class MemoryStore(
         rec = command.record
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
+        self.count_finished(None, rec)
         command.event.data["is_rollback"] = self.decide_rollback(rec)
         event = EventRow(
             id=command.event.id,

@@ -42,6 +42,7 @@ async def _transition(
             json.dumps(r.meta_data, ensure_ascii=False),
             r.updated_at,
             r.occurred_at,
+            r.committed_at,
             r.id,
             command.expected.value,
         )

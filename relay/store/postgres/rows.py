@@ -17,9 +17,9 @@ RowLike = asyncpg.Record | dict[str, Any]
 
 
 def deployment_columns(records: list[Deployment]) -> list[list[Any]]:
-    """The 19 column arrays of sql.INSERT_RECORDS for `records`, in DEPLOYMENT_COLUMNS order."""
+    """The 20 column arrays of sql.INSERT_RECORDS for `records`, in DEPLOYMENT_COLUMNS order."""
     values = [rows.deployment_values(d, as_is) for d in records]
-    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * 19
+    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * 20
 
 
 def deployment(row: RowLike) -> Deployment:

@@ -55,7 +55,7 @@ COMPONENT_EXISTS = "SELECT 1 FROM components WHERE slug = $1"
 DEPLOYMENT_COLUMNS = (
     "id, kind, component, version, result, status, stage, host, code_name, started_at, "
     "finished_at, commit_sha, branch, tag, meta_data, triggered_by, created_at, updated_at, "
-    "occurred_at"
+    "occurred_at, committed_at"
 )
 # The same columns as typed arrays, in the order of DEPLOYMENT_COLUMNS.
 _DEPLOYMENT_ARRAYS = (
@@ -75,6 +75,7 @@ _DEPLOYMENT_ARRAYS = (
     "text[]",
     "text[]",
     "text[]",
+    "timestamptz[]",
     "timestamptz[]",
     "timestamptz[]",
     "timestamptz[]",
@@ -113,7 +114,7 @@ WITH comp AS (
 INSERT INTO deployments ({DEPLOYMENT_COLUMNS})
 SELECT id, kind, component, version, result, status, stage, host, code_name, started_at,
        finished_at, commit_sha, branch, tag, meta_data::json, triggered_by, created_at,
-       updated_at, occurred_at
+       updated_at, occurred_at, committed_at
 FROM unnest({_unnest(3, _DEPLOYMENT_ARRAYS)})
      WITH ORDINALITY AS u({DEPLOYMENT_COLUMNS}, ord)
 ORDER BY ord
@@ -333,8 +334,8 @@ MARK_ROLLBACKS = "SELECT relay_mark_rollbacks($1::text[]) AS id"
 UPDATE_TRANSITION = """
 UPDATE deployments SET result = $1, status = $2, host = $3, code_name = $4, started_at = $5,
     finished_at = $6, commit_sha = $7, branch = $8, tag = $9, meta_data = $10::json,
-    updated_at = $11, occurred_at = $12
-WHERE id = $13 AND status = $14
+    updated_at = $11, occurred_at = $12, committed_at = $13
+WHERE id = $14 AND status = $15
 """
 SELECT_DEPLOYMENT_BY_ID = f"SELECT {READ_COLUMNS} FROM deployments WHERE id = $1"
 SELECT_DEPLOYMENTS_BY_IDS = (

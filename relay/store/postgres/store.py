@@ -28,6 +28,7 @@ from relay.store.postgres.dashboard import PostgresDashboard
 from relay.store.postgres.engine import Conn, PgEngine, known_migrations
 from relay.store.postgres.events import insert_events
 from relay.store.postgres.feed import PostgresFeed
+from relay.store.postgres.insights import PostgresInsights
 from relay.store.postgres.lifecycle import PostgresLifecycle
 from relay.store.postgres.outbox import PostgresOutbox
 from relay.store.postgres.retention import PostgresRetention
@@ -52,7 +53,12 @@ def _token(row: asyncpg.Record) -> TokenRecord:
 
 
 class PostgresStore(
-    PostgresDashboard, PostgresFeed, PostgresRetention, PostgresLifecycle, PostgresOutbox
+    PostgresDashboard,
+    PostgresFeed,
+    PostgresRetention,
+    PostgresInsights,
+    PostgresLifecycle,
+    PostgresOutbox,
 ):
     """Store backed by a PostgreSQL database that any number of relays may share."""
 

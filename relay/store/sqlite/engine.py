@@ -43,6 +43,20 @@ def known_migrations() -> list[Migration]:
     return read_migrations(MIGRATIONS_DIR)
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a migration file, one at a time: a trigger's body holds `;`s
+    of its own, so statements end where SQLite says one is complete."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending)
+            pending = ""
+    if pending.strip():
+        found.append(pending)
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending migrations; refuse a schema newer than this relay knows."""
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
@@ -55,9 +69,8 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
             conn.execute(sql.INSERT_MIGRATION, (version, name, format_db(utcnow())))
             conn.execute("COMMIT")
         except BaseException:

@@ -73,6 +73,7 @@ def _transition(conn: sqlite3.Connection, command: TransitionCommand) -> Deploym
             json.dumps(r.meta_data, ensure_ascii=False),
             format_db(r.updated_at),
             format_db(r.occurred_at),
+            db_time(r.committed_at),
             r.id,
             command.expected.value,
         ),

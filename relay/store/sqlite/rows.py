@@ -12,7 +12,7 @@ from relay.store import rows
 from relay.store.sqlite import sql as sql
 from relay.timeutil import format_db, parse_db
 
-_TIMES = ("started_at", "finished_at", "created_at", "updated_at", "reverted_at")
+_TIMES = ("started_at", "finished_at", "created_at", "updated_at", "reverted_at", "committed_at")
 
 
 def db_time(value: Any) -> str | None:

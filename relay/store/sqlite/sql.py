@@ -31,11 +31,11 @@ COMPONENT_EXISTS = "SELECT 1 FROM components WHERE slug = ?"
 DEPLOYMENT_COLUMNS = (
     "id, kind, component, version, result, status, stage, host, code_name, started_at, "
     "finished_at, commit_sha, branch, tag, meta_data, triggered_by, created_at, updated_at, "
-    "occurred_at"
+    "occurred_at, committed_at"
 )
 INSERT_DEPLOYMENT = (
     f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Columns of a read: the written ones, then the rollback facts (migration 0003).
 READ_COLUMNS = f"seq, {DEPLOYMENT_COLUMNS}, is_rollback, reverted_at, reverted_by"
@@ -200,7 +200,7 @@ WHERE a.id > ? ORDER BY a.id LIMIT ?
 UPDATE_TRANSITION = """
 UPDATE deployments SET result = ?, status = ?, host = ?, code_name = ?, started_at = ?,
     finished_at = ?, commit_sha = ?, branch = ?, tag = ?, meta_data = ?, updated_at = ?,
-    occurred_at = ?
+    occurred_at = ?, committed_at = ?
 WHERE id = ? AND status = ?
 """
 SELECT_DEPLOYMENT_BY_ID = f"SELECT {READ_COLUMNS} FROM deployments WHERE id = ?"

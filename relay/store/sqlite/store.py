@@ -27,6 +27,7 @@ from relay.store.sqlite.cluster import SqliteCluster
 from relay.store.sqlite.dashboard import SqliteDashboard
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
 from relay.store.sqlite.feed import SqliteFeed
+from relay.store.sqlite.insights import SqliteInsights
 from relay.store.sqlite.lifecycle import SqliteLifecycle
 from relay.store.sqlite.outbox import SqliteOutbox
 from relay.store.sqlite.releases import SqliteReleases
@@ -75,6 +76,7 @@ class SqliteStore(
     SqliteFeed,
     SqliteCluster,
     SqliteRetention,
+    SqliteInsights,
     SqliteLifecycle,
     SqliteReleases,
     SqliteOutbox,

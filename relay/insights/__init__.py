@@ -1,0 +1,1 @@
+"""Deploy insights derived from the store: badges, deployment metrics, the DORA keys."""
