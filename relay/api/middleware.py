@@ -116,19 +116,24 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     route_handler = request.match_info.handler
     if getattr(route_handler, PUBLIC_ATTR, False) or request.match_info.http_exception:
         return await handler(request)
-    token = extract_token(request.headers, request.query)
-    if token is not None:
-        principal = await request.app[AUTH].authenticate(token)
-        if principal is None:
-            raise Unauthenticated("the API token is unknown or revoked")
-    else:
-        principal = await _signed_in(request)
+    principal = await principal_for(request)
     request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(token_name=principal.name)
     try:
         return await handler(request)
     finally:
         structlog.contextvars.unbind_contextvars("token_name")
+
+
+async def principal_for(request: web.Request) -> Principal:
+    """Who sent the request: its API token's principal, else its dashboard session's."""
+    token = extract_token(request.headers, request.query)
+    if token is None:
+        return await _signed_in(request)
+    principal = await request.app[AUTH].authenticate(token)
+    if principal is None:
+        raise Unauthenticated("the API token is unknown or revoked")
+    return principal
 
 
 async def _signed_in(request: web.Request) -> Principal:

@@ -10,9 +10,11 @@ from pydantic import BaseModel
 
 from relay import __version__
 from relay.api.keys import OPENAPI, STORE
-from relay.api.middleware import public
-from relay.api.records import json_answer, principal_of
+from relay.api.middleware import principal_for, public
+from relay.api.records import json_answer
 from relay.api.routes import Route
+from relay.api.ui import SECURITY_HEADERS
+from relay.auth import extract_token
 from relay.errors import StoreError
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
@@ -36,10 +38,15 @@ class Root(BaseModel):
     openapi: str = "/openapi.json"
 
 
+@public
 async def root(request: web.Request) -> web.Response:
     """Check a token (the API documents' authentication examples call `/`): the name of
-    the token and where the API is described."""
-    answer = Root(version=__version__, token=principal_of(request).name)
+    the token and where the API is described. A browser asking for a page without a
+    token is sent to the dashboard instead."""
+    navigating = "text/html" in request.headers.get("Accept", "")
+    if navigating and extract_token(request.headers, request.query) is None:
+        raise web.HTTPFound("/ui/", headers=SECURITY_HEADERS)
+    answer = Root(version=__version__, token=(await principal_for(request)).name)
     return json_answer(answer.model_dump())
 
 

@@ -63,7 +63,7 @@ def _file(name: str) -> web.Response:
 
 @public
 async def root(request: web.Request) -> web.Response:
-    """`/` and `/ui` lead to the dashboard."""
+    """`/ui` leads to the dashboard (and so does `/` for a browser: see api/ops.py)."""
     raise web.HTTPFound("/ui/", headers=SECURITY_HEADERS)
 
 
@@ -81,7 +81,6 @@ async def asset(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     """Add the dashboard's routes (pages, not API operations: not in the OpenAPI document)."""
-    app.router.add_get("/", root)
     app.router.add_get("/ui", root)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/{name}", asset)

@@ -118,7 +118,8 @@ async def test_an_expired_session_signs_in_nobody(client: Client) -> None:
 async def test_pages_and_assets_carry_the_security_headers(client: Client) -> None:
     """/ leads to /ui/; the page, every asset and a missing file carry a CSP of this
     origin only (no inline script), nosniff, no-referrer and frame-ancestors 'none'."""
-    root = await client.get("/", allow_redirects=False)
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    root = await client.get("/", headers=browser, allow_redirects=False)
     assert root.status == 302 and root.headers["Location"] == "/ui/"
     names = ["", *sorted(p.name for p in UI_DIR.iterdir()), "missing.js", "..%2Fapp.py"]
     for name in names:
