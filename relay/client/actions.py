@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from relay.client import handoff, runner
 from relay.client.facts import gather, payload
@@ -49,8 +49,8 @@ def connection(args: argparse.Namespace, env: Mapping[str, str]) -> Connection:
     url = args.url or env.get("RELAY_URL") or ""
     if not url and not args.dry_run:
         raise UsageError("no relay URL: set RELAY_URL or pass --url")
-    if url and not url.startswith(("http://", "https://")):
-        raise UsageError("the relay URL must start with http:// or https://")
+    if url:
+        check_url(url)
     return Connection(
         url=url or "$RELAY_URL",
         token=args.token or env.get("RELAY_TOKEN") or None,
@@ -59,6 +59,25 @@ def connection(args: argparse.Namespace, env: Mapping[str, str]) -> Connection:
         dry_run=args.dry_run,
         verbose=args.verbose,
     )
+
+
+def check_url(url: str) -> None:
+    """UsageError unless `url` is an http(s) URL urllib can send to. The message never
+    repeats the URL: it may carry a password."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError("the relay URL must start with http:// or https://")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise UsageError("the relay URL may not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise UsageError(f"the relay URL is not valid ({exc})") from None
+    if not parts.hostname:
+        raise UsageError("the relay URL names no host")
+    if parts.username is not None or parts.password is not None:
+        # urllib would not send them, and they would be printed in every error.
+        raise UsageError("the relay URL may not carry a user or password: use RELAY_TOKEN")
 
 
 def _component(args: argparse.Namespace, env: Mapping[str, str]) -> str:
