@@ -161,7 +161,9 @@ def badge_key(secret: str, component: str) -> str:
 
 def key_opens(secret: str, component: str, key: str) -> bool:
     """True when `key` is `component`'s badge key under `secret`."""
-    return hmac.compare_digest(badge_key(secret, component), key)
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    given = key.encode("utf-8", "replace")
+    return hmac.compare_digest(badge_key(secret, component).encode(), given)
 
 
 def is_public(component: str, globs: tuple[str, ...]) -> bool:

@@ -201,3 +201,11 @@ async def test_bad_badge_parameters_answer_422(client: Client) -> None:
         response = await client.get(path)
         assert response.status == 422, path
         assert (await response.json())["error"]["code"] == "validation_error"
+
+
+async def test_a_key_that_is_not_ascii_is_refused_not_a_500(client: Client) -> None:
+    """A badge key with non-ASCII characters (a mangled paste) is a 403 like any wrong key."""
+    for key in ("%C3%A9", "k%E2%9C%93y", "%F0%9F%94%91"):
+        response = await client.get(f"/components/api/badge.svg?key={key}")
+        assert response.status == 403, key
+        assert (await response.json())["error"]["code"] == "forbidden"
