@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, insights, lifecycle, ops, records, releases, retrace, stream
+from relay.api import (
+    cloud66,
+    deliveries,
+    insights,
+    lifecycle,
+    ops,
+    records,
+    releases,
+    retrace,
+    scalingo,
+    scalingo_stream,
+    stream,
+)
 from relay.api.routes import Route
 
 
@@ -12,6 +24,9 @@ def all_routes() -> list[Route]:
         *records.routes(),
         *lifecycle.routes(),
         *retrace.routes(),
+        *cloud66.routes(),
+        *scalingo.routes(),
+        *scalingo_stream.routes(),
         *releases.routes(),
         *deliveries.routes(),
         *stream.routes(),
