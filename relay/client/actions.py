@@ -170,7 +170,14 @@ def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) 
     log = None
     if not args.dry_run:
         log = OutputLog(transport, _path(component, "deployments", started.id, "output"))
-    outcome = runner.run(args.command, log.add if log else lambda line: None)
+
+    def on_line(line: str) -> None:
+        # The command inherits RELAY_TOKEN: a script that prints its environment must not
+        # store the token in relay, where every events:read token could read it.
+        if log is not None:
+            log.add(transport.conn.masked(line))
+
+    outcome = runner.run(args.command, on_line)
     if log is not None and not log.close(FLUSH_TIMEOUT):
         _warn(f"{log.unsent} output lines did not reach relay ({log.failure or 'timed out'})")
     if outcome.interrupted is not None:
