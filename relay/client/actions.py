@@ -51,9 +51,13 @@ def connection(args: argparse.Namespace, env: Mapping[str, str]) -> Connection:
         raise UsageError("no relay URL: set RELAY_URL or pass --url")
     if url:
         check_url(url)
+    # A secret stored with its newline is common; a header cannot carry one.
+    token = (args.token or env.get("RELAY_TOKEN") or "").strip() or None
+    if token is not None and not all(c.isascii() and c.isprintable() and c != " " for c in token):
+        raise UsageError("the token may hold only printable ASCII characters, no spaces")
     return Connection(
         url=url or "$RELAY_URL",
-        token=args.token or env.get("RELAY_TOKEN") or None,
+        token=token,
         timeout=args.timeout,
         attempts=max(0, args.retries) + 1,
         dry_run=args.dry_run,
