@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from relay.api import all_routes
+from relay.api import all_routes, ui
 from relay.api.keys import (
     AUTH,
     CLOUD66,
@@ -134,6 +134,7 @@ def create_app(
     app[OUTPUTS].on_output.append(app[FEED].wake)  # output lines are durable rows: read them
     routes = all_routes()
     register(app, routes)
+    ui.register(app)
     app[OPENAPI] = build_openapi(routes)
     app.cleanup_ctx.append(_store_lifecycle)
     if dispatch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relay.api import (
     cloud66,
+    dashboard,
     deliveries,
     insights,
     lifecycle,
@@ -13,6 +14,7 @@ from relay.api import (
     retrace,
     scalingo,
     scalingo_stream,
+    sessions,
     stream,
 )
 from relay.api.routes import Route
@@ -29,7 +31,9 @@ def all_routes() -> list[Route]:
         *scalingo_stream.routes(),
         *releases.routes(),
         *deliveries.routes(),
+        *dashboard.routes(),
         *stream.routes(),
         *insights.routes(),
         *ops.routes(),
+        *sessions.routes(),
     ]

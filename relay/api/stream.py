@@ -16,6 +16,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, Field
 
+from relay.api.cookies import cookie_principal
 from relay.api.keys import AUTH, FEED, PRINCIPAL, SETTINGS
 from relay.api.middleware import public
 from relay.api.routes import Route
@@ -85,8 +86,11 @@ def _resume_from(request: web.Request) -> FeedCursor | None:
 
 
 async def _still_valid(request: web.Request, token: str | None) -> bool:
-    # Checked at each ping: a revoked token stops receiving within one ping interval.
-    return token is not None and await request.app[AUTH].authenticate(token) is not None
+    # Checked at each ping: a revoked token (or an ended dashboard session) stops
+    # receiving within one ping interval.
+    if token is None:
+        return await cookie_principal(request) is not None
+    return await request.app[AUTH].authenticate(token) is not None
 
 
 async def feed_frames(

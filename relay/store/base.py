@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, ForwarderCounts, Kind
 from relay.store.cluster_base import ClusterStore
+from relay.store.dashboard_base import DashboardStore
 from relay.store.dialect_base import DialectStore
 from relay.store.feed_base import FeedStore
 from relay.store.insights_base import InsightsStore
@@ -263,6 +264,7 @@ class Store(
     ClusterStore,
     RetentionStore,
     DialectStore,
+    DashboardStore,
     InsightsStore,
     Protocol,
 ):

@@ -20,6 +20,7 @@ from relay.store.base import (
     TokenRecord,
 )
 from relay.store.memory.cluster import MemoryCluster
+from relay.store.memory.dashboard import MemoryDashboard
 from relay.store.memory.dialects import MemoryDialects
 from relay.store.memory.feed import MemoryFeed
 from relay.store.memory.lifecycle import MemoryLifecycle
@@ -29,7 +30,13 @@ from relay.timeutil import utcnow
 
 
 class MemoryStore(
-    MemoryDialects, MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox
+    MemoryDialects,
+    MemoryDashboard,
+    MemoryFeed,
+    MemoryCluster,
+    MemoryRetention,
+    MemoryLifecycle,
+    MemoryOutbox,
 ):
     """Keeps everything in dicts; for tests that need no I/O."""
 

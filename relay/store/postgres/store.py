@@ -24,6 +24,7 @@ from relay.store.base import (
 )
 from relay.store.postgres import sql as sql
 from relay.store.postgres.batch import Batcher, Outcome
+from relay.store.postgres.dashboard import PostgresDashboard
 from relay.store.postgres.dialects import PostgresDialects
 from relay.store.postgres.engine import Conn, PgEngine, known_migrations
 from relay.store.postgres.events import insert_events
@@ -54,6 +55,7 @@ def _token(row: asyncpg.Record) -> TokenRecord:
 
 class PostgresStore(
     PostgresDialects,
+    PostgresDashboard,
     PostgresFeed,
     PostgresRetention,
     PostgresInsights,

@@ -24,6 +24,7 @@ from relay.store.base import (
 )
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
+from relay.store.sqlite.dashboard import SqliteDashboard
 from relay.store.sqlite.dialects import SqliteDialects
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
 from relay.store.sqlite.feed import SqliteFeed
@@ -73,6 +74,7 @@ def _free_bytes(db: Path) -> int:
 
 class SqliteStore(
     SqliteDialects,
+    SqliteDashboard,
     SqliteFeed,
     SqliteCluster,
     SqliteRetention,
