@@ -23,8 +23,8 @@ def _git(cwd: Path, *args: str) -> str | None:
             timeout=GIT_TIMEOUT,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None  # UnicodeDecodeError: git allows any bytes in a ref name
     out = done.stdout.strip()
     return out if done.returncode == 0 and out else None
 
