@@ -18,7 +18,7 @@ from tests.acceptance.client_support import (
     serve,
     server_env,
 )
-from tests.acceptance.server import RelayServer
+from tests.acceptance.server import RelayServer, relay_command
 from tests.support import CI_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -185,3 +185,23 @@ def test_the_client_loads_nothing_of_the_server(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_arguments_that_are_not_utf8_arrive_as_replacement_characters(
+    relay: RelayServer, tmp_path: Path
+) -> None:
+    """A flag holding bytes that are not UTF-8 (a Latin-1 commit subject pasted in with
+    $(git log ...)) is sent with U+FFFD in their place, not a crash that stops --soft."""
+    args = ("deploy", "create", "-C", "latin1", "--version", "1", "--meta", "title=caf\udce9")
+    done = subprocess.run(
+        [*relay_command(), *args, "--soft"],
+        cwd=tmp_path,
+        env=server_env(relay, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    (record,) = deployments(relay, "latin1")
+    assert record["meta_data"]["title"] == "caf\ufffd"
