@@ -181,19 +181,28 @@ def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) 
         if log is not None:
             log.add(transport.conn.masked(line))
 
+    args.command_ran = True  # from here on, the command's exit code is the answer
     outcome = runner.run(args.command, on_line)
-    if log is not None and not log.close(FLUSH_TIMEOUT):
-        _warn(f"{log.unsent} output lines did not reach relay ({log.failure or 'timed out'})")
     if outcome.interrupted is not None:
         status = "aborted"
     else:
         status = "success" if outcome.code == 0 else args.failure_status
     meta = {**dict(args.meta), "exit_code": outcome.code}
     try:
+        if log is not None and not log.close(FLUSH_TIMEOUT):
+            failure = log.failure or "timed out"
+            _warn(f"{log.unsent} output lines did not reach relay ({failure})")
         end(transport, started, status, {"meta_data": meta})
     except ClientError as exc:
         _warn(f"the deployment could not be finished as {status}: {exc}")
+    except Exception as exc:  # a fault of ours must not change the command's exit code
+        _warn(f"the deployment could not be finished as {status}: {_unexpected(exc)}")
     return outcome.code
+
+
+def _unexpected(exc: BaseException) -> str:
+    """A fault of ours, named by its type only: its text might hold a secret."""
+    return f"unexpected {type(exc).__name__}"
 
 
 def _warn(message: str) -> None:
@@ -217,8 +226,17 @@ def dispatch(args: argparse.Namespace) -> int:
         if not soft:
             print(f"relay: error: {exc}", file=sys.stderr)
             return USAGE if isinstance(exc, UsageError) else FAILED
-        if args.verb == "run":  # relay was not told anything yet: run it unreported
-            _warn(f"{exc}; running the command without reporting it")
-            return runner.run(args.command, lambda line: None).code
-        _warn(f"{exc} (--soft: not failing)")
-        return 0
+        return _soft_failure(args, str(exc))
+    except Exception as exc:  # a fault of ours must not block a --soft deploy either
+        if not soft or getattr(args, "command_ran", False):
+            raise
+        return _soft_failure(args, _unexpected(exc))
+
+
+def _soft_failure(args: argparse.Namespace, why: str) -> int:
+    """--soft: warn; `deploy run` runs its command unreported (relay was told nothing)."""
+    if args.verb == "run":
+        _warn(f"{why}; running the command without reporting it")
+        return runner.run(args.command, lambda line: None).code
+    _warn(f"{why} (--soft: not failing)")
+    return 0
