@@ -102,7 +102,9 @@ def _body(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _path(component: str, plural: str, *rest: str) -> str:
-    return "/".join(["", "components", quote(component, safe=""), plural, *rest])
+    """The API path; each given part (an --id too) is exactly one path segment."""
+    parts = [component, plural, *rest]
+    return "/components/" + "/".join(quote(part, safe="") for part in parts)
 
 
 def _created_id(answer_body: Any) -> str:

@@ -205,3 +205,16 @@ def test_arguments_that_are_not_utf8_arrive_as_replacement_characters(
     assert done.returncode == 0 and not done.stderr, done.stderr
     (record,) = deployments(relay, "latin1")
     assert record["meta_data"]["title"] == "caf\ufffd"
+
+
+@pytest.mark.parametrize("ident", ["a b", "../../../healthz", "x?y#z"])
+def test_an_id_is_one_path_segment(relay: RelayServer, tmp_path: Path, ident: str) -> None:
+    """Whatever --id holds, finish asks relay for that deployment (404: no such deployment),
+    not another route or a malformed URL retried as a lost connection."""
+    done = client(
+        *("deploy", "finish", "--status", "success", "--id", ident, "-C", "web"),
+        env=server_env(relay, tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("relay: error: relay answered 404 not_found: no deployment")
