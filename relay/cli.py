@@ -306,6 +306,12 @@ def cmd_badges(args: argparse.Namespace) -> int:
     secret = asyncio.run(_with_store(settings, lambda s: InsightsService(s, config).badge_secret()))
     server = settings.server
     base = args.base_url or server.public_url or f"http://{server.host}:{server.port}"
+    if not (args.base_url or server.public_url) and server.host in ("0.0.0.0", "::", ""):
+        print(
+            f"relay: warning: server.public_url is not set, so these URLs name {server.host!r}, "
+            "which no browser elsewhere can open: pass --base-url https://relay.example.com",
+            file=sys.stderr,
+        )
     print(
         "\n".join(badge_urls(base, args.component, args.stage, badge_key(secret, args.component)))
     )
