@@ -1,4 +1,5 @@
-"""The `relay` command: serve, check-config, migrate, tokens, badges; deploy and build (CI side).
+"""The `relay` command: serve, worker, demo, check-config, migrate, tokens, badges; deploy
+and build (CI side). `relay --help` lists every subcommand with what it does.
 
 Only light modules are imported here: `relay deploy …` and `relay build …` run in CI
 jobs and must start at once, so each server command imports what it needs itself."""
@@ -320,7 +321,8 @@ def _processes(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `relay` command."""
-    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    # The docstring's first paragraph: the rest is about how this module is built.
+    parser = argparse.ArgumentParser(prog="relay", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"relay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

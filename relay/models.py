@@ -149,6 +149,11 @@ class Deployment(BaseModel):
     """A recorded deployment or build as the API returns it."""
 
     id: str
+    number: int | None = Field(
+        default=None,
+        description="A stable integer, unique across relay (builds share the sequence, so "
+        "there are gaps); the id of the Cloud66 dialect.",
+    )
     kind: Kind = "deployment"
     component: str
     version: str

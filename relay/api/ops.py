@@ -8,9 +8,10 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
+from relay import __version__
 from relay.api.keys import OPENAPI, STORE
 from relay.api.middleware import public
-from relay.api.records import json_answer
+from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.errors import StoreError
 
@@ -23,6 +24,23 @@ class Health(BaseModel):
 
     status: str
     reason: str | None = None
+
+
+class Root(BaseModel):
+    """Answer of `GET /`: who answers, and who asked."""
+
+    service: str = "relay"
+    version: str
+    token: str
+    docs: str = "/docs"
+    openapi: str = "/openapi.json"
+
+
+async def root(request: web.Request) -> web.Response:
+    """Check a token (the API documents' authentication examples call `/`): the name of
+    the token and where the API is described."""
+    answer = Root(version=__version__, token=principal_of(request).name)
+    return json_answer(answer.model_dump())
 
 
 @public
@@ -60,8 +78,26 @@ async def docs(request: web.Request) -> web.Response:
 def routes() -> list[Route]:
     """Routes of this module."""
     return [
+        Route(
+            "GET",
+            "/",
+            root,
+            "Check a token",
+            "operations",
+            response=Root,
+            errors=frozenset({401, 429, 503}),
+        ),
         Route("GET", "/healthz", healthz, "Liveness", "operations", response=Health, public=True),
-        Route("GET", "/readyz", readyz, "Readiness", "operations", response=Health, public=True),
+        Route(
+            "GET",
+            "/readyz",
+            readyz,
+            "Readiness",
+            "operations",
+            response=Health,
+            public=True,
+            errors=frozenset({429, 503}),
+        ),
         Route(
             "GET",
             "/openapi.json",

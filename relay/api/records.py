@@ -216,6 +216,7 @@ def routes() -> list[Route]:
                 body=model,
                 response=CreatedAnswer,
                 status=201,
+                idempotent=True,
                 aliases=(base + "/",),
             ),
             Route(

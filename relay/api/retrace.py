@@ -56,6 +56,7 @@ def routes() -> list[Route]:
                 body=RetraceIn,
                 response=Deployment,
                 status=status,
+                conflicts=True,
             )
         )
     return out

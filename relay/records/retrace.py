@@ -1,9 +1,11 @@
 """Use case: the Stackify Retrace dialect (start, complete, cancel a deployment).
 
 Retrace names a deployment by (AppName, EnvironmentName, Version) and never by id:
-relay maps AppName to the component slug (lowercased), EnvironmentName to the stage
-and Version to the version, and each call acts on the latest deployment recorded
-with those three values.
+relay maps AppName to a component slug and EnvironmentName to a stage by the rules of
+relay/records/names.py (spaces, dots and capitals welcome; matched case-insensitively;
+two names that would share a slug answer 409), Version to the version, and each call
+acts on the latest deployment recorded with those three values. The names as sent are
+kept in the deployment's meta_data (`AppName`, `EnvironmentName`).
 
 - start: records a new deployment in status `building` (event `deployment.started`);
   409 when the latest one with those values is still in progress.
@@ -19,10 +21,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from relay.auth import Principal
-from relay.errors import Conflict, ValidationFailed
-from relay.models import SLUG_RE, Deployment, ShortText, Status
+from relay.errors import Conflict, NotFound
+from relay.models import Deployment, ShortText, Status
 from relay.models import Version as VersionText
 from relay.records.lifecycle import InvalidTransition
+from relay.records.names import component_named, slug_of, stage_named
 from relay.records.service import RecordService, parse_body
 from relay.records.transitions import TransitionService
 
@@ -35,8 +38,14 @@ class RetraceIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    AppName: Text = Field(description="The component; lowercased, it must be a valid slug.")
-    EnvironmentName: Text = Field(description="The stage.")
+    AppName: Text = Field(
+        description="The application, e.g. `Foo App`: the component is its slug (`foo-app`); "
+        "matched case-insensitively."
+    )
+    EnvironmentName: Text = Field(
+        description="The environment, e.g. `QA 2`: the stage, as first sent; matched "
+        "case-insensitively."
+    )
     Version: VersionText
     Name: ShortText | None = Field(default=None, description="code_name; defaults to Version.")
     Branch: ShortText | None = None
@@ -52,23 +61,6 @@ class NotStarted(Conflict):
     code = "deployment_not_started"
 
 
-def component_of(app_name: str) -> str:
-    """The component slug of a Retrace AppName; ValidationFailed when there is none."""
-    slug = app_name.lower()
-    if not SLUG_RE.match(slug):
-        raise ValidationFailed(
-            f"AppName {app_name!r} cannot name a component",
-            details=[
-                {
-                    "field": "AppName",
-                    "message": "lowercased, it must be 1-100 letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit",
-                }
-            ],
-        )
-    return slug
-
-
 def _describe(body: RetraceIn) -> str:
     return f"{body.AppName} {body.Version} to {body.EnvironmentName}"
 
@@ -82,12 +74,8 @@ class RetraceService:
 
     async def start(self, fields: dict[str, Any], principal: Principal) -> Deployment:
         """Record a deployment in progress; Conflict when the same one already is."""
-        body, _ = parse_body(RetraceIn, fields)
-        component = component_of(body.AppName)
-        principal.require("events:write", component)
-        latest = await self.records.store.latest_of_version(
-            component, body.EnvironmentName, body.Version
-        )
+        body, component, stage = await self._resolve(fields, principal)
+        latest = await self.records.store.latest_of_version(component, stage, body.Version)
         if latest is not None and not latest.status.terminal:
             raise InvalidTransition(
                 latest.status,
@@ -97,14 +85,16 @@ class RetraceService:
             )
         record: dict[str, Any] = {
             "version": body.Version,
-            "stage": body.EnvironmentName,
+            "stage": stage,
             "code_name": body.Name or body.Version,
             "branch": body.Branch,
             "commit_sha": body.Commit,
             "status": START_STATUS.value,
         }
+        meta: dict[str, Any] = {"AppName": body.AppName, "EnvironmentName": body.EnvironmentName}
         if body.Uri:
-            record["meta_data"] = {"uri": body.Uri}
+            meta["uri"] = body.Uri
+        record["meta_data"] = meta
         fields = {k: v for k, v in record.items() if v is not None}
         result = await self.records.record("deployment", component, fields, principal)
         return await self.records.get("deployment", component, result.answer.body["id"], principal)
@@ -120,12 +110,8 @@ class RetraceService:
     async def _finish(
         self, fields: dict[str, Any], principal: Principal, target: Status, verb: str
     ) -> Deployment:
-        body, _ = parse_body(RetraceIn, fields)
-        component = component_of(body.AppName)
-        principal.require("events:write", component)
-        latest = await self.records.store.latest_of_version(
-            component, body.EnvironmentName, body.Version
-        )
+        body, component, stage = await self._resolve(fields, principal)
+        latest = await self.records.store.latest_of_version(component, stage, body.Version)
         if latest is None:
             raise NotStarted(
                 f"no deployment of {_describe(body)} was started, so it cannot be {verb}: "
@@ -140,3 +126,17 @@ class RetraceService:
                 f"(status {latest.status.value!r}), so it cannot be {verb}",
             )
         return await self.transitions.move(latest, target, {})
+
+    async def _resolve(
+        self, fields: dict[str, Any], principal: Principal
+    ) -> tuple[RetraceIn, str, str]:
+        """The body, its component and its stage; the token (and strict_components) are
+        checked before any name is kept, so that a refused request leaves nothing behind."""
+        body, _ = parse_body(RetraceIn, fields)
+        store, slug = self.records.store, slug_of(body.AppName)
+        principal.require("events:write", slug or None)
+        if slug and self.records.strict_components and not await store.component_exists(slug):
+            raise NotFound(f"component {slug!r} does not exist (strict_components is on)")
+        component = await component_named(store, body.AppName, "AppName")
+        stage = await stage_named(store, component.slug, body.EnvironmentName)
+        return body, component.slug, stage.slug

@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import ClientResponse
 
 from relay.api.keys import STORE
-from tests.acceptance.api import WIRE_TIME, Client, assert_error, get_json
-from tests.support import CI_TOKEN, READ_TOKEN
+from tests.acceptance.api import WIRE_TIME, Client, assert_error, bearer, get_json
+from tests.acceptance.conftest import MakeClient
+from tests.support import ADMIN_TOKEN, CI_TOKEN, READ_TOKEN
 
 # The bodies of Retrace's documented curl examples: full for start, minimal for the rest.
 FULL = {
@@ -50,7 +51,7 @@ async def test_start_then_complete(client: Client) -> None:
         "BourneAgain",
     )
     assert (body["branch"], body["commit_sha"]) == ("master", FULL["Commit"])
-    assert body["meta_data"] == {"uri": "localhost"}
+    assert body["meta_data"] == {"AppName": "FooApp", "EnvironmentName": "Prod", "uri": "localhost"}
     assert WIRE_TIME.match(body["started_at"]) and body["finished_at"] is None
     completed = await retrace(client, "complete", MINIMAL)
     assert completed.status == 200, await completed.text()
@@ -122,14 +123,14 @@ async def test_complete_twice_is_409_and_a_new_start_is_a_new_deployment(client:
 
 
 async def test_bad_bodies_and_tokens(client: Client) -> None:
-    """Missing fields → 422; an AppName that cannot be a slug → 422; bad token → 401;
+    """Missing fields → 422; an AppName with no letter or digit → 422; bad token → 401;
     a read-only token → 403."""
     error = await assert_error(await retrace(client, "start", {"AppName": "FooApp"}), 422)
     assert {d["field"] for d in error["details"]} == {"EnvironmentName", "Version"}
     error = await assert_error(
-        await retrace(client, "start", {**MINIMAL, "AppName": "Foo App!"}), 422
+        await retrace(client, "start", {**MINIMAL, "AppName": "-- !! --"}), 422
     )
-    assert error["details"][0]["field"] == "AppName" and "Foo App!" in error["message"]
+    assert error["details"][0]["field"] == "AppName" and "-- !! --" in error["message"]
     await assert_error(await retrace(client, "start", MINIMAL, token="wrong-token"), 401)
     await assert_error(await retrace(client, "start", MINIMAL, token=READ_TOKEN), 403)
 
@@ -145,3 +146,57 @@ async def test_events_follow_the_sequence(client: Client) -> None:
         ("deployment.started", body["id"]),
         ("deployment.completed", body["id"]),
     ]
+
+
+async def test_names_with_spaces_dots_and_capitals(client: Client) -> None:
+    """ "Foo App" to "QA 2" starts, and completes when named in other case; the component
+    is the slug foo-app, the stage and the names are kept as first sent."""
+    body = {**MINIMAL, "AppName": "Foo App", "EnvironmentName": "QA 2"}
+    started = await retrace(client, "start", body)
+    assert started.status == 201, await started.text()
+    record = await started.json()
+    assert started.headers["Location"] == f"/components/foo-app/deployments/{record['id']}"
+    assert (record["component"], record["stage"]) == ("foo-app", "QA 2")
+    assert record["meta_data"] == {"AppName": "Foo App", "EnvironmentName": "QA 2"}
+    shouted = {**MINIMAL, "AppName": "FOO APP", "EnvironmentName": "qa 2"}
+    completed = await retrace(client, "complete", shouted)
+    assert completed.status == 200, await completed.text()
+    assert (await completed.json())["id"] == record["id"]
+    listing = await get_json(client, "/components/foo-app/deployments?stage=QA%202")
+    assert [(d["id"], d["status"]) for d in listing] == [(record["id"], "success")]
+
+
+async def test_dotted_name_start_then_cancel_in_other_case(client: Client) -> None:
+    """ "Billing.API" is component billing.api; cancel as "billing.api" / "PROD" finds it."""
+    body = {**MINIMAL, "AppName": "Billing.API"}
+    started = await (await retrace(client, "start", body)).json()
+    assert started["component"] == "billing.api"
+    lower = {**MINIMAL, "AppName": "billing.api", "EnvironmentName": "PROD"}
+    cancelled = await retrace(client, "cancel", lower)
+    assert cancelled.status == 200
+    assert (await cancelled.json())["status"] == "aborted"
+
+
+async def test_two_names_for_one_component_are_a_409(client: Client) -> None:
+    """ "Foo-App" after "Foo App" would share component foo-app: 409 naming both, and
+    nothing is recorded for it."""
+    assert (await retrace(client, "start", {**MINIMAL, "AppName": "Foo App"})).status == 201
+    error = await assert_error(
+        await retrace(client, "start", {**MINIMAL, "AppName": "Foo-App"}), 409, "name_collision"
+    )
+    assert "'Foo App'" in error["message"] and "'foo-app'" in error["message"]
+    listing = await get_json(client, "/components/foo-app/deployments")
+    assert len(listing) == 1
+
+
+async def test_strict_components_refuse_an_unknown_app_and_keep_no_name(
+    make_client: MakeClient,
+) -> None:
+    """With strict_components, an unregistered "Foo App" is a 404, and its name is not
+    kept: "Foo-App" can still be registered and used afterwards."""
+    client = await make_client(server={"strict_components": True})
+    await assert_error(await retrace(client, "start", {**MINIMAL, "AppName": "Foo App"}), 404)
+    registered = await client.put("/components/foo-app", headers=bearer(ADMIN_TOKEN))
+    assert registered.status == 201
+    started = await retrace(client, "start", {**MINIMAL, "AppName": "Foo-App"})
+    assert started.status == 201, await started.text()

@@ -1,0 +1,81 @@
+"""Names as people type them (Retrace's AppName and EnvironmentName) mapped onto relay's.
+
+The slug rule (AppName → component): accents are dropped (NFKD), letters lowercased,
+every run of other characters than `a-z 0-9 . _ -` becomes one `-`, leading and
+trailing `-`, `.`, `_` are trimmed, and the result is cut at 100 characters:
+"Foo App" → `foo-app`, "Billing.API" → `billing.api`, "QA 2" → `qa-2`.
+
+Names are matched case-insensitively (Unicode case folding, surrounding spaces ignored),
+as Retrace matches them. The first spelling sent is kept and shown; a later name that
+folds differently but would get the same slug ("Foo-App" after "Foo App") is refused
+with 409 rather than silently sharing the component.
+
+EnvironmentName → stage: the stage is the first spelling sent for that component (no
+slug: relay's API takes any stage text, e.g. `?stage=QA%202`), so "qa 2" after "QA 2"
+is the same stage.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from relay.errors import Conflict, ValidationFailed
+from relay.store.dialect_base import DialectStore, NameRow
+from relay.timeutil import utcnow
+
+_OUTSIDE = re.compile(r"[^a-z0-9._-]+")
+MAX_SLUG = 100
+
+
+class NameCollision(Conflict):
+    """Two different names would name one component."""
+
+    code = "name_collision"
+
+
+def slug_of(name: str) -> str:
+    """The component slug of a name typed by a person ('' when nothing is left)."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _OUTSIDE.sub("-", plain.lower()).strip("-._")
+    return slug[:MAX_SLUG].rstrip("-._")
+
+
+def fold(name: str) -> str:
+    """The key a name is matched by: case-folded, surrounding spaces dropped."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Named:
+    """What a name maps to: the component slug or stage, and the name as first sent."""
+
+    slug: str
+    name: str
+
+
+async def component_named(store: DialectStore, name: str, field: str) -> Named:
+    """The component of a typed name (kept on first use); ValidationFailed when no slug
+    can be made of it, NameCollision when another name already has its slug."""
+    slug = slug_of(name)
+    if not slug:
+        raise ValidationFailed(
+            f"{field} {name!r} cannot name a component",
+            details=[{"field": field, "message": "needs at least one letter or digit"}],
+        )
+    wanted = NameRow("component", fold(name), name, slug)
+    kept = await store.claim_name(wanted, utcnow())
+    if kept.folded != wanted.folded:
+        raise NameCollision(
+            f"{field} {name!r} would be component {slug!r}, which already belongs to "
+            f"{kept.name!r}; use that name, or one that gives another slug"
+        )
+    return Named(kept.slug, kept.name)
+
+
+async def stage_named(store: DialectStore, component: str, name: str) -> Named:
+    """The stage of a typed environment name: its first spelling for this component."""
+    key = fold(name)
+    kept = await store.claim_name(NameRow(f"stage:{component}", key, name, key), utcnow())
+    return Named(kept.name, kept.name)
