@@ -85,6 +85,8 @@ def strict_web_url(value: Any, max_length: int) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
+    if "@" in parts.netloc and not parts.username:
+        return None  # `https://@host/`, `https://:pw@host/`: userinfo needs a user name
     return value if _valid_host(parts.hostname, bracketed="[" in parts.netloc) else None
 
 
