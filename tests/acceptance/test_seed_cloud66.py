@@ -230,3 +230,14 @@ async def test_numbers_show_in_relays_own_answers(client: Client) -> None:
     numbers = {d["id"]: d["number"] for d in listing}
     assert numbers[(await second.json())["id"]] > numbers[first] >= 1
     assert json.dumps(listing).count('"number"') == 2
+
+
+async def test_a_nul_in_a_query_parameter_is_a_400_and_records_nothing(client: Client) -> None:
+    """A NUL character in git_ref (or any parameter) is refused as relay's own API
+    refuses it in a field (400), instead of being stored as the version."""
+    for query in ("git_ref=%00bad", "git_ref=v1&user_reference=ref%00"):
+        response = await client.post(f"/api/3/stacks/{STACK}/deployments?{query}", headers=HEADERS)
+        assert response.status == 400, query
+        assert (await response.json())["error"]["code"] == "malformed_body"
+    listed = await _send(client, "GET", f"/stacks/{STACK}/deployments")
+    assert listed["count"] == 0
