@@ -10,7 +10,8 @@ kept in the deployment's meta_data (`AppName`, `EnvironmentName`).
 - start: records a new deployment in status `building` (event `deployment.started`);
   409 when the latest one with those values is still in progress.
 - complete: moves it to `success`; cancel: to `aborted`. 409 when none was ever
-  started, or when it already ended (completed or cancelled).
+  started, or when it already ended (completed or cancelled). Name, Branch, Commit and
+  Uri sent with them fill what start left empty (see details_missing).
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ class NotStarted(Conflict):
 
 def _describe(body: RetraceIn) -> str:
     return f"{body.AppName} {body.Version} to {body.EnvironmentName}"
+
+
+def details_missing(current: Deployment, body: RetraceIn) -> dict[str, Any]:
+    """What a complete or cancel body adds (pure): Retrace's "Deployment Completed" call
+    may carry Name, Branch, Commit and Uri. They fill what start left empty and never
+    overwrite what it sent; Name replaces only the default code_name (the Version)."""
+    changes: dict[str, Any] = {}
+    if body.Name and body.Name != body.Version and current.code_name in (None, current.version):
+        changes["code_name"] = body.Name
+    if body.Branch and not current.branch:
+        changes["branch"] = body.Branch
+    if body.Commit and not current.commit_sha:
+        changes["commit_sha"] = body.Commit
+    if body.Uri and "uri" not in current.meta_data:
+        changes["meta_data"] = {"uri": body.Uri}
+    return changes
 
 
 @dataclass
@@ -125,7 +142,7 @@ class RetraceService:
                 f"the deployment of {_describe(body)} was already {ended} "
                 f"(status {latest.status.value!r}), so it cannot be {verb}",
             )
-        return await self.transitions.move(latest, target, {})
+        return await self.transitions.move(latest, target, details_missing(latest, body))
 
     async def _resolve(
         self, fields: dict[str, Any], principal: Principal

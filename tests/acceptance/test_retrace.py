@@ -76,6 +76,31 @@ async def test_start_then_cancel(client: Client) -> None:
     assert (await cancelled.json())["status"] == "aborted"
 
 
+async def test_complete_keeps_the_details_that_start_did_not_send(client: Client) -> None:
+    """The documented "Deployment Completed" call with Name, Branch, Commit and Uri fills
+    what a bare start left empty, and never overwrites what start sent."""
+    started = await retrace(client, "start", MINIMAL)
+    assert started.status == 201
+    completed = await retrace(client, "complete", {**FULL, "Commit": "ca35857d"})
+    assert completed.status == 200, await completed.text()
+    done = await completed.json()
+    assert (done["code_name"], done["branch"], done["commit_sha"]) == (
+        "BourneAgain",
+        "master",
+        "ca35857d",
+    )
+    assert done["meta_data"]["uri"] == "localhost"
+    again = await retrace(client, "start", FULL)
+    assert again.status == 201
+    other = {**MINIMAL, "Name": "v1.0", "Branch": "other", "Commit": "0123abcd"}
+    finished = await (await retrace(client, "complete", other)).json()
+    assert (finished["code_name"], finished["branch"], finished["commit_sha"]) == (
+        "BourneAgain",
+        "master",
+        FULL["Commit"],
+    )
+
+
 async def test_complete_or_cancel_never_started_is_409(client: Client) -> None:
     """Nothing was started with these three values: complete and cancel say so."""
     for command in ("complete", "cancel"):
