@@ -191,6 +191,21 @@ async def test_names_with_spaces_dots_and_capitals(client: Client) -> None:
     assert [(d["id"], d["status"]) for d in listing] == [(record["id"], "success")]
 
 
+async def test_cyrillic_names_start_and_complete(client: Client) -> None:
+    """ "Биллинг" to "Прод" starts (it was a 422) and completes when shouted; its slug is
+    one relay's own API reads."""
+    body = {**MINIMAL, "AppName": "Биллинг", "EnvironmentName": "Прод"}
+    started = await retrace(client, "start", body)
+    assert started.status == 201, await started.text()
+    record = await started.json()
+    shouted = {**MINIMAL, "AppName": "БИЛЛИНГ", "EnvironmentName": "ПРОД"}
+    completed = await retrace(client, "complete", shouted)
+    assert completed.status == 200, await completed.text()
+    assert (await completed.json())["id"] == record["id"]
+    listing = await get_json(client, f"/components/{record['component']}/deployments")
+    assert [(d["id"], d["stage"]) for d in listing] == [(record["id"], "Прод")]
+
+
 async def test_dotted_name_start_then_cancel_in_other_case(client: Client) -> None:
     """ "Billing.API" is component billing.api; cancel as "billing.api" / "PROD" finds it."""
     body = {**MINIMAL, "AppName": "Billing.API"}
