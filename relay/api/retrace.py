@@ -56,7 +56,8 @@ def routes() -> list[Route]:
                 body=RetraceIn,
                 response=Deployment,
                 status=status,
-                conflicts=True,
+                # 404: an unknown AppName when strict_components is on.
+                errors=frozenset({401, 403, 404, 409, 413, 415, 422, 503}),
             )
         )
     return out
