@@ -20,7 +20,7 @@ from relay.records.scalingo import (
     deployment_view,
     pagination,
 )
-from relay.records.service import validation_details
+from relay.records.service import check_slug, validation_details
 
 BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
@@ -188,7 +188,9 @@ async def get_app(request: web.Request) -> web.Response:
 async def reset_cache(request: web.Request) -> web.Response:
     """Accepted with 204 so that scripts keep working: relay builds nothing and keeps no
     deployment cache."""
-    principal_of(request).require("events:write", request.match_info["app"])
+    app = request.match_info["app"]
+    check_slug(app)
+    principal_of(request).require("events:write", app)
     return web.Response(status=204)
 
 

@@ -159,6 +159,9 @@ async def test_reset_cache_example_is_204(client: Client) -> None:
         "/v1/apps/my-app/caches/deployment", headers={"Authorization": f"Bearer {READ_TOKEN}"}
     )
     assert denied.status == 403
+    invalid = await client.delete("/v1/apps/My%20App/caches/deployment", headers=JSON_HEADERS)
+    assert invalid.status == 422  # as every other /v1/apps/{app} path answers
+    assert (await invalid.json())["error"]["code"] == "validation_error"
 
 
 async def test_bad_bodies_and_unknown_ids(client: Client) -> None:
