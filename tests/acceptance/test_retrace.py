@@ -206,6 +206,27 @@ async def test_cyrillic_names_start_and_complete(client: Client) -> None:
     assert [(d["id"], d["stage"]) for d in listing] == [(record["id"], "Прод")]
 
 
+async def test_windows_powershell_latin1_body_is_read(client: Client) -> None:
+    """Windows PowerShell 5.1 sends the script's JSON as ISO-8859-1 (no charset named):
+    "München App" / "Funky Fünke" are read as sent; a body that claims UTF-8 and is not
+    stays a 400, and a UTF-16 body is still read as JSON."""
+    body = {**MINIMAL, "AppName": "München App", "Name": "Funky Fünke"}
+    headers = {"authorization": f"ApiKey {CI_TOKEN}", "content-type": "application/json"}
+    latin1 = json.dumps(body, ensure_ascii=False).encode("latin-1")
+    started = await client.post("/api/v1/deployments/start", data=latin1, headers=headers)
+    assert started.status == 201, await started.text()
+    record = await started.json()
+    assert (record["component"], record["code_name"]) == ("munchen-app", "Funky Fünke")
+    assert record["meta_data"]["AppName"] == "München App"
+    claimed = {**headers, "content-type": "application/json; charset=utf-8"}
+    refused = await client.post("/api/v1/deployments/complete", data=latin1, headers=claimed)
+    await assert_error(refused, 400)
+    utf16 = json.dumps(body, ensure_ascii=False).encode("utf-16")
+    done = await client.post("/api/v1/deployments/complete", data=utf16, headers=headers)
+    assert done.status == 200, await done.text()
+    assert (await done.json())["id"] == record["id"]
+
+
 async def test_dotted_name_start_then_cancel_in_other_case(client: Client) -> None:
     """ "Billing.API" is component billing.api; cancel as "billing.api" / "PROD" finds it."""
     body = {**MINIMAL, "AppName": "Billing.API"}
