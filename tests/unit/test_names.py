@@ -65,6 +65,17 @@ def test_letters_without_ascii_form_get_a_digest_of_the_name() -> None:
     assert len(long) == 100 and long.startswith("a" * 89 + "-")
 
 
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("Straße App", "STRASSE APP"), ("ﬁnance", "FINANCE"), ("Σοφία", "ΣΟΦΊΑ")],
+)
+def test_names_that_match_have_one_slug(name: str, other: str) -> None:
+    """Two spellings Retrace matches as one name (same fold) make the same slug, so the
+    token is checked against the component the name really is."""
+    assert fold(name) == fold(other)
+    assert slug_of(name) == slug_of(other)
+
+
 async def test_a_cyrillic_app_name_names_a_component() -> None:
     """A Retrace AppName in Cyrillic is a component of its own, matched case-insensitively."""
     store = MemoryStore()
