@@ -216,6 +216,7 @@ async def test_a_read_token_cannot_deploy_and_bad_params_are_422(client: Client)
         f"/api/3/stacks/{STACK}/deployments?user_reference={'x' * 256}", headers=HEADERS
     )
     assert too_long.status == 422
+    assert (await too_long.json())["error"]["message"] == "invalid query parameters"
     details = (await too_long.json())["error"]["details"]
     assert details[0]["field"] == "user_reference"
     bad_page = await client.get(f"/api/3/stacks/{STACK}/deployments?page=0", headers=HEADERS)
