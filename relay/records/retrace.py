@@ -16,13 +16,14 @@ kept in the deployment's meta_data (`AppName`, `EnvironmentName`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from relay.auth import Principal
-from relay.errors import Conflict, NotFound
+from relay.errors import Conflict, IdempotencyConflict, NotFound
 from relay.models import Deployment, ShortText, Status
 from relay.models import Version as VersionText
 from relay.records.lifecycle import InvalidTransition
@@ -64,6 +65,13 @@ class NotStarted(Conflict):
 
 def _describe(body: RetraceIn) -> str:
     return f"{body.AppName} {body.Version} to {body.EnvironmentName}"
+
+
+def start_key(component: str, stage: str, version: str, latest: Deployment | None) -> str:
+    """The idempotency key of a start (pure): the same for every start of these values
+    until a deployment of them is recorded, which changes `latest`."""
+    parts = "\x1f".join((component, stage, version, latest.id if latest else ""))
+    return "retrace-start:" + hashlib.sha256(parts.encode()).hexdigest()
 
 
 def details_missing(current: Deployment, body: RetraceIn) -> dict[str, Any]:
@@ -113,7 +121,22 @@ class RetraceService:
             meta["uri"] = body.Uri
         record["meta_data"] = meta
         fields = {k: v for k, v in record.items() if v is not None}
-        result = await self.records.record("deployment", component, fields, principal)
+        # Starts that race past the check above share one idempotency key (the store
+        # keeps only the first), so at most one deployment of these values is in progress.
+        key = start_key(component, stage, body.Version, latest)
+        try:
+            result = await self.records.record(
+                "deployment", component, fields, principal, idempotency_key=key
+            )
+        except IdempotencyConflict:
+            result = None
+        if result is None or result.replayed:
+            raise InvalidTransition(
+                START_STATUS,
+                START_STATUS,
+                f"a deployment of {_describe(body)} is already in progress "
+                "(another start came at the same moment): complete or cancel it first",
+            )
         return await self.records.get("deployment", component, result.answer.body["id"], principal)
 
     async def complete(self, fields: dict[str, Any], principal: Principal) -> Deployment:

@@ -3,6 +3,7 @@ bodies of Stackify's documentation and `Authorization: ApiKey <token>`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -131,6 +132,24 @@ async def test_complete_after_cancel_is_409(client: Client) -> None:
     assert "cancelled" in error["message"] and error["current_status"] == "aborted"
     error = await assert_error(await retrace(client, "cancel", MINIMAL), 409)
     assert error["allowed_next"] == []
+
+
+async def test_concurrent_starts_record_one_deployment(client: Client) -> None:
+    """Eight identical starts at once (a retried CI step, parallel jobs) record one
+    deployment in progress: one 201, the others 409, and complete then ends it."""
+    answers = await asyncio.gather(*(retrace(client, "start", MINIMAL) for _ in range(8)))
+    assert sorted(a.status for a in answers) == [201] + [409] * 7
+    listing = await get_json(client, "/components/fooapp/deployments")
+    assert [d["status"] for d in listing] == ["building"]
+    other = {**MINIMAL, "AppName": "fooapp"}  # the same name, another spelling
+    raced = await asyncio.gather(retrace(client, "start", other), retrace(client, "start", other))
+    assert [a.status for a in raced] == [409, 409]
+    error = await assert_error(raced[0], 409)
+    assert "in progress" in error["message"]
+    completed = await retrace(client, "complete", MINIMAL)
+    assert completed.status == 200
+    again = await retrace(client, "start", MINIMAL)
+    assert again.status == 201  # a new deployment once the first one ended
 
 
 async def test_complete_twice_is_409_and_a_new_start_is_a_new_deployment(client: Client) -> None:
