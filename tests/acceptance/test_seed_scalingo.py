@@ -225,6 +225,21 @@ async def test_app_links_to_a_websocket_url(relay: StartRelay) -> None:
     assert (ignored.scheme, ignored.host) == ("ws", untrusted.host)
 
 
+async def test_a_host_header_that_is_no_host_makes_no_link(relay: StartRelay) -> None:
+    """A Host (or trusted X-Forwarded-Host) that is no host and port ("evil.example/x?",
+    port 99999) is not pasted into the links: they name the address relay was reached on."""
+    client = await relay()
+    await create(client, "example-app", {"version": "v1"})
+    for headers in (
+        {"Host": "evil.example/x?"},
+        {"Host": "relay.example:99999"},
+        {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "relay.example:99999"},
+    ):
+        url = await _stream_url(client, "example-app", **headers)
+        assert (url.host, url.port) == (client.host, client.port), headers
+        assert url.path == "/v1/apps/example-app/deployments_stream", headers
+
+
 async def test_scalingo_client_gets_the_documented_frames(relay: StartRelay) -> None:
     """A Scalingo-style client (URL from the app, auth frame first) gets the log so far,
     then new, log and status frames of a deployment, and pings, in the document's shape."""
