@@ -133,3 +133,12 @@ def _strip_port(value: str) -> str:
     if value.count(":") == 1:
         return value.split(":", 1)[0]
     return value
+
+
+def base_url(request: web.BaseRequest, server: ServerSettings) -> str:
+    """relay's own URL as the client reaches it: `server.public_url`, else the scheme and
+    host the client used (forwarded ones believed only from trusted proxies)."""
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    seen = origin(request, server)
+    return f"{seen.scheme}://{seen.host}"
