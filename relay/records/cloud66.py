@@ -140,7 +140,10 @@ def pagination(page: int, per_page: int, total: int) -> dict[str, Any]:
 def number_of(text: str) -> int:
     """A Cloud66 deployment id from a path; NotFound when it is no positive integer."""
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
-        raise NotFound(f"no deployment {text!r}: Cloud66 deployment ids are integers")
+        raise NotFound(
+            f"no deployment {text!r}: Cloud66 deployment ids are whole numbers from 1 "
+            "(relay's `number`), of at most 18 digits"
+        )
     return int(text)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from tests.acceptance.api import Client, create, get_json, post_json
+from tests.acceptance.api import Client, assert_error, create, get_json, post_json
 from tests.support import CI_TOKEN, READ_TOKEN
 
 STACK = "5999b763474b0eafa5fafb64bff0ba80"
@@ -203,6 +203,10 @@ async def test_unknown_or_foreign_ids_are_404(client: Client) -> None:
         response = await client.get(path, headers=HEADERS)
         assert response.status == 404, path
         assert (await response.json())["error"]["code"] == "not_found"
+    for bad in ("0", "-1", "1" * 19, "abc"):
+        response = await client.get(f"/api/3/stacks/{STACK}/deployments/{bad}", headers=HEADERS)
+        message = (await assert_error(response, 404))["message"]
+        assert "whole numbers from 1" in message and "18 digits" in message, bad
 
 
 async def test_a_read_token_cannot_deploy_and_bad_params_are_422(client: Client) -> None:
