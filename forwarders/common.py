@@ -85,6 +85,8 @@ def strict_web_url(value: Any, max_length: int) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
+    if "@" in parts.netloc and not parts.username:
+        return None  # `https://@host/`, `https://:pw@host/`: userinfo needs a user name
     return value if _valid_host(parts.hostname, bracketed="[" in parts.netloc) else None
 
 
@@ -240,12 +242,25 @@ def url_secrets(url: str, *, whole: bool = False) -> list[str]:
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each (non-empty) secret replaced by `***`."""
+    """`text` with every occurrence of each (non-empty) secret replaced by `***`, and the
+    start of one that a length limit cut off at the end of `text` too."""
     if not text:
         return text
     # Longest first, so a secret containing another is masked whole.
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+    ordered = sorted(filter(None, secrets), key=len, reverse=True)
+    for secret in ordered:
         text = text.replace(secret, "***")
+    return _mask_cut_end(text, ordered)
+
+
+def _mask_cut_end(text: str, secrets: Sequence[str]) -> str:
+    # Excerpts and reasons are cut to a length (an ellipsis may follow): a secret the
+    # target echoed right at the cut would otherwise be kept up to its last characters.
+    body, tail = (text[:-1], text[-1]) if text.endswith("…") else (text, "")
+    for secret in secrets:
+        for size in range(min(len(secret) - 1, len(body)), MIN_SECRET_PART - 1, -1):
+            if body.endswith(secret[:size]):
+                return f"{body[:-size]}***{tail}"
     return text
 
 

@@ -39,6 +39,10 @@ MIN_TAGS_LENGTH = 128
 # A cut tag keeps at least this many bytes (its key and the start of its value).
 MIN_CUT_TAG = 16
 ELLIPSIS = "…"
+# Grafana's `tag` table holds a tag's key and value in VARCHAR(100) columns (value widened
+# to 512 only in recent versions): on PostgreSQL or MySQL a longer one fails the insert,
+# and Grafana answers 500 "Failed to save annotation" to every retry.
+MAX_TAG_PART = 100
 
 
 class GrafanaConfig(ForwarderConfig):
@@ -108,7 +112,23 @@ def annotation_tags(config: GrafanaConfig, event: Event) -> list[str]:
     tags.extend(f"{key}:{value}" for key, value in pairs if value)
     component = f"component:{data['component']}" if data.get("component") else None
     # Grafana stores tags as a set: no duplicates.
-    return fit_tags(list(dict.fromkeys(tags)), config.tags_length, keep=component)
+    fitted = dict.fromkeys(within_columns(t) for t in tags)
+    return fit_tags(list(fitted), config.tags_length, keep=component)
+
+
+def within_columns(tag: str) -> str:
+    """`tag` with its key and value, as Grafana splits them (at the first colon; the value
+    ends at a second one), each cut to MAX_TAG_PART characters, ending in an ellipsis."""
+    key, colon, rest = tag.partition(":")
+    value, second, tail = rest.partition(":")
+    if len(key) <= MAX_TAG_PART and len(value) <= MAX_TAG_PART:
+        return tag
+    key, value = _cut_chars(key, MAX_TAG_PART), _cut_chars(value, MAX_TAG_PART)
+    return f"{key}{colon}{value}{second}{tail}"
+
+
+def _cut_chars(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
 def tags_length(tags: list[str]) -> int:

@@ -32,6 +32,7 @@ from forwarders.base import (
     send_raw,
 )
 from forwarders.common import (
+    MIN_SECRET_PART,
     ConfiguredForwarder,
     Placeholder,
     fill,
@@ -187,7 +188,14 @@ class WebhookConfig(ForwarderConfig):
         secret-bearing parts (Slack and Teams webhook URLs are credentials themselves;
         a target may echo only the path, a query value or the Basic credential)."""
         headers = [v for k, v in self.headers.items() if _SENSITIVE_HEADER.search(k)]
-        return [*self.signing_secrets(), *headers, *url_secrets(self.url, whole=True)]
+        # `Bearer <token>`: a target may quote the credential without its scheme.
+        credentials = [v.split(None, 1)[1] for v in headers if len(v.split(None, 1)) == 2]
+        return [
+            *self.signing_secrets(),
+            *headers,
+            *(c for c in credentials if len(c) >= MIN_SECRET_PART),
+            *url_secrets(self.url, whole=True),
+        ]
 
 
 def _check_placeholders(text: str) -> str:

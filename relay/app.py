@@ -12,9 +12,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from relay.api import all_routes
+from relay.api import all_routes, ui
 from relay.api.keys import (
     AUTH,
+    CLOUD66,
     DELIVERIES,
     DEPLOYMENT_METRICS,
     DISPATCHER,
@@ -27,6 +28,7 @@ from relay.api.keys import (
     RECORDS,
     RELEASES,
     RETRACE,
+    SCALINGO,
     SETTINGS,
     STORE,
     STORE_OPENED,
@@ -47,10 +49,12 @@ from relay.insights.deployment_metrics import DeploymentMetrics, MetricsConfig
 from relay.insights.service import BadgeConfig, InsightsService
 from relay.logging import register_secrets
 from relay.metrics import Metrics
+from relay.records.cloud66 import Cloud66Service
 from relay.records.outputs import OutputService
 from relay.records.releases import ReleaseService
 from relay.records.retention import Pruner
 from relay.records.retrace import RetraceService
+from relay.records.scalingo import ScalingoService
 from relay.records.service import RecordService, planner_for
 from relay.records.transitions import TransitionService
 from relay.settings import Settings
@@ -130,6 +134,7 @@ def create_app(
     app[OUTPUTS].on_output.append(app[FEED].wake)  # output lines are durable rows: read them
     routes = all_routes()
     register(app, routes)
+    ui.register(app)
     app[OPENAPI] = build_openapi(routes)
     app.cleanup_ctx.append(_store_lifecycle)
     if dispatch:
@@ -155,12 +160,14 @@ def middlewares(settings: Settings) -> list[Middleware]:
 
 
 def add_lifecycle_services(app: web.Application) -> None:
-    """Status changes, Retrace, output logs and releases, on top of the record service.
+    """Status changes, the dialects, output logs and releases, on top of the record service.
     `app[OUTPUTS].on_output` is where watchers of output lines subscribe."""
     app[TRANSITIONS] = TransitionService(app[RECORDS])
     app[OUTPUTS] = OutputService(app[RECORDS])
     app[RETRACE] = RetraceService(app[RECORDS], app[TRANSITIONS])
     app[RELEASES] = ReleaseService(app[RECORDS])
+    app[CLOUD66] = Cloud66Service(app[RECORDS], app[TRANSITIONS])
+    app[SCALINGO] = ScalingoService(app[RECORDS], app[OUTPUTS])
 
 
 def badge_config(settings: Settings) -> BadgeConfig:

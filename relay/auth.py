@@ -89,7 +89,11 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a valid, unrevoked token; None otherwise."""
-        digest = hash_token(token)
+        return await self.authenticate_hash(hash_token(token))
+
+    async def authenticate_hash(self, digest: str) -> Principal | None:
+        """The principal of the valid, unrevoked token whose hash is `digest` (a dashboard
+        session keeps only the hash); None otherwise."""
         record = self._static.get(digest)
         if record is None:
             record = await self._store.find_token(digest)

@@ -1,5 +1,5 @@
-"""The `relay` command: serve, check-config, migrate, tokens, forwarders, badges; deploy
-and build (CI side).
+"""The `relay` command: serve, worker, demo, check-config, migrate, tokens, forwarders,
+badges; deploy and build (CI side). `relay --help` lists every subcommand with what it does.
 
 Only light modules are imported here: `relay deploy …` and `relay build …` run in CI
 jobs and must start at once, so each server command imports what it needs itself."""
@@ -346,6 +346,12 @@ def cmd_badges(args: argparse.Namespace) -> int:
     secret = asyncio.run(_with_store(settings, lambda s: InsightsService(s, config).badge_secret()))
     server = settings.server
     base = args.base_url or server.public_url or f"http://{server.host}:{server.port}"
+    if not (args.base_url or server.public_url) and server.host in ("0.0.0.0", "::", ""):
+        print(
+            f"relay: warning: server.public_url is not set, so these URLs name {server.host!r}, "
+            "which no browser elsewhere can open: pass --base-url https://relay.example.com",
+            file=sys.stderr,
+        )
     print(
         "\n".join(badge_urls(base, args.component, args.stage, badge_key(secret, args.component)))
     )
@@ -361,7 +367,8 @@ def _processes(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `relay` command."""
-    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    # The docstring's first paragraph: the rest is about how this module is built.
+    parser = argparse.ArgumentParser(prog="relay", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"relay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

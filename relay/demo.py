@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import tempfile
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -80,12 +82,30 @@ def _table(deliveries: list[dict[str, Any]], receivers: dict[str, Receiver]) -> 
     return lines
 
 
+def _body_text(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", errors="replace") or "(empty body)"
+
+
+def _bodies(receivers: dict[str, Receiver]) -> list[str]:
+    """What each target received: every request's method, path and body."""
+    lines = ["", "what each target received:"]
+    for name, receiver in sorted(receivers.items()):
+        for got in receiver.accepted:
+            lines += ["", f"{name}: {got.method} {got.path}"]
+            lines.append(textwrap.indent(_body_text(got.body), "  "))
+    return lines
+
+
 def _ms(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000
 
 
 async def run_demo(out: TextIO) -> int:
-    """Run the demo and print one line per target; 0 when every target got the event."""
+    """Run the demo and print one line per target, then the request bodies each target
+    received; 0 when every target got the event."""
     receivers: dict[str, Receiver] = {
         "grafana": GrafanaReceiver(),
         "sentry": SentryReceiver(),
@@ -126,7 +146,7 @@ async def run_demo(out: TextIO) -> int:
             await runner.cleanup()
             for r in receivers.values():
                 await r.stop()
-    out.write("\n".join(_table(deliveries, receivers)) + "\n")
+    out.write("\n".join(_table(deliveries, receivers) + _bodies(receivers)) + "\n")
     ok = all(d["status"] == "delivered" for d in deliveries) and len(deliveries) == len(receivers)
     out.write("\nevery target got the deployment\n" if ok else "\nsome targets did not\n")
     return 0 if ok else 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -27,6 +27,21 @@ UtcDatetime = Annotated[
     AfterValidator(to_utc),
     PlainSerializer(format_wire, return_type=str, when_used="json"),
 ]
+
+# The latest time a request may give: the stores read times to the millisecond (SQLite's
+# julianday rounds to it), and one in the last half millisecond of year 9999 rounds into
+# year 10000, which has no value: the write that counts the deployment would fail.
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+
+
+def _storable(value: datetime) -> datetime:
+    if value > LATEST_TIME:
+        raise ValueError("the time is later than 9999-12-31T23:59:59.999Z, the latest relay keeps")
+    return value
+
+
+# A time of a request body that is stored (answers keep reading UtcDatetime).
+InputDatetime = Annotated[UtcDatetime, AfterValidator(_storable)]
 
 
 Version = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -101,10 +116,10 @@ class BuildIn(_Strict):
     version: Version
     result: ShortText | None = None
     code_name: ShortText | None = None
-    started_at: UtcDatetime | None = None
-    finished_at: UtcDatetime | None = None
+    started_at: InputDatetime | None = None
+    finished_at: InputDatetime | None = None
     commit_sha: ShortText | None = None
-    committed_at: UtcDatetime | None = Field(
+    committed_at: InputDatetime | None = Field(
         default=None, description="When the deployed commit was made (DORA change lead time)."
     )
     branch: ShortText | None = None
@@ -134,6 +149,11 @@ class Deployment(BaseModel):
     """A recorded deployment or build as the API returns it."""
 
     id: str
+    number: int | None = Field(
+        default=None,
+        description="A stable integer, unique across relay (builds share the sequence, so "
+        "there are gaps); the id of the Cloud66 dialect.",
+    )
     kind: Kind = "deployment"
     component: str
     version: str

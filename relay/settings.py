@@ -182,6 +182,9 @@ class LimitsSettings(_Section):
     max_headers: int = Field(default=128, ge=16, description="Most headers in a request.")
 
 
+MIN_BADGE_SECRET = 16
+
+
 class BadgeSettings(_Section):
     """`[badges]`: who may read badges without an API token."""
 
@@ -195,6 +198,15 @@ class BadgeSettings(_Section):
         "keeps in the store. Changing it revokes every badge URL.",
     )
     max_age: int = Field(default=60, ge=0, le=86400, description="Cache-Control max-age.")
+
+    @field_validator("secret")
+    @classmethod
+    def _hard_to_guess(cls, value: SecretStr | None) -> SecretStr | None:
+        # Badge keys are public: a short secret could be found from one of them offline,
+        # and with it the key of every component.
+        if value is not None and len(value.get_secret_value()) < MIN_BADGE_SECRET:
+            raise ValueError(f"use at least {MIN_BADGE_SECRET} characters (random ones)")
+        return value
 
 
 class MetricsSettings(_Section):

@@ -14,6 +14,7 @@ import pytest
 from relay.errors import Conflict, IdempotencyConflict
 from relay.models import Status
 from relay.store.base import ListQuery, Store, TokenRecord
+from relay.store.dialect_base import NameRow
 from relay.timeutil import utcnow
 from tests.support import T0, make_command, make_record, minutes
 
@@ -51,8 +52,10 @@ class StoreContract:
         assert result.answer.body == {"id": record.id}
         found = await store.get_record("deployment", "api", record.id)
         assert found is not None
-        assert found.model_dump(exclude={"deliveries"}) == record.model_dump(exclude={"deliveries"})
+        skip = {"deliveries", "number"}
+        assert found.model_dump(exclude=skip) == record.model_dump(exclude=skip)
         assert found.deliveries == []
+        assert isinstance(found.number, int) and found.number >= 1
 
     async def test_outbox_rows_show_in_delivery_summary(self, store: Store) -> None:
         """Each forwarder an event is planned for shows up as a pending delivery."""
@@ -235,3 +238,67 @@ class StoreContract:
         await store.revoke_token("ci")
         await store.add_token(_token("ci", "c" * 64))
         assert await store.find_token("c" * 64) is not None
+
+
+class DialectContract:
+    """What the seed dialects need of every Store: numbers, numbered pages, kept names."""
+
+    async def test_numbers_are_stable_increasing_and_found_per_component(
+        self, store: Store
+    ) -> None:
+        """Each deployment gets a number, larger for later ones; it finds the deployment in
+        its own component only, and builds are not found by it."""
+        first, second = make_record("api", "v1"), make_record("api", "v2")
+        build = make_record("api", "v3", kind="build")
+        for record in (first, second, build):
+            await store.record(make_command(record))
+        one = await store.get_record("deployment", "api", first.id)
+        two = await store.get_record("deployment", "api", second.id)
+        made = await store.get_record("build", "api", build.id)
+        assert one and two and made and one.number and two.number and made.number
+        assert one.number < two.number < made.number
+        by_number = await store.deployment_by_number("api", two.number)
+        assert by_number is not None and by_number.id == second.id
+        assert by_number.number == two.number
+        assert await store.deployment_by_number("web", two.number) is None
+        assert await store.deployment_by_number("api", made.number) is None
+        listed = await store.list_records(ListQuery(kind="deployment", component="api"))
+        assert {d.id: d.number for d in listed.items} == {
+            first.id: one.number,
+            second.id: two.number,
+        }
+        # The event of each record says its number, as the row does.
+        events = await store.events_between(T0 - minutes(60 * 24 * 365), utcnow() + minutes(60))
+        numbers = {e.deployment_id: e.payload["number"] for e in events}
+        assert numbers == {first.id: one.number, second.id: two.number, build.id: made.number}
+
+    async def test_numbered_pages_newest_first_with_total(self, store: Store) -> None:
+        """Pages by offset, newest first, deployments only, with the total of the component."""
+        ids = []
+        for n in range(5):
+            record = make_record("api", f"v{n}", finished_at=T0 + minutes(n))
+            ids.append(record.id)
+            await store.record(make_command(record))
+        await store.record(make_command(make_record("web", "w1")))
+        await store.record(make_command(make_record("api", "b1", kind="build")))
+        page = await store.numbered_page("api", 2, 2)
+        assert page.total == 5
+        assert [d.id for d in page.items] == [ids[2], ids[1]]
+        assert all(d.number for d in page.items)
+        past = await store.numbered_page("api", 10, 2)
+        assert (past.items, past.total) == ([], 5)
+        assert (await store.numbered_page("nothing", 0, 30)).total == 0
+
+    async def test_names_keep_their_first_spelling_and_refuse_a_shared_slug(
+        self, store: Store
+    ) -> None:
+        """A name is kept once; its key finds it again; another key with its slug gets the
+        row that holds the slug; scopes are apart."""
+        first = NameRow("component", "foo app", "Foo App", "foo-app")
+        assert await store.claim_name(first, T0) == first
+        again = NameRow("component", "foo app", "FOO APP", "foo-app")
+        assert await store.claim_name(again, T0) == first
+        other = NameRow("component", "foo-app", "Foo-App", "foo-app")
+        assert await store.claim_name(other, T0) == first
+        elsewhere = NameRow("stage:api", "foo app", "foo APP", "foo app")
+        assert await store.claim_name(elsewhere, T0) == elsewhere

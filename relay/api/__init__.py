@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from relay.api import deliveries, insights, lifecycle, ops, records, releases, retrace, stream
+from relay.api import (
+    cloud66,
+    dashboard,
+    deliveries,
+    insights,
+    lifecycle,
+    ops,
+    records,
+    releases,
+    retrace,
+    scalingo,
+    scalingo_stream,
+    sessions,
+    stream,
+)
 from relay.api.routes import Route
 
 
@@ -12,9 +26,14 @@ def all_routes() -> list[Route]:
         *records.routes(),
         *lifecycle.routes(),
         *retrace.routes(),
+        *cloud66.routes(),
+        *scalingo.routes(),
+        *scalingo_stream.routes(),
         *releases.routes(),
         *deliveries.routes(),
+        *dashboard.routes(),
         *stream.routes(),
         *insights.routes(),
         *ops.routes(),
+        *sessions.routes(),
     ]

@@ -181,6 +181,7 @@ def routes() -> list[Route]:
             body=ReplayIn,
             response=ReplayAnswer,
             status=202,
+            conflicts=True,
         ),
         Route(
             "POST",

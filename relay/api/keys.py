@@ -15,10 +15,12 @@ from relay.feed.broker import Feed
 from relay.insights.deployment_metrics import DeploymentMetrics
 from relay.insights.service import InsightsService
 from relay.metrics import Metrics
+from relay.records.cloud66 import Cloud66Service
 from relay.records.outputs import OutputService
 from relay.records.releases import ReleaseService
 from relay.records.retention import Pruner
 from relay.records.retrace import RetraceService
+from relay.records.scalingo import ScalingoService
 from relay.records.service import RecordService
 from relay.records.transitions import TransitionService
 from relay.settings import Settings
@@ -38,6 +40,8 @@ TRANSPORT = web.AppKey("transport", AiohttpTransport)
 TRANSITIONS = web.AppKey("transitions", TransitionService)
 OUTPUTS = web.AppKey("outputs", OutputService)
 RETRACE = web.AppKey("retrace", RetraceService)
+CLOUD66 = web.AppKey("cloud66", Cloud66Service)
+SCALINGO = web.AppKey("scalingo", ScalingoService)
 RELEASES = web.AppKey("releases", ReleaseService)
 FEED = web.AppKey("feed", Feed)
 PRUNER = web.AppKey("pruner", Pruner)

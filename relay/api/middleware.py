@@ -10,10 +10,11 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from relay.api.cookies import check_same_site, cookie_principal, session_secret
 from relay.api.forwarded import origin
 from relay.api.keys import AUTH, PRINCIPAL, REQUEST_ID, SETTINGS
 from relay.api.limits import ConnectionCounter, RateLimiter, retry_after
-from relay.auth import extract_token
+from relay.auth import Principal, extract_token
 from relay.errors import (
     BodyTooLarge,
     MethodNotAllowed,
@@ -115,20 +116,38 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     route_handler = request.match_info.handler
     if getattr(route_handler, PUBLIC_ATTR, False) or request.match_info.http_exception:
         return await handler(request)
-    token = extract_token(request.headers, request.query)
-    if token is None:
-        raise Unauthenticated(
-            "no API token: send `Authorization: Bearer <token>` or `?access_token=<token>`"
-        )
-    principal = await request.app[AUTH].authenticate(token)
-    if principal is None:
-        raise Unauthenticated("the API token is unknown or revoked")
+    principal = await principal_for(request)
     request[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(token_name=principal.name)
     try:
         return await handler(request)
     finally:
         structlog.contextvars.unbind_contextvars("token_name")
+
+
+async def principal_for(request: web.Request) -> Principal:
+    """Who sent the request: its API token's principal, else its dashboard session's."""
+    token = extract_token(request.headers, request.query)
+    if token is None:
+        return await _signed_in(request)
+    principal = await request.app[AUTH].authenticate(token)
+    if principal is None:
+        raise Unauthenticated("the API token is unknown or revoked")
+    return principal
+
+
+async def _signed_in(request: web.Request) -> Principal:
+    """The principal of the dashboard session cookie (cross-site calls refused)."""
+    secret = session_secret(request)
+    principal = await cookie_principal(request) if secret is not None else None
+    if secret is None or principal is None:
+        raise Unauthenticated(
+            "no API token: send `Authorization: Bearer <token>` or `?access_token=<token>`"
+            if secret is None
+            else "the session has ended; sign in again"
+        )
+    check_same_site(request, secret)
+    return principal
 
 
 # Probes and scrapes must keep working while a client is being refused.

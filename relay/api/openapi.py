@@ -14,16 +14,17 @@ from relay.models import ErrorAnswer
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
-    "400": "Malformed body",
-    "401": "Missing, unknown or revoked token",
-    "403": "Token lacks the scope or the component",
-    "404": "Not found",
-    "409": "Conflict (e.g. an Idempotency-Key reused with another body)",
-    "413": "Body too large",
-    "415": "Unsupported content type",
-    "422": "Validation error",
-    "429": "Over the token's rate limit or the client's connection cap (see Retry-After)",
-    "503": "Storage unavailable",
+    400: "Malformed request: a request head relay cannot read, or a malformed body",
+    401: "Missing, unknown or revoked token",
+    403: "Token lacks the scope or the component",
+    404: "Not found",
+    409: "Conflict (e.g. an Idempotency-Key reused with another body)",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Validation error",
+    426: "Not a WebSocket upgrade",
+    429: "Over the token's rate limit or the client's connection cap (see Retry-After)",
+    503: "Storage unavailable",
 }
 _OTHER = {"304": "Not modified (If-None-Match names the current ETag)"}
 # OpenAPI before 3.2 has the `schema` of an event stream describe each event.
@@ -59,7 +60,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         schema = route.query.model_json_schema(ref_template=_REF)
         for name, prop in schema.get("properties", {}).items():
             params.append({"name": name, "in": "query", "required": False, "schema": prop})
-    if route.method == "POST":
+    if route.idempotent:
         params.append(
             {
                 "name": "Idempotency-Key",
@@ -69,6 +70,35 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
             }
         )
     return params
+
+
+def error_statuses(route: Route) -> list[int]:
+    """The error statuses `route` can answer: its own list, else derived from what it
+    reads (a body, a query, path parameters) and whether it needs a token."""
+    # Any request: a head the HTTP parser refuses (400); the connection cap and the rate
+    # limit, when configured (429).
+    every = {400, 429}
+    if route.errors is not None:
+        return sorted(route.errors | every)
+    codes = set(every)
+    params = re.findall(r"{(\w+)}", route.path)
+    if route.body is not None:
+        codes |= {400, 413, 415, 422}
+    if route.query is not None or params:
+        codes.add(422)
+    if route.status == 101:
+        codes.add(426)
+    if not route.public:
+        codes |= {401, 403, 503}
+        # A listing of an unknown component is empty; one named thing may not exist.
+        if params and not (route.method == "GET" and route.query is not None):
+            codes.add(404)
+        conflicts = route.conflicts
+        if conflicts is None:
+            conflicts = route.method in ("PATCH", "DELETE")
+        if conflicts or route.idempotent:
+            codes.add(409)
+    return sorted(codes)
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -102,17 +132,17 @@ def _operation(route: Route) -> dict[str, Any]:
         # A PUT creates (201) or finds the resource already there (200), same body.
         op["responses"]["200"] = ok
     if route.status == 101:
-        op["responses"]["426"] = {"description": "Not a WebSocket upgrade", "content": error}
-    if not route.public:
-        op["responses"].update(
-            {code: {"description": text, "content": error} for code, text in _ERRORS.items()}
-        )
-    else:
+        ok["description"] = "Switching Protocols: the WebSocket is open"
+    op["responses"].update(
+        {str(c): {"description": _ERRORS[c], "content": error} for c in error_statuses(route)}
+    )
+    if route.public:
         op["security"] = []
+        # A public route that checks access itself says what more it answers.
         for code in route.answers:
-            text = _ERRORS.get(code) or _OTHER[code]
-            op["responses"][code] = {"description": text}
-            if code in _ERRORS:
+            known = _ERRORS.get(int(code))
+            op["responses"][code] = {"description": known or _OTHER[code]}
+            if known:
                 op["responses"][code]["content"] = error
     return op
 

@@ -8,10 +8,13 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
+from relay import __version__
 from relay.api.keys import OPENAPI, STORE
-from relay.api.middleware import public
+from relay.api.middleware import principal_for, public
 from relay.api.records import json_answer
 from relay.api.routes import Route
+from relay.api.ui import SECURITY_HEADERS
+from relay.auth import extract_token
 from relay.errors import StoreError
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
@@ -23,6 +26,28 @@ class Health(BaseModel):
 
     status: str
     reason: str | None = None
+
+
+class Root(BaseModel):
+    """Answer of `GET /`: who answers, and who asked."""
+
+    service: str = "relay"
+    version: str
+    token: str
+    docs: str = "/docs"
+    openapi: str = "/openapi.json"
+
+
+@public
+async def root(request: web.Request) -> web.Response:
+    """Check a token (the API documents' authentication examples call `/`): the name of
+    the token and where the API is described. A browser asking for a page without a
+    token is sent to the dashboard instead."""
+    navigating = "text/html" in request.headers.get("Accept", "")
+    if navigating and extract_token(request.headers, request.query) is None:
+        raise web.HTTPFound("/ui/", headers=SECURITY_HEADERS)
+    answer = Root(version=__version__, token=(await principal_for(request)).name)
+    return json_answer(answer.model_dump())
 
 
 @public
@@ -60,8 +85,26 @@ async def docs(request: web.Request) -> web.Response:
 def routes() -> list[Route]:
     """Routes of this module."""
     return [
+        Route(
+            "GET",
+            "/",
+            root,
+            "Check a token",
+            "operations",
+            response=Root,
+            errors=frozenset({401, 429, 503}),
+        ),
         Route("GET", "/healthz", healthz, "Liveness", "operations", response=Health, public=True),
-        Route("GET", "/readyz", readyz, "Readiness", "operations", response=Health, public=True),
+        Route(
+            "GET",
+            "/readyz",
+            readyz,
+            "Readiness",
+            "operations",
+            response=Health,
+            public=True,
+            errors=frozenset({429, 503}),
+        ),
         Route(
             "GET",
             "/openapi.json",

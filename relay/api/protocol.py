@@ -108,11 +108,16 @@ class RelayRequestHandler(RequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
-        """Answer as aiohttp does; the next bytes start the next request's head."""
+        """Answer as aiohttp does; the next bytes start the next request's head. After a
+        408 the connection is closed at once: aiohttp would go on reading the rest of a
+        body too slow to arrive for its lingering time (10 s), holding the socket."""
         try:
-            return await super().finish_response(request, resp, start_time)
+            result = await super().finish_response(request, resp, start_time)
         finally:
             self._awaiting_head = True
+        if resp.status == 408 and not resp.keep_alive:
+            self.force_close()
+        return result
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Stop the head timer with the connection."""

@@ -28,6 +28,12 @@ class Route:
     public: bool = False
     content_type: str = "application/json"
     aliases: tuple[str, ...] = ()
+    # It honours an Idempotency-Key header (a reused key with another body is a 409).
+    idempotent: bool = False
+    # It can answer 409 (an invalid move, a disabled target); None: PATCH and DELETE do.
+    conflicts: bool | None = None
+    # The error statuses the operation can answer; None: derived from the route (openapi.py).
+    errors: frozenset[int] | None = None
     # More answers a public route documents (a public route that checks access itself).
     answers: tuple[str, ...] = ()
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, Field
 
+from relay.api.cookies import cookie_principal
 from relay.api.keys import AUTH, FEED, PRINCIPAL, SETTINGS
 from relay.api.middleware import public
 from relay.api.routes import Route
@@ -85,11 +86,14 @@ def _resume_from(request: web.Request) -> FeedCursor | None:
 
 
 async def _still_valid(request: web.Request, token: str | None) -> bool:
-    # Checked at each ping: a revoked token stops receiving within one ping interval.
-    return token is not None and await request.app[AUTH].authenticate(token) is not None
+    # Checked at each ping: a revoked token (or an ended dashboard session) stops
+    # receiving within one ping interval.
+    if token is None:
+        return await cookie_principal(request) is not None
+    return await request.app[AUTH].authenticate(token) is not None
 
 
-async def _frames(
+async def feed_frames(
     request: web.Request, subscriber: Subscriber, after: FeedCursor | None, token: str | None
 ) -> AsyncIterator[Frame]:
     feed: Feed = request.app[FEED]
@@ -121,7 +125,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b": relay live feed\n\n")
-        async for frame in _frames(request, subscriber, after, token):
+        async for frame in feed_frames(request, subscriber, after, token):
             await response.write(frame.sse)
     except ConnectionError:
         pass  # the client went away
@@ -144,7 +148,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     token = extract_token(request.headers, request.query)
     await ws.prepare(request)
     try:
-        token = token or await _auth_frame(ws, request.app[SETTINGS].feed.auth_timeout)
+        token = token or await auth_frame(ws, request.app[SETTINGS].feed.auth_timeout)
         principal = await request.app[AUTH].authenticate(token)
         if principal is None:
             raise Unauthenticated("the API token is unknown or revoked")
@@ -158,14 +162,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return ws
     structlog.contextvars.bind_contextvars(token_name=principal.name)
     try:
-        await _pump(request, ws, subscriber, after, token)
+        await pump(request, ws, subscriber, after, token)
     finally:
         structlog.contextvars.unbind_contextvars("token_name")
     return ws
 
 
-async def _auth_frame(ws: web.WebSocketResponse, timeout: float) -> str:
-    """The token of the client's first frame; RelayError if it is not an auth frame."""
+async def auth_frame(ws: web.WebSocketResponse, timeout: float) -> str:
+    """The token of the client's first frame; RelayError if it is not an auth frame
+    (also the Scalingo stream's, scalingo_stream.py)."""
     try:
         message = await ws.receive(timeout=timeout)
     except TimeoutError:
@@ -182,19 +187,26 @@ async def _auth_frame(ws: web.WebSocketResponse, timeout: float) -> str:
     return token
 
 
-async def _pump(
+def _as_is(frame: Frame) -> str | None:
+    return frame.message
+
+
+async def pump(
     request: web.Request,
     ws: web.WebSocketResponse,
     subscriber: Subscriber,
     after: FeedCursor | None,
     token: str,
+    encode: Callable[[Frame], str | None] = _as_is,
 ) -> None:
-    """Send frames until the stream ends or the client leaves."""
-    reader = asyncio.create_task(_read_until_closed(ws, subscriber))
+    """Send frames (as `encode` writes them; None: not sent) until the stream ends or
+    the client leaves."""
+    reader = asyncio.create_task(read_until_closed(ws, subscriber))
     log.info("feed_opened", protocol="websocket", resumed=after is not None)
     try:
-        async for frame in _frames(request, subscriber, after, token):
-            await ws.send_str(frame.message)
+        async for frame in feed_frames(request, subscriber, after, token):
+            if (message := encode(frame)) is not None:
+                await ws.send_str(message)
     except ConnectionError:
         pass
     finally:
@@ -207,7 +219,7 @@ async def _pump(
         await ws.close(code=code, message=_CLOSE_TEXT.get(reason, "").encode())
 
 
-async def _read_until_closed(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+async def read_until_closed(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
     # Client frames after the auth one mean nothing; reading them notices the close.
     with contextlib.suppress(Exception):
         async for _ in ws:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from relay.client import handoff, runner
 from relay.client.facts import gather, payload
@@ -49,16 +49,39 @@ def connection(args: argparse.Namespace, env: Mapping[str, str]) -> Connection:
     url = args.url or env.get("RELAY_URL") or ""
     if not url and not args.dry_run:
         raise UsageError("no relay URL: set RELAY_URL or pass --url")
-    if url and not url.startswith(("http://", "https://")):
-        raise UsageError("the relay URL must start with http:// or https://")
+    if url:
+        check_url(url)
+    # A secret stored with its newline is common; a header cannot carry one.
+    token = (args.token or env.get("RELAY_TOKEN") or "").strip() or None
+    if token is not None and not all(c.isascii() and c.isprintable() and c != " " for c in token):
+        raise UsageError("the token may hold only printable ASCII characters, no spaces")
     return Connection(
         url=url or "$RELAY_URL",
-        token=args.token or env.get("RELAY_TOKEN") or None,
+        token=token,
         timeout=args.timeout,
         attempts=max(0, args.retries) + 1,
         dry_run=args.dry_run,
         verbose=args.verbose,
     )
+
+
+def check_url(url: str) -> None:
+    """UsageError unless `url` is an http(s) URL urllib can send to. The message never
+    repeats the URL: it may carry a password."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError("the relay URL must start with http:// or https://")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise UsageError("the relay URL may not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise UsageError(f"the relay URL is not valid ({exc})") from None
+    if not parts.hostname:
+        raise UsageError("the relay URL names no host")
+    if parts.username is not None or parts.password is not None:
+        # urllib would not send them, and they would be printed in every error.
+        raise UsageError("the relay URL may not carry a user or password: use RELAY_TOKEN")
 
 
 def _component(args: argparse.Namespace, env: Mapping[str, str]) -> str:
@@ -79,7 +102,9 @@ def _body(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _path(component: str, plural: str, *rest: str) -> str:
-    return "/".join(["", "components", quote(component, safe=""), plural, *rest])
+    """The API path; each given part (an --id too) is exactly one path segment."""
+    parts = [component, plural, *rest]
+    return "/components/" + "/".join(quote(part, safe="") for part in parts)
 
 
 def _created_id(answer_body: Any) -> str:
@@ -151,19 +176,35 @@ def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) 
     log = None
     if not args.dry_run:
         log = OutputLog(transport, _path(component, "deployments", started.id, "output"))
-    outcome = runner.run(args.command, log.add if log else lambda line: None)
-    if log is not None and not log.close(FLUSH_TIMEOUT):
-        _warn(f"{log.unsent} output lines did not reach relay ({log.failure or 'timed out'})")
+
+    def on_line(line: str) -> None:
+        # The command inherits RELAY_TOKEN: a script that prints its environment must not
+        # store the token in relay, where every events:read token could read it.
+        if log is not None:
+            log.add(transport.conn.masked(line))
+
+    args.command_ran = True  # from here on, the command's exit code is the answer
+    outcome = runner.run(args.command, on_line)
     if outcome.interrupted is not None:
         status = "aborted"
     else:
         status = "success" if outcome.code == 0 else args.failure_status
     meta = {**dict(args.meta), "exit_code": outcome.code}
     try:
+        if log is not None and not log.close(FLUSH_TIMEOUT):
+            failure = log.failure or "timed out"
+            _warn(f"{log.unsent} output lines did not reach relay ({failure})")
         end(transport, started, status, {"meta_data": meta})
     except ClientError as exc:
         _warn(f"the deployment could not be finished as {status}: {exc}")
+    except Exception as exc:  # a fault of ours must not change the command's exit code
+        _warn(f"the deployment could not be finished as {status}: {_unexpected(exc)}")
     return outcome.code
+
+
+def _unexpected(exc: BaseException) -> str:
+    """A fault of ours, named by its type only: its text might hold a secret."""
+    return f"unexpected {type(exc).__name__}"
 
 
 def _warn(message: str) -> None:
@@ -187,8 +228,17 @@ def dispatch(args: argparse.Namespace) -> int:
         if not soft:
             print(f"relay: error: {exc}", file=sys.stderr)
             return USAGE if isinstance(exc, UsageError) else FAILED
-        if args.verb == "run":  # relay was not told anything yet: run it unreported
-            _warn(f"{exc}; running the command without reporting it")
-            return runner.run(args.command, lambda line: None).code
-        _warn(f"{exc} (--soft: not failing)")
-        return 0
+        return _soft_failure(args, str(exc))
+    except Exception as exc:  # a fault of ours must not block a --soft deploy either
+        if not soft or getattr(args, "command_ran", False):
+            raise
+        return _soft_failure(args, _unexpected(exc))
+
+
+def _soft_failure(args: argparse.Namespace, why: str) -> int:
+    """--soft: warn; `deploy run` runs its command unreported (relay was told nothing)."""
+    if args.verb == "run":
+        _warn(f"{why}; running the command without reporting it")
+        return runner.run(args.command, lambda line: None).code
+    _warn(f"{why} (--soft: not failing)")
+    return 0

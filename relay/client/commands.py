@@ -6,12 +6,14 @@ themselves live in `relay.client.actions`."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
 TERMINAL = ("success", "build-error", "crashed-error", "timeout-error", "aborted")
 IN_PROGRESS = ("queued", "building", "pushing", "starting")
 FAILURES = ("build-error", "crashed-error", "timeout-error")
+MAX_TIMEOUT = 3600
 
 CONNECTION_HELP = """
 connection: RELAY_URL and RELAY_TOKEN (or --url/--token); RELAY_SOFT=1 is --soft.
@@ -27,11 +29,21 @@ def _meta(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"use a number of seconds above 0, at most {MAX_TIMEOUT}")
+    return value
+
+
 def _connection(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
     g.add_argument("--url", help="relay's base URL (default: $RELAY_URL)")
     g.add_argument("--token", help="API token (default: $RELAY_TOKEN); never printed")
-    g.add_argument("--timeout", type=float, default=10.0, help="seconds per request (10)")
+    g.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per request (10)")
     g.add_argument("--retries", type=int, default=3, help="retries of a failed request (3)")
     g.add_argument(
         "--soft", action="store_true", help="warn and exit 0 when relay fails (or RELAY_SOFT=1)"

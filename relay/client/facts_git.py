@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 GIT_TIMEOUT = 5.0
+# scheme://, the authority (userinfo@host:port), and the rest of a URL.
+_AUTHORITY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)", re.DOTALL)
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -21,23 +23,22 @@ def _git(cwd: Path, *args: str) -> str | None:
             timeout=GIT_TIMEOUT,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None  # UnicodeDecodeError: git allows any bytes in a ref name
     out = done.stdout.strip()
     return out if done.returncode == 0 and out else None
 
 
 def public_url(url: str) -> str:
-    """`url` without any user or password in it (CI clones often embed a token there)."""
-    if "://" not in url:
+    """`url` without any user or password in it (CI clones often embed a token there).
+
+    Plain string work, not urlsplit: a remote urllib cannot parse (a port that is no
+    number, say) must lose its credentials too, and must not raise."""
+    found = _AUTHORITY.match(url)
+    if found is None:
         return url  # scp-like `git@host:org/repo.git`: no secret to strip
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    scheme, authority, rest = found.groups()
+    return f"{scheme}{authority.rpartition('@')[2]}{rest}"
 
 
 def utc_iso(text: str) -> str | None:

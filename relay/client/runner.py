@@ -87,5 +87,8 @@ def run(argv: Sequence[str], on_line: Callable[[str], None]) -> Outcome:
         signal.signal(sig, signal.SIG_IGN)
     for pump in pumps:
         pump.join(DRAIN_GRACE)
+    for pump, pipe in zip(pumps, (child.stdout, child.stderr), strict=True):
+        if not pump.is_alive():  # a pipe a daemon still holds stays open: its pump reads it
+            pipe.close()
     code = 128 - status if status < 0 else status  # killed by signal N: 128 + N
     return Outcome(code, received[0] if received else None)

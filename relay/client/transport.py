@@ -78,6 +78,12 @@ class Connection:
         return text.replace(self.token, MASK) if self.token else text
 
 
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8. Arguments that were not UTF-8 reach Python as lone surrogates
+    (surrogateescape); their bytes become U+FFFD here instead of failing the encoding."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -167,10 +173,10 @@ class Transport:
     @staticmethod
     def _encode(body: Any, text: str | None) -> tuple[bytes | None, str | None]:
         if text is not None:
-            return text.encode("utf-8"), "text/plain; charset=utf-8"
+            return utf8(text), "text/plain; charset=utf-8"
         if body is None:
             return None, None
-        return json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json"
+        return utf8(json.dumps(body, ensure_ascii=False)), "application/json"
 
     def _once(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> Answer:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)

@@ -14,6 +14,7 @@ from relay.errors import Conflict, NotFound, ValidationFailed
 from relay.ids import new_id
 from relay.models import Delivery, ForwarderCounts, ForwarderInfo
 from relay.store.base import DeliveryQuery, NewDelivery, Store
+from relay.store.dashboard_base import DeploymentDeliveries
 from relay.timeutil import utcnow
 
 # A deployment's deliveries are listed whole: a few per event and forwarder, plus
@@ -55,6 +56,14 @@ class DeliveryService:
         wider = replace(query, limit=max(query.limit, min(query.limit * 20, SEARCH_READ_LIMIT)))
         found = await self.store.list_deliveries(wider)
         return [d for d in found if principal.can_access(d.component)][: query.limit]
+
+    async def summaries(
+        self, deployment_ids: list[str], principal: Principal
+    ) -> list[DeploymentDeliveries]:
+        """Delivery summaries of many deployments, those the token may see."""
+        principal.require("events:read")
+        found = await self.store.delivery_summaries(deployment_ids)
+        return [f for f in found if principal.can_access(f.component)]
 
     async def retry(self, delivery_id: str, principal: Principal) -> Delivery:
         """Send a delivery again now, dead ones included."""

@@ -169,6 +169,12 @@ def _plain_kind(address: Address) -> str | None:
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
         (address.is_private, "a private address"),
+        # fec0::/10: deprecated site-local, still routed where a network kept it; Python
+        # 3.11 calls it global.
+        (
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+            "a site-local address",
+        ),
         # Shared (100.64.0.0/10), reserved and documentation ranges.
         (not address.is_global, "a non-public address"),
     )

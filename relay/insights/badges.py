@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -39,6 +40,8 @@ _WORDS = {
     },
 }
 
+# Characters outside XML 1.0's Char production.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="{{ badge width }}" height="20" '
@@ -120,10 +123,20 @@ def build_badge(latest: Deployment | None, label: str) -> BadgeSpec:
     return BadgeSpec(label, f"{latest.version} {_WORDS['build'][state]}", state)
 
 
+def xml_text(text: str) -> str:
+    """`text` with every character XML 1.0 does not allow (control characters such as a
+    version's ANSI colour codes, U+FFFE/U+FFFF, lone surrogates) shown as U+FFFD: one of
+    them would make the whole SVG unreadable."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def render_svg(spec: BadgeSpec, style: Style = "flat") -> str:
     """The badge as SVG (text escaped by anybadge)."""
     badge = anybadge.Badge(
-        spec.label, spec.message, default_color=spec.colour, template=TEMPLATES[style]
+        xml_text(spec.label),
+        xml_text(spec.message),
+        default_color=spec.colour,
+        template=TEMPLATES[style],
     )
     svg: str = badge.badge_svg_text
     return svg
@@ -161,7 +174,9 @@ def badge_key(secret: str, component: str) -> str:
 
 def key_opens(secret: str, component: str, key: str) -> bool:
     """True when `key` is `component`'s badge key under `secret`."""
-    return hmac.compare_digest(badge_key(secret, component), key)
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    given = key.encode("utf-8", "replace")
+    return hmac.compare_digest(badge_key(secret, component).encode(), given)
 
 
 def is_public(component: str, globs: tuple[str, ...]) -> bool:

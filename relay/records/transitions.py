@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from relay.auth import Principal
 from relay.errors import NotFound, ValidationFailed
 from relay.ids import new_id
-from relay.models import Deployment, MetaData, ShortText, Status, UtcDatetime, event_payload
+from relay.models import (
+    Deployment,
+    InputDatetime,
+    MetaData,
+    ShortText,
+    Status,
+    event_payload,
+)
 from relay.records.lifecycle import InvalidTransition, check_transition
 from relay.records.service import RecordService, check_slug, parse_body
 from relay.store.base import NewEvent
@@ -44,13 +51,13 @@ class TransitionIn(BaseModel):
     result: ShortText | None = Field(
         default=None, description="Terminal statuses only; defaults to the status' name."
     )
-    finished_at: UtcDatetime | None = Field(
+    finished_at: InputDatetime | None = Field(
         default=None, description="Terminal statuses only; defaults to now."
     )
     host: Annotated[str, StringConstraints(max_length=255)] | None = None
     code_name: ShortText | None = None
     commit_sha: ShortText | None = None
-    committed_at: UtcDatetime | None = Field(
+    committed_at: InputDatetime | None = Field(
         default=None, description="When the deployed commit was made (DORA lead time)."
     )
     branch: ShortText | None = None

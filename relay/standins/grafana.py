@@ -76,9 +76,13 @@ class GrafanaReceiver(Receiver):
         token: str | None = "grafana-token",
         forbidden: set[str] | None = None,
         tags_length: int = 500,
+        tag_part_length: int = 100,
     ) -> None:
         super().__init__()
         self.token = token
+        # The `tag` table's key and value columns (VARCHAR(100) but in recent versions):
+        # PostgreSQL and MySQL refuse a longer one, and Grafana answers 500.
+        self.tag_part_length = tag_part_length
         # `[annotations] tags_length`: an annotation whose tags are longer is refused.
         self.tags_length = tags_length
         # Tokens that authenticate but lack annotations:create (Viewer role) -> 403.
@@ -107,6 +111,9 @@ class GrafanaReceiver(Receiver):
                     "statusCode": 400,
                 },
             )
+        parts = (part for tag in stored for part in tag.split(":", 1))
+        if any(len(part) > self.tag_part_length for part in parts):
+            raise Rejected(500, {"message": "Failed to save annotation"})
         return stored
 
     def _authorize(self, request: web.Request, action: str) -> None:

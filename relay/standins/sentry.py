@@ -24,10 +24,11 @@ from relay.timeutil import format_wire, utcnow
 _BAD_VERSION_CHARS = set("/\\\n\r\t\f")
 _BAD_ENVIRONMENT_CHARS = set("/\n\r\f")
 MAX_COMMIT = 64
-# A host name with a top-level domain of letters (or punycode), labels without edge hyphens.
+# A host name with a top-level domain of 2 to 63 letters (inner hyphens allowed) or
+# punycode, labels without edge hyphens (Django's URLValidator).
 _DOMAIN = re.compile(
     r"^(?:[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,61}[a-z0-9\u00a1-\uffff])?\.)+"
-    r"(?:[a-z\u00a1-\uffff]{2,63}|xn--[a-z0-9]{1,59})\.?$"
+    r"(?:(?!-)[a-z\u00a1-\uffff-]{2,63}(?<!-)|xn--[a-z0-9]{1,59})\.?$"
 )
 NOT_FOUND = {"detail": "The requested resource does not exist"}
 
@@ -99,6 +100,8 @@ def valid_url(value: str) -> bool:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host or not port_ok:
         return False
+    if "@" in parts.netloc and not parts.username:
+        return False  # Django's user:password@ part needs a user name
     if "[" in parts.netloc or host.replace(".", "").isdigit():
         try:
             ipaddress.ip_address(host)

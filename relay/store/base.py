@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from relay.models import Attempt, Delivery, DeliveryStatus, Deployment, ForwarderCounts, Kind
 from relay.store.cluster_base import ClusterStore
+from relay.store.dashboard_base import DashboardStore
+from relay.store.dialect_base import DialectStore
 from relay.store.feed_base import FeedStore
 from relay.store.insights_base import InsightsStore
 from relay.store.lifecycle_base import LifecycleStore
@@ -42,8 +44,9 @@ class StoredAnswer:
 class RecordCommand:
     """Everything one accepted POST writes, in one transaction.
 
-    The store sets `event.data["is_rollback"]`: only it can decide that, inside the
-    transaction (see lifecycle_base.py), so that the event says what the row says."""
+    The store sets `event.data["is_rollback"]` and `event.data["number"]`: only it can
+    decide them, inside the transaction (see lifecycle_base.py), so that the event says
+    what the row says."""
 
     record: Deployment
     event: NewEvent
@@ -264,6 +267,8 @@ class Store(
     LifecycleStore,
     ClusterStore,
     RetentionStore,
+    DialectStore,
+    DashboardStore,
     InsightsStore,
     Protocol,
 ):

@@ -201,3 +201,20 @@ async def test_bad_badge_parameters_answer_422(client: Client) -> None:
         response = await client.get(path)
         assert response.status == 422, path
         assert (await response.json())["error"]["code"] == "validation_error"
+
+
+async def test_a_key_that_is_not_ascii_is_refused_not_a_500(client: Client) -> None:
+    """A badge key with non-ASCII characters (a mangled paste) is a 403 like any wrong key."""
+    for key in ("%C3%A9", "k%E2%9C%93y", "%F0%9F%94%91"):
+        response = await client.get(f"/components/api/badge.svg?key={key}")
+        assert response.status == 403, key
+        assert (await response.json())["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("style", ["flat", "flat-square"])
+async def test_control_characters_never_break_the_svg(client: Client, style: str) -> None:
+    """A version with an ANSI colour code or U+FFFF, or a label with control characters
+    (none of them allowed in XML), still gives an SVG that parses, each shown as U+FFFD."""
+    await create(client, "web-app", {"version": "1.0\x1b[31m\uffff", "stage": "production"})
+    path = f"/components/web-app/badge.svg?stage=production&style={style}&label=a%01b"
+    assert await svg(client, path) == ("a\ufffdb: 1.0\ufffd[31m\ufffd ✓", GREEN)

@@ -63,3 +63,31 @@ def test_rotate_refuses_when_the_secret_is_in_the_config(
     assert main(["badges", "--config", str(config), "rotate"]) == 2
     err = capsys.readouterr().err
     assert "badges.secret" in err and "a-configured-badge-secret" not in err
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_urls_on_a_wildcard_address_come_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    """Without server.public_url or --base-url, a relay listening on every address gives
+    URLs no browser elsewhere can open: the command says so (and still prints them)."""
+    config = write_config(tmp_path / "relay.toml", tmp_path / "relay.db", TOKENS)
+    text = config.read_text(encoding="utf-8").replace('host = "127.0.0.1"', f'host = "{host}"')
+    config.write_text(text, encoding="utf-8")
+    assert main(["badges", "--config", str(config), "url", "web"]) == 0
+    out, err = capsys.readouterr()
+    assert printed(out)["svg"].startswith("http://")
+    assert "--base-url" in err and "server.public_url" in err
+    args = [
+        "badges",
+        "--config",
+        str(config),
+        "url",
+        "web",
+        "--base-url",
+        "https://relay.example.com",
+    ]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert printed(out)["svg"].startswith("https://relay.example.com/components/web/badge.svg")
+    assert err == ""

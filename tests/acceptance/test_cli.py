@@ -289,3 +289,21 @@ def test_first_serve_prints_admin_token_once_and_never_logs_tokens(tmp_path: Pat
     assert "admin_token_created" in events
     assert events.count("http_request") >= 3
     assert token not in server.stderr + again.stderr
+
+
+def test_help_lists_every_command_with_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """`relay --help` names every subcommand on a line of its own with its help text."""
+    import argparse
+
+    from relay.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for choice in sub._choices_actions:
+        assert choice.help, choice.dest
+        assert re.search(rf"^\s+{re.escape(choice.dest)}\s+{re.escape(choice.help)}", text, re.M)
+    assert {c.dest for c in sub._choices_actions} >= {"serve", "worker", "demo", "migrate"}

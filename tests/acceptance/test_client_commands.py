@@ -18,7 +18,7 @@ from tests.acceptance.client_support import (
     serve,
     server_env,
 )
-from tests.acceptance.server import RelayServer
+from tests.acceptance.server import RelayServer, relay_command
 from tests.support import CI_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -185,3 +185,36 @@ def test_the_client_loads_nothing_of_the_server(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_arguments_that_are_not_utf8_arrive_as_replacement_characters(
+    relay: RelayServer, tmp_path: Path
+) -> None:
+    """A flag holding bytes that are not UTF-8 (a Latin-1 commit subject pasted in with
+    $(git log ...)) is sent with U+FFFD in their place, not a crash that stops --soft."""
+    args = ("deploy", "create", "-C", "latin1", "--version", "1", "--meta", "title=caf\udce9")
+    done = subprocess.run(
+        [*relay_command(), *args, "--soft"],
+        cwd=tmp_path,
+        env=server_env(relay, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    (record,) = deployments(relay, "latin1")
+    assert record["meta_data"]["title"] == "caf\ufffd"
+
+
+@pytest.mark.parametrize("ident", ["a b", "../../../healthz", "x?y#z"])
+def test_an_id_is_one_path_segment(relay: RelayServer, tmp_path: Path, ident: str) -> None:
+    """Whatever --id holds, finish asks relay for that deployment (404: no such deployment),
+    not another route or a malformed URL retried as a lost connection."""
+    done = client(
+        *("deploy", "finish", "--status", "success", "--id", ident, "-C", "web"),
+        env=server_env(relay, tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("relay: error: relay answered 404 not_found: no deployment")

@@ -236,3 +236,74 @@ def test_validation_errors_are_explained(relay: RelayServer, tmp_path: Path) -> 
     assert done.returncode == 1
     assert "422" in done.stderr and "version" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://relay.example.com:80x",
+        "https://",
+        "http://ci:pw-s3cr3t-value@127.0.0.1:1",
+        "http://relay example.com",
+    ],
+)
+def test_a_malformed_relay_url_is_one_line_and_soft_still_deploys(tmp_path: Path, url: str) -> None:
+    """A RELAY_URL that is no usable URL: exit 2 with one line (no traceback, no password
+    echoed); with --soft the wrapped command still runs and its exit code wins."""
+    env = base_env(tmp_path, RELAY_URL=url, RELAY_TOKEN="s3cr3t-token-value")
+    record = ("-C", "x", "--version", "1", "--retries", "0")
+    done = client("deploy", "create", *record, env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("relay: error: the relay URL"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    command = ("--", "sh", "-c", "echo DEPLOYED; exit 3")
+    soft = client("deploy", "run", *record, "--soft", *command, env=env, cwd=tmp_path)
+    assert soft.returncode == 3, soft.stderr
+    assert soft.stdout == "DEPLOYED\n"
+    assert soft.stderr.startswith("relay: warning: the relay URL"), soft.stderr
+    for output in (done.stdout, done.stderr, soft.stderr):
+        assert "pw-s3cr3t-value" not in output and "s3cr3t-token-value" not in output
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_a_bad_timeout_is_a_usage_error(tmp_path: Path, timeout: str) -> None:
+    """--timeout must be a positive number of seconds: exit 2 with argparse's message."""
+    env = base_env(tmp_path, RELAY_URL=f"http://127.0.0.1:{free_port()}")
+    done = client(
+        *("deploy", "create", "-C", "x", "--version", "1", "--timeout", timeout),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "--timeout" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_token_with_a_trailing_newline_still_works(relay: RelayServer, tmp_path: Path) -> None:
+    """A secret stored with its newline (a common CI slip) is trimmed, not a traceback
+    that prints it."""
+    env = {**server_env(relay, tmp_path), "RELAY_TOKEN": f"{CI_TOKEN}\n"}
+    done = client("deploy", "create", "-C", "trimmed", "--version", "1", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(deployments(relay, "trimmed")) == 1
+
+
+@pytest.mark.parametrize("token", ["s3cr3t token-value", "s3cr3t\ttoken-value", "s3cr3t-tøken"])
+def test_a_token_no_header_can_carry_is_one_line_and_soft_still_deploys(
+    tmp_path: Path, token: str
+) -> None:
+    """A token with inner whitespace or non-ASCII characters: exit 2 with one line that
+    does not show it; with --soft the wrapped command still runs."""
+    env = base_env(tmp_path, RELAY_URL=f"http://127.0.0.1:{free_port()}", RELAY_TOKEN=token)
+    record = ("-C", "x", "--version", "1", "--retries", "0")
+    done = client("deploy", "create", *record, env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("relay: error: the token"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    soft = client(
+        *("deploy", "run", *record, "--soft", "--", "echo", "DEPLOYED"), env=env, cwd=tmp_path
+    )
+    assert soft.returncode == 0 and soft.stdout == "DEPLOYED\n", soft.stderr
+    for output in (done.stderr, soft.stderr):
+        assert "s3cr3t" not in output

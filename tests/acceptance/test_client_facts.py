@@ -12,6 +12,7 @@ import pytest
 from tests.acceptance.client_support import (
     client,
     deployment,
+    deployments,
     dry_run_body,
     serve,
     server_env,
@@ -261,3 +262,22 @@ def test_no_version_and_no_git_is_a_usage_error(relay: RelayServer, tmp_path: Pa
     done = client("deploy", "create", "-C", "nov", env=server_env(relay, tmp_path), cwd=tmp_path)
     assert done.returncode == 2
     assert "no version" in done.stderr
+
+
+def test_a_branch_name_that_is_not_utf8_is_left_out(relay: RelayServer, repo: Path) -> None:
+    """git allows any bytes in a branch name: one that is not UTF-8 is an unknown fact
+    (left out, the rest still sent), not a crash that stops even a --soft deploy run."""
+    subprocess.run(
+        ["git", "checkout", "-q", "-b", b"caf\xe9"],
+        cwd=repo,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(repo)},
+        check=True,
+    )
+    env = server_env(relay, repo)
+    done = client(
+        *("deploy", "run", "-C", "latin", "--soft", "--", "echo", "DEPLOYED"), env=env, cwd=repo
+    )
+    assert (done.returncode, done.stdout) == (0, "DEPLOYED\n"), done.stderr
+    (record,) = deployments(relay, "latin")
+    assert record["branch"] is None
+    assert (record["tag"], record["status"]) == ("v2.5.0", "success")

@@ -231,3 +231,18 @@ def test_soft_without_a_relay_url_still_runs_the_command(tmp_path: Path) -> None
     assert process.returncode == 6
     assert stdout == "done\n"
     assert stderr.startswith("relay: warning: no relay URL")
+
+
+def test_the_token_never_reaches_the_output_log(relay: RelayServer, tmp_path: Path) -> None:
+    """A deploy script that prints its environment (RELAY_TOKEN included, which it
+    inherits) leaves the token masked in relay's stored log; the console is the CI's."""
+    script = 'echo "debug: RELAY_TOKEN=$RELAY_TOKEN"; echo done'
+    process = _start(
+        server_env(relay, tmp_path),
+        tmp_path,
+        *("-C", "leaky", "--version", "1", "--", "sh", "-c", script),
+    )
+    process.communicate(timeout=60)
+    assert process.returncode == 0
+    ident = _only_deployment(relay, "leaky", time.monotonic() + 1)
+    assert output_lines(relay, "leaky", ident) == ["debug: RELAY_TOKEN=***", "done"]

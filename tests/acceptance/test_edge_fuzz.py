@@ -96,13 +96,20 @@ offsets = st.one_of(
         st.integers(0, 59),
     ),
 )
-times = st.builds(
-    lambda y, mo, d, h, off: f"{y:04}-{mo:02}-{d:02}T{h:02}:59:59{off}",
-    years,
-    st.integers(1, 12),
-    st.integers(1, 28),
-    st.sampled_from([0, 12, 23]),
-    offsets,
+# The last instants of the calendar, to the microsecond: SQLite reads times to the
+# millisecond, and rounds the last half millisecond of year 9999 into year 10000.
+fractions = st.sampled_from(["", ".5", ".999", ".9995", ".999999"])
+times = st.one_of(
+    st.builds(
+        lambda y, mo, d, h, frac, off: f"{y:04}-{mo:02}-{d:02}T{h:02}:59:59{frac}{off}",
+        years,
+        st.integers(1, 12),
+        st.integers(1, 28),
+        st.sampled_from([0, 12, 23]),
+        fractions,
+        offsets,
+    ),
+    st.builds(lambda frac, off: f"9999-12-31T23:59:59{frac}{off}", fractions, offsets),
 )
 
 

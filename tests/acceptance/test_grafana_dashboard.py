@@ -65,3 +65,26 @@ async def test_every_query_names_a_series_relay_exports(
     named = {name for query in queries(dashboard) for name in SERIES.findall(query)}
     assert named, "the dashboard queries no relay series"
     assert named <= exported, sorted(named - exported)
+
+
+# A selector of a relay series, as the dashboard writes it (`increase(` optional).
+SELECTOR = re.compile(r"(?:increase\()?\b(relay_[a-z0-9_]+)\{")
+DEDUPLICATED = re.compile(r"max by \(([a-z_, ]+)\) \($")
+OWN_LABELS = {"component", "stage", "status", "version", "le"}
+
+
+def test_panels_count_each_series_once_however_many_instances_are_scraped() -> None:
+    """Every instance exports the same store-derived series, so each panel takes the max
+    over instances (by the series' own labels) before it sums: scraping two relays must
+    not double the deployments a day."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            found = list(SELECTOR.finditer(expr))
+            assert found, expr
+            for match in found:
+                wrapper = DEDUPLICATED.search(expr[: match.start()])
+                assert wrapper, f"{panel['title']}: {match.group(1)} summed per instance"
+                labels = {label.strip() for label in wrapper.group(1).split(",")}
+                assert labels <= OWN_LABELS, f"{panel['title']}: keeps {labels - OWN_LABELS}"

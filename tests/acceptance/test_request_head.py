@@ -176,3 +176,25 @@ async def test_a_slowly_sent_body_is_a_408(relay: RelayTestServer) -> None:
     assert got == 408, body
     assert json.loads(body)["error"]["code"] == "request_timeout"
     assert headers.get("connection", "").lower() == "close"
+
+
+async def test_a_slow_body_answered_408_is_not_read_on(relay: RelayTestServer) -> None:
+    """After the 408 the connection closes at once: the rest of the slow body is not waited
+    for (aiohttp would otherwise keep reading it for its 10 s lingering time)."""
+    assert relay.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write(
+        b"POST " + PATH + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN + b"\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"version"'
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            answered = loop.time()
+            assert head.startswith(b"HTTP/1.1 408")
+            while await reader.read(4096):  # until the server closes
+                writer.write(b" ")  # the client keeps trickling its body
+        assert loop.time() - answered < 2
+    finally:
+        writer.close()

@@ -24,6 +24,7 @@ from schemathesis.checks import (
 )
 
 from relay.api.keys import OPENAPI
+from relay.api.protocol import RelayRunner, handler_args
 from relay.app import create_app
 from tests.support import ADMIN_TOKEN, make_settings
 
@@ -43,8 +44,15 @@ class _Relay:
 
     def __init__(self, db: Path) -> None:
         self.loop = asyncio.new_event_loop()
-        self.app = create_app(make_settings(db), dispatch=False)
-        self.runner = web.AppRunner(self.app, handler_cancellation=True)
+        settings = make_settings(db)
+        self.app = create_app(settings, dispatch=False)
+        # Served as `relay serve` serves it: malformed requests get relay's JSON errors.
+        self.runner = RelayRunner(
+            self.app,
+            handler_cancellation=True,
+            header_timeout=settings.server.header_timeout,
+            **handler_args(settings),
+        )
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> str:

@@ -72,25 +72,53 @@ async def test_the_patch_of_a_region_is_cut_too(
 
 
 async def test_a_raised_limit_keeps_the_tags_whole(transport: AiohttpTransport) -> None:
-    """With tags_length raised on both sides, nothing is cut."""
+    """With tags_length raised on both sides, nothing is cut (each value within the 100
+    characters of Grafana's tag columns, the whole over 500 bytes)."""
+    version, team = "é" * 100, "team:" + "ö" * 60
     async with serving(GrafanaReceiver(token=TOKEN, tags_length=2000)) as server:
-        outcome = await forwarder(server.url, tags_length=2000).send(event(), context(transport))
+        target = forwarder(server.url, tags_length=2000, tags=[OWNER_TAG, team])
+        outcome = await target.send(event(version=version), context(transport))
         assert isinstance(outcome, Delivered)
         [annotation] = server.annotations.values()
-    assert f"version:{LONG_VERSION}" in annotation["tags"]
+    assert tags_length(annotation["tags"]) > 500
+    assert {f"version:{version}", OWNER_TAG, team} <= set(annotation["tags"])
 
 
-async def test_stand_in_refuses_tags_over_the_limit_as_grafana_does(
+async def test_a_value_longer_than_grafanas_tag_column_is_cut(
+    receiver: GrafanaReceiver, transport: AiohttpTransport
+) -> None:
+    """Grafana keeps a tag's key and value in 100-character columns (a longer one is a 500
+    on PostgreSQL and MySQL): a 150-character version, within tags_length, is cut to 100."""
+    version = "v" * 150
+    target = forwarder(receiver.url, tags=[], tags_length=2000)
+    outcome = await target.send(event(version=version), context(transport))
+    assert isinstance(outcome, Delivered)
+    [annotation] = receiver.annotations.values()
+    [tag] = [t for t in annotation["tags"] if t.startswith("version:")]
+    assert tag == "version:" + "v" * 99 + "…"
+
+
+async def test_the_stand_in_refuses_a_value_past_the_column_as_grafana_does(
     receiver: GrafanaReceiver,
 ) -> None:
-    """501 bytes of tags: 400 annotations.tag-limit-exceeded; 500 bytes are accepted."""
-    url = receiver.url + "/api/annotations"
+    """The stand-in answers a 101-character tag value with Grafana's 500."""
+    body = {"text": "x", "time": 1, "tags": ["version:" + "v" * 101]}
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    # ["…"] is 4 bytes around the tag: 496 bytes of tag make exactly 500.
-    for size, expected in ((496, 200), (497, 400)):
-        body = {"text": "t", "time": 1, "tags": ["a" * size]}
-        status, answer = await post_raw(url, body, headers=headers)
-        assert status == expected
+    status, answer = await post_raw(receiver.url + "/api/annotations", body, headers=headers)
+    assert status == 500 and answer == {"message": "Failed to save annotation"}
+
+
+async def test_stand_in_refuses_tags_over_the_limit_as_grafana_does() -> None:
+    """501 bytes of tags: 400 annotations.tag-limit-exceeded; 500 bytes are accepted (by a
+    Grafana whose tag columns are wide enough for the one long tag)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with serving(GrafanaReceiver(token=TOKEN, tag_part_length=512)) as receiver:
+        url = receiver.url + "/api/annotations"
+        # ["…"] is 4 bytes around the tag: 496 bytes of tag make exactly 500.
+        for size, expected in ((496, 200), (497, 400)):
+            body = {"text": "t", "time": 1, "tags": ["a" * size]}
+            status, answer = await post_raw(url, body, headers=headers)
+            assert status == expected
     assert answer == {
         "message": "Tags length exceeds the maximum allowed.",
         "messageId": "annotations.tag-limit-exceeded",

@@ -29,7 +29,7 @@ from tests.retention_contract import (
     drain,
     settle,
 )
-from tests.store_contract import StoreContract
+from tests.store_contract import DialectContract, StoreContract
 from tests.support import T0, make_command, make_record
 
 
@@ -44,6 +44,10 @@ async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
 
 class TestPostgresStore(StoreContract):
     """PostgresStore behaves like every other store."""
+
+
+class TestPostgresDialects(DialectContract):
+    """PostgresStore serves the seed dialects like every other store."""
 
 
 class TestPostgresOutbox(OutboxContract):

@@ -55,7 +55,16 @@ def auth() -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "url", ["not a url", "ci.example.com/1", "http://jenkins/job/1", "https://x.io/" + "a" * 200]
+    "url",
+    [
+        "not a url",
+        "ci.example.com/1",
+        "http://jenkins/job/1",
+        "https://x.io/" + "a" * 200,
+        "https://ci.example.c/1",
+        "https://@ci.example.com/1",
+        "https://:pw@ci.example.com/1",
+    ],
 )
 async def test_release_without_a_url_sentry_would_refuse(
     receiver: SentryReceiver, transport: AiohttpTransport, url: str
@@ -65,6 +74,17 @@ async def test_release_without_a_url_sentry_would_refuse(
     assert isinstance(outcome, Delivered)
     assert receiver.releases["web@1.2.3"]["url"] is None
     assert len(receiver.deploys) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://ci.example.a-b/1", "https://user@ci.example.com/1", "https://ci.xn--p1ai/"]
+)
+async def test_stand_in_takes_the_urls_sentry_takes(receiver: SentryReceiver, url: str) -> None:
+    """A hyphen inside the top-level domain, a user name, punycode: Django's validator
+    accepts them, and so does the stand-in."""
+    body = {"version": "v1", "projects": ["web"], "url": url}
+    status, _ = await post_raw(receiver.url + RELEASES, body, headers=auth())
+    assert status == 201
 
 
 async def test_release_keeps_a_valid_url(
@@ -130,6 +150,8 @@ async def test_stand_in_answers_201_when_projects_are_added(receiver: SentryRece
         ({"version": " latest"}, "version"),
         ({"version": ".. "}, "version"),
         ({"version": "v1", "url": "http://jenkins/1"}, "url"),
+        ({"version": "v1", "url": "https://ci.example.c/1"}, "url"),
+        ({"version": "v1", "url": "https://@ci.example.com/1"}, "url"),
         ({"version": "v1", "url": "https://x.io/" + "a" * 200}, "url"),
         ({"version": "v1", "refs": [{"repository": "acme/web", "commit": "a" * 65}]}, "refs"),
     ],

@@ -66,3 +66,15 @@ def test_a_secret_the_target_echoes_is_masked_in_the_reason() -> None:
     with pytest.raises(PermanentFailure) as dead, masking([key]):
         check_response(answer({"errors": [f"apiKey {key} invalid"]}), NOW, what="Bugsnag")
     assert dead.value.reason == "Bugsnag answered HTTP 400: apiKey *** invalid"
+
+
+@pytest.mark.parametrize("pad", [120, 140, 150, 2030, 2040])
+def test_a_secret_cut_off_by_the_length_limits_is_masked_too(pad: int) -> None:
+    """An echoed key the reason (160 characters) or the excerpt (2,048 bytes) cuts keeps
+    none of its start: what is left of it is masked as well."""
+    key = "tok_0123456789abcdefghijKLMNOP"
+    body = f"{'x' * pad} key={key} and more".encode()
+    with pytest.raises(PermanentFailure) as dead, masking([key]):
+        check_response(answer(body), NOW, what="Hook")
+    for text in (dead.value.reason, dead.value.excerpt):
+        assert key[:4] not in text  # at most three characters of it, which tell nothing

@@ -48,3 +48,14 @@ def test_flags_win_and_unknown_facts_stay_out() -> None:
         "version": "0123456",
         "meta_data": {"ci_actor": "me"},
     }
+
+
+def test_public_url_of_a_malformed_url_still_drops_the_credentials() -> None:
+    """A remote urllib cannot parse (a port that is no number, an unclosed IPv6 bracket)
+    loses its user and password all the same, and never raises (it would stop the report)."""
+    assert public_url("https://x-token:ghp_S3CR3T@github.com:notaport/a/b.git") == (
+        "https://github.com:notaport/a/b.git"
+    )
+    assert public_url("https://u:p4ss@[::1/a/b.git") == "https://[::1/a/b.git"
+    assert public_url("https://u:p4ss@host.example?x=1") == "https://host.example?x=1"
+    assert public_url("https://u:p@ss@host.example/a") == "https://host.example/a"

@@ -23,6 +23,7 @@ from forwarders.grafana import (
     fit_tags,
     region,
     tags_length,
+    within_columns,
 )
 from relay.delivery.http import USER_AGENT, HttpRequest, HttpResponse
 from relay.delivery.plugins import GROUP, Registry
@@ -355,11 +356,28 @@ def test_fit_tags_drops_tags_but_never_the_component_when_cutting_is_not_enough(
 
 
 def test_annotation_tags_fit_the_configured_limit() -> None:
-    """The default limit is 500; a raised tags_length keeps long tags whole."""
-    event = make_event(version="v" * 200, stage="s" * 200)
+    """The default limit is 500; a raised tags_length keeps long tags whole but for
+    Grafana's 100-character tag columns."""
+    event = make_event(version="v" * 200, stage="s" * 100)
     tags = annotation_tags(make_config(tags=["team:" + "t" * 150]), event)
     assert tags_length(tags) <= 500 and "component:web" in tags
-    raised = annotation_tags(make_config(tags=["team:" + "t" * 150], tags_length=2000), event)
-    assert "version:" + "v" * 200 in raised
+    raised = annotation_tags(make_config(tags=["team:" + "t" * 100], tags_length=2000), event)
+    assert {"stage:" + "s" * 100, "team:" + "t" * 100, "version:" + "v" * 99 + "…"} <= set(raised)
     with pytest.raises(ValidationError):
         make_config(tags_length=50)
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("version:" + "v" * 100, "version:" + "v" * 100),
+        ("version:" + "v" * 101, "version:" + "v" * 99 + "…"),
+        ("k" * 101, "k" * 99 + "…"),
+        ("k" * 101 + ":" + "v" * 101 + ":tail", "k" * 99 + "…:" + "v" * 99 + "…:tail"),
+        ("note:" + "x" * 50 + ":" + "y" * 200, "note:" + "x" * 50 + ":" + "y" * 200),
+    ],
+)
+def test_within_columns_cuts_key_and_value_as_grafana_splits_them(tag: str, expected: str) -> None:
+    """Key (before the first colon) and value (up to a second colon) each keep at most 100
+    characters, Grafana's tag columns; what follows a second colon Grafana drops anyway."""
+    assert within_columns(tag) == expected

@@ -172,3 +172,18 @@ def test_a_configured_badge_secret_is_redacted_from_logs() -> None:
 
     settings = build_settings({"badges": {"secret": "badge-secret-value-123"}})
     assert "badge-secret-value-123" in settings.secrets()
+
+
+@pytest.mark.parametrize("secret", ["hunter2", "fifteen-chars-x", ""])
+def test_a_badge_secret_too_short_to_resist_guessing_is_refused(secret: str) -> None:
+    """Badge keys are public (in README files) and each is an HMAC under the secret: a
+    short secret could be found from one key offline, and with it every component's key."""
+    from relay.errors import ConfigError
+    from relay.settings import build_settings
+
+    with pytest.raises(ConfigError) as raised:
+        build_settings({"badges": {"secret": secret}})
+    message = str(raised.value.details)
+    assert "badges.secret" in message and "16 characters" in message
+    assert not secret or secret not in message
+    assert build_settings({"badges": {"secret": "s" * 16}}).badges.secret is not None

@@ -8,11 +8,11 @@ import pytest
 
 from relay.store import open_store
 from relay.store.memory.store import MemoryStore
-from tests.store_contract import StoreContract
+from tests.store_contract import DialectContract, StoreContract
 
 
-class TestMemoryStore(StoreContract):
-    """MemoryStore behaves like every other store."""
+class TestMemoryStore(StoreContract, DialectContract):
+    """MemoryStore behaves like every other store (the seed dialects' operations too)."""
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[MemoryStore]:

@@ -47,6 +47,8 @@ from relay.settings import build_settings
         ("::ffff:10.0.0.1", "a private address"),
         ("::ffff:169.254.169.254", "a cloud metadata address"),
         ("100.64.0.1", "a non-public address"),
+        ("fec0::1", "a site-local address"),
+        ("feff:ffff::1", "a site-local address"),
         ("8.8.8.8", None),
         ("93.184.216.34", None),
         ("172.32.0.1", None),

@@ -125,3 +125,65 @@ def test_the_document_matches_what_the_api_really_answers() -> None:
     sse = paths["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
     assert sse["schema"]["type"] == "object" and "data" in sse["schema"]["properties"]
     assert "429" in paths["/components"]["get"]["responses"]
+
+
+def test_every_operation_documents_its_success(doc: dict[str, Any]) -> None:
+    """Each operation documents one success answer: a 2xx, or 101 for a WebSocket."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            success = [c for c in op["responses"] if c.startswith(("1", "2"))]
+            assert success, (method, path)
+            if c101 := [c for c in success if c == "101"]:
+                assert "426" in op["responses"] and c101 == success, path
+
+
+def test_only_errors_an_operation_can_answer(doc: dict[str, Any]) -> None:
+    """Every operation documents 400 (a request head the parser refuses); no GET 413 or
+    415 (it reads no body); operations that check no token no 401; a listing no 404;
+    the Cloud66 POST (no body read, no Idempotency-Key) no 413, no 409."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            if method == "get":
+                assert not codes & {"413", "415"}, path
+            assert "400" in codes, path  # a request head the parser refuses
+    paths = doc["paths"]
+    for path in ("/healthz", "/docs", "/openapi.json", "/stream"):
+        assert not {"401", "403"} & set(paths[path]["get"]["responses"]), path
+    assert "404" not in paths["/components/{slug}/deployments"]["get"]["responses"]
+    assert "404" in paths["/components/{slug}/deployments/{id}"]["get"]["responses"]
+    cloud66 = paths["/api/3/stacks/{stack_id}/deployments"]["post"]["responses"]
+    assert not {"409", "413"} & set(cloud66) and {"200", "404", "422"} <= set(cloud66)
+    assert "409" in paths["/api/v1/deployments/complete"]["post"]["responses"]
+    assert set(paths["/v1/apps/{app}/caches/deployment"]["delete"]["responses"]) >= {"204"}
+
+
+def test_retrace_commands_document_the_404_of_strict_components(doc: dict[str, Any]) -> None:
+    """start, complete and cancel answer 404 for an unknown AppName under
+    strict_components (tests/acceptance/test_retrace.py): the document says so."""
+    for command in ("start", "complete", "cancel"):
+        codes = set(doc["paths"][f"/api/v1/deployments/{command}"]["post"]["responses"])
+        assert {"404", "409", "413", "415", "422"} <= codes, command
+
+
+def test_dialect_paths_are_described(doc: dict[str, Any]) -> None:
+    """The Cloud66 and Scalingo operations are in the document with their answer models."""
+    paths = doc["paths"]
+    assert set(paths["/api/3/stacks/{stack_id}/deployments"]) == {"get", "post"}
+    assert set(paths["/api/3/stacks/{stack_id}/deployments/{deployment_id}"]) == {"get", "delete"}
+    assert set(paths["/v1/apps/{app}/deployments"]) == {"get", "post"}
+    assert "get" in paths["/v1/apps/{app}/deployments_stream"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["Cloud66Deployment"]["properties"]["id"]["type"] == "integer"
+    assert "number" in schemas["Deployment"]["properties"]
+
+
+def test_idempotency_key_only_where_it_is_honoured(doc: dict[str, Any]) -> None:
+    """The Idempotency-Key header is documented on recording POSTs, not on the dialects'."""
+    with_key = {
+        path
+        for path, item in doc["paths"].items()
+        for op in item.values()
+        if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert with_key == {"/components/{slug}/deployments", "/components/{slug}/builds"}

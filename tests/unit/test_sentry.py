@@ -364,6 +364,8 @@ def test_release_url_from_meta_data_only_when_sentry_accepts_it() -> None:
         "https://-bad.example.com/",
         "https://ci.example.c0m/",
         "https://ci.example.com/" + "x" * 200,
+        "https://@ci.example.com/",
+        "https://:secret@ci.example.com/",
     ],
 )
 def test_release_leaves_out_a_url_sentry_would_refuse(url: str) -> None:
@@ -380,6 +382,8 @@ def test_release_leaves_out_a_url_sentry_would_refuse(url: str) -> None:
         "http://localhost:8080/j",
         "http://10.0.0.7/",
         "http://[::1]/",
+        "https://ci.example.a-b/",
+        "https://user@ci.example.com/",
     ],
 )
 def test_release_keeps_a_url_sentry_accepts(url: str) -> None:

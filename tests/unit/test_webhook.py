@@ -21,6 +21,7 @@ from forwarders.base import (
     SendContext,
     TargetGone,
 )
+from forwarders.common import mask
 from forwarders.webhook import (
     WebhookConfig,
     WebhookForwarder,
@@ -275,6 +276,12 @@ def test_secrets_lists_signing_keys_credential_headers_and_url() -> None:
     secrets = config.secrets()
     assert {SECRET, OLD_SECRET, "Bearer tok-123", config.url} <= set(secrets)
     assert "platform" not in secrets
+
+
+def test_a_header_credential_quoted_without_its_scheme_is_masked() -> None:
+    """`Authorization: Bearer <token>`: an answer quoting the token alone has it masked."""
+    config = make_config(headers={"Authorization": "Bearer tok-123"})
+    assert mask("token tok-123 is not valid", config.secrets()) == "token *** is not valid"
 
 
 # --- templates --------------------------------------------------------------

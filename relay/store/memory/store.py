@@ -20,6 +20,8 @@ from relay.store.base import (
     TokenRecord,
 )
 from relay.store.memory.cluster import MemoryCluster
+from relay.store.memory.dashboard import MemoryDashboard
+from relay.store.memory.dialects import MemoryDialects
 from relay.store.memory.feed import MemoryFeed
 from relay.store.memory.lifecycle import MemoryLifecycle
 from relay.store.memory.outbox import MemoryOutbox
@@ -27,7 +29,15 @@ from relay.store.memory.retention import MemoryRetention
 from relay.timeutil import utcnow
 
 
-class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, MemoryOutbox):
+class MemoryStore(
+    MemoryDialects,
+    MemoryDashboard,
+    MemoryFeed,
+    MemoryCluster,
+    MemoryRetention,
+    MemoryLifecycle,
+    MemoryOutbox,
+):
     """Keeps everything in dicts; for tests that need no I/O."""
 
     def __init__(self) -> None:
@@ -54,11 +64,12 @@ class MemoryStore(MemoryFeed, MemoryCluster, MemoryRetention, MemoryLifecycle, M
         if idem is not None and (replay := self._replay(idem)) is not None:
             return replay
         self._seq += 1
-        rec = command.record
+        rec = command.record.model_copy(update={"number": self._seq})
         self.components.setdefault(rec.component, rec.created_at)
         self.records[rec.id] = (self._seq, rec)
         self.count_finished(None, rec)
         command.event.data["is_rollback"] = self.decide_rollback(rec)
+        command.event.data["number"] = self._seq
         event = EventRow(
             id=command.event.id,
             seq=self._seq,

@@ -25,7 +25,10 @@ def deployment_columns(records: list[Deployment]) -> list[list[Any]]:
 def deployment(row: RowLike) -> Deployment:
     """A Deployment from a row selected with DEPLOYMENT_COLUMNS (and maybe seq)."""
     data = dict(row)
-    data.pop("seq", None)
+    # seq is the global AUTOINCREMENT/BIGSERIAL key: stable, never reused, so it is the
+    # integer number the Cloud66 dialect shows.
+    if "seq" in data:
+        data["number"] = data.pop("seq")
     data.pop("occurred_at", None)
     data["meta_data"] = json.loads(data["meta_data"])
     if "is_rollback" in data:

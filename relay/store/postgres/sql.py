@@ -118,6 +118,7 @@ SELECT id, kind, component, version, result, status, stage, host, code_name, sta
 FROM unnest({_unnest(3, _DEPLOYMENT_ARRAYS)})
      WITH ORDINALITY AS u({DEPLOYMENT_COLUMNS}, ord)
 ORDER BY ord
+RETURNING id, seq
 """
 
 # Events with their outbox rows (delivery rows need the event's seq), then a wake-up for

@@ -24,6 +24,8 @@ from relay.store.base import (
 )
 from relay.store.postgres import sql as sql
 from relay.store.postgres.batch import Batcher, Outcome
+from relay.store.postgres.dashboard import PostgresDashboard
+from relay.store.postgres.dialects import PostgresDialects
 from relay.store.postgres.engine import Conn, PgEngine, known_migrations
 from relay.store.postgres.events import insert_events
 from relay.store.postgres.feed import PostgresFeed
@@ -52,7 +54,13 @@ def _token(row: asyncpg.Record) -> TokenRecord:
 
 
 class PostgresStore(
-    PostgresFeed, PostgresRetention, PostgresInsights, PostgresLifecycle, PostgresOutbox
+    PostgresDialects,
+    PostgresDashboard,
+    PostgresFeed,
+    PostgresRetention,
+    PostgresInsights,
+    PostgresLifecycle,
+    PostgresOutbox,
 ):
     """Store backed by a PostgreSQL database that any number of relays may share."""
 
@@ -125,18 +133,20 @@ class PostgresStore(
         components: dict[str, datetime] = {}
         for c in commands:
             components.setdefault(c.record.component, c.record.created_at)
-        await conn.execute(
+        numbers = await conn.fetch(
             sql.INSERT_RECORDS,
             list(components),
             list(components.values()),
             *deployment_columns([c.record for c in commands]),
         )
+        number_of = {r["id"]: r["seq"] for r in numbers}
         # Rollback facts are decided against the rows written before, including those of
         # earlier commands of this batch (the function takes them in order).
         won = [c.record.id for c in commands if _may_replace(c.record)]
         rollbacks = {r["id"] for r in await conn.fetch(sql.MARK_ROLLBACKS, won)} if won else set()
         for c in commands:
             c.event.data["is_rollback"] = c.record.id in rollbacks
+            c.event.data["number"] = number_of[c.record.id]
         await insert_events(
             conn,
             self.engine,

@@ -28,7 +28,10 @@ def deployment_values(d: Deployment) -> tuple[Any, ...]:
 def deployment_from_row(row: sqlite3.Row) -> Deployment:
     """A Deployment from a row selected with sql.READ_COLUMNS."""
     data = dict(row)
-    data.pop("seq", None)
+    # seq is the global AUTOINCREMENT/BIGSERIAL key: stable, never reused, so it is the
+    # integer number the Cloud66 dialect shows.
+    if "seq" in data:
+        data["number"] = data.pop("seq")
     data.pop("occurred_at", None)
     data["meta_data"] = json.loads(data["meta_data"])
     for key in _TIMES:

@@ -24,6 +24,8 @@ from relay.store.base import (
 )
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
+from relay.store.sqlite.dashboard import SqliteDashboard
+from relay.store.sqlite.dialects import SqliteDialects
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
 from relay.store.sqlite.feed import SqliteFeed
 from relay.store.sqlite.insights import SqliteInsights
@@ -71,6 +73,8 @@ def _free_bytes(db: Path) -> int:
 
 
 class SqliteStore(
+    SqliteDialects,
+    SqliteDashboard,
     SqliteFeed,
     SqliteCluster,
     SqliteRetention,
@@ -303,8 +307,9 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
         record, event = command.record, command.event
         # One row at a time: a rollback is decided against the rows written before it,
         # including those of earlier commands of this batch.
-        conn.execute(sql.INSERT_DEPLOYMENT, deployment_values(record))
+        inserted = conn.execute(sql.INSERT_DEPLOYMENT, deployment_values(record))
         # The event says what the row says (set both ways: a failed bulk try is re-run).
+        event.data["number"] = inserted.lastrowid
         event.data["is_rollback"] = decide_rollback(conn, record)
         seq += 1
         created = format_db(record.created_at)

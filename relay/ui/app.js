@@ -1,0 +1,109 @@
+// The dashboard: sign-in, a hash router (#/..., so back, forward and reload work), the
+// live feed shared by the views.
+import { ApiError, call, onSignedOut, session } from "./api.js";
+import { el } from "./dom.js";
+import { connect, disconnect, subscribe } from "./live.js";
+import { component } from "./view-component.js";
+import { dead } from "./view-dead.js";
+import { deployment } from "./view-deployment.js";
+import { insights } from "./view-insights.js";
+import { overview } from "./view-overview.js";
+
+const ROUTES = [
+  [/^\/?$/, overview, "overview"],
+  [/^\/component\/([^/]+)$/, component, "overview"],
+  [/^\/deployment\/([^/]+)\/([^/]+)$/, deployment, "overview"],
+  [/^\/dead$/, dead, "dead"],
+  [/^\/insights$/, insights, "insights"],
+];
+
+const $ = (id) => document.getElementById(id);
+let unsubscribe = [];
+let generation = 0;
+
+async function route() {
+  if (!session.info) return;
+  for (const fn of unsubscribe) fn();
+  unsubscribe = [];
+  const mine = ++generation;
+  const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
+  const view = $("view");
+  view.replaceChildren();
+  view.setAttribute("aria-busy", "true");
+  const found = ROUTES.map(([re, fn, nav]) => [path.match(re), fn, nav]).find(([m]) => m);
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (found && a.dataset.view === found[2]) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const live = (fn) => unsubscribe.push(subscribe((type, data) => { if (mine === generation) fn(type, data); }));
+  try {
+    if (!found) throw new Error("No such page.");
+    const [match, render] = found;
+    const args = match.slice(1).map(decodeURIComponent);
+    await render(view, live, args, new URLSearchParams(query));
+  } catch (error) {
+    if (mine !== generation || (error instanceof ApiError && error.status === 401)) return;
+    view.append(el("p", { class: "error", role: "alert" },
+      error instanceof ApiError && error.status === 404 ? "Not found." : `Could not load this view: ${error.message}`));
+  } finally {
+    if (mine === generation) {
+      view.removeAttribute("aria-busy");
+      view.querySelector("h1")?.focus({ preventScroll: true });
+    }
+  }
+}
+
+function signedIn(info) {
+  session.info = info;
+  $("sign-in").hidden = true;
+  $("nav").hidden = false;
+  $("who").hidden = false;
+  $("who-name").textContent = `${info.name}${info.admin ? " (admin)" : " (read-only)"}`;
+  connect((state, resumed) => {
+    $("live").textContent = state;
+    if (resumed) route();
+  });
+  // Frames dropped for a slow page: draw the view again from the API.
+  subscribe((type) => { if (type === "skipped") route(); });
+  route();
+}
+
+function signedOut() {
+  session.info = null;
+  disconnect();
+  for (const fn of unsubscribe) fn();
+  unsubscribe = [];
+  $("view").replaceChildren();
+  $("nav").hidden = true;
+  $("who").hidden = true;
+  $("sign-in").hidden = false;
+  $("token").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = $("token");
+  const token = input.value.trim();
+  input.value = "";  // the page keeps no token
+  $("sign-in-error").textContent = "";
+  try {
+    const { data } = await call("POST", "/session", { token });
+    signedIn(data);
+  } catch (error) {
+    $("sign-in-error").textContent = error.status === 401 ? "That token is unknown or revoked." : error.message;
+  }
+}
+
+async function start() {
+  $("sign-in-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", async () => {
+    try { await call("DELETE", "/session"); } finally { signedOut(); }
+  });
+  onSignedOut(signedOut);
+  window.addEventListener("hashchange", route);
+  const { data } = await call("GET", "/session");
+  if (data.signed_in) signedIn(data);
+  else signedOut();
+}
+
+start();
