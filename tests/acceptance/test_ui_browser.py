@@ -265,6 +265,34 @@ async def test_a_dropped_feed_resumes_without_missing_a_deployment(
     assert await page.locator("#sign-in").is_hidden()  # the session outlived the restart
 
 
+async def test_a_dropped_feed_resumes_the_log_with_each_line_once(
+    browser: Any, relay: Relay
+) -> None:
+    """relay restarts under an open log: the lines appended before the page reconnects
+    come once each from the Last-Event-ID replay, and the view is not read again (a
+    second read raced the replay: a line lost or shown twice)."""
+    deployment = await relay.deploy("web-api", version="2.0.0", status="building")
+    path = f"/components/web-api/deployments/{deployment}/output"
+    await relay.api("POST", path, {"output": "line 0"})
+    page, watched = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.goto(f"{relay.url}/ui/#/deployment/web-api/{deployment}")
+    shows = "n => document.querySelector('pre.log')?.textContent.includes(`line ${n}`)"
+    await page.wait_for_function(shows, arg=0)
+    await relay.api("POST", path, {"output": "line 1"})  # the page now has a frame id
+    await page.wait_for_function(shows, arg=1, timeout=10_000)
+    await relay.instance.stop()
+    await page.wait_for_selector("#live:not(:text('live'))")
+    await relay.instance.start(relay.http)
+    for n in range(2, 6):
+        await relay.api("POST", path, {"output": f"line {n}"})
+    await page.wait_for_function(shows, arg=5, timeout=20_000)
+    await page.wait_for_selector("#live:text('live')")
+    await page.wait_for_timeout(1_000)  # time for a second read or a late duplicate
+    assert await page.text_content("pre.log") == "".join(f"line {n}\n" for n in range(6))
+    assert len([u for u in watched.requests if u.endswith("/output")]) == 1
+
+
 async def test_an_admin_retries_all_dead_deliveries_of_a_forwarder(
     browser: Any, relay: Relay
 ) -> None:
