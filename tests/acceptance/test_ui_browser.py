@@ -221,6 +221,10 @@ async def test_every_view_has_its_url_no_error_and_no_foreign_request(
     width = await narrow.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await narrow.screenshot(path=str(screenshot_dir() / "overview-390.png"))
+    await narrow.goto(f"{relay.url}/ui/#/dead")
+    row = narrow.locator('tr[data-forwarder="sentry"]')
+    box = await row.bounding_box()
+    assert box is not None and box["height"] < 120  # the reason is not squeezed to a sliver
     assert narrow_watched.errors == []
 
 
