@@ -297,6 +297,23 @@ async def test_a_dropped_feed_resumes_the_log_with_each_line_once(
     assert len([u for u in watched.requests if u.endswith("/output")]) == 1
 
 
+async def test_the_insights_follow_new_deployments_live(browser: Any, relay: Relay) -> None:
+    """The insights view reads its DORA figures again when a deployment is recorded."""
+    await relay.deploy("web-api", version="1.0.0")
+    page, watched = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.goto(f"{relay.url}/ui/#/insights")
+    figure = '[data-key="change_failure_rate"] .figure'
+    assert "(0 of 1)" in (await page.text_content(figure) or "")
+    await relay.deploy("web-api", version="1.0.1")
+    await page.wait_for_function(
+        "sel => document.querySelector(sel)?.textContent.includes('(0 of 2)')",
+        arg=figure,
+        timeout=15_000,
+    )
+    assert watched.errors == []
+
+
 async def test_an_admin_retries_all_dead_deliveries_of_a_forwarder(
     browser: Any, relay: Relay
 ) -> None:
