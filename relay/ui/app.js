@@ -2,7 +2,7 @@
 // live feed shared by the views.
 import { ApiError, call, onSignedOut, session } from "./api.js";
 import { el } from "./dom.js";
-import { connect, disconnect, subscribe } from "./live.js";
+import { connect, disconnect, reopen, subscribe } from "./live.js";
 import { component } from "./view-component.js";
 import { dead } from "./view-dead.js";
 import { deployment } from "./view-deployment.js";
@@ -74,10 +74,23 @@ function signedIn(info) {
   connect((state, redraw) => {
     $("live").textContent = state;
     if (redraw) route();
-  });
+  }, feedClosed);
   // Frames dropped for a slow page: draw the view again from the API.
   subscribe((type) => { if (type === "skipped") route(); });
   route();
+}
+
+// The feed was refused: signed out if the session ended (a page left open overnight),
+// else open it again a little later (relay was busy or restarting behind a proxy).
+function feedClosed() {
+  setTimeout(async () => {
+    if (!session.info) return;
+    try {
+      const { data } = await call("GET", "/session");
+      if (!data.signed_in) return signedOut();
+    } catch { /* relay unreachable: try the feed again */ }
+    reopen();
+  }, 3000);
 }
 
 function signedOut() {

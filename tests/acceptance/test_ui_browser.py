@@ -314,6 +314,20 @@ async def test_the_insights_follow_new_deployments_live(browser: Any, relay: Rel
     assert watched.errors == []
 
 
+async def test_a_page_whose_session_ended_returns_to_sign_in(browser: Any, relay: Relay) -> None:
+    """Signed out in another tab, an open page sees its feed refused and shows the sign-in
+    form by itself (it kept showing stale data under a feed that had closed for good)."""
+    page, _ = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.wait_for_selector("#live:text('live')")
+    other = await page.context.new_page()
+    await other.goto(relay.url + "/ui/")
+    await other.click("#sign-out")
+    await other.wait_for_selector("#sign-in:not([hidden])")
+    await page.wait_for_selector("#sign-in:not([hidden])", timeout=20_000)
+    assert await page.locator("#view").inner_html() == ""
+
+
 async def test_an_admin_retries_all_dead_deliveries_of_a_forwarder(
     browser: Any, relay: Relay
 ) -> None:
