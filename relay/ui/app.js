@@ -73,6 +73,7 @@ function signedIn(info) {
   $("who-name").textContent = `${info.name}${info.admin ? " (admin)" : " (read-only)"}`;
   connect((state, redraw) => {
     $("live").textContent = state;
+    if (state === "live") feedDelay = 3000;
     if (redraw) route();
   }, feedClosed);
   // Frames dropped for a slow page: draw the view again from the API.
@@ -81,8 +82,12 @@ function signedIn(info) {
 }
 
 // The feed was refused: signed out if the session ended (a page left open overnight),
-// else open it again a little later (relay was busy or restarting behind a proxy).
+// else open it again a little later (relay was busy or restarting behind a proxy),
+// waiting twice as long each time it is refused again, up to a minute.
+let feedDelay = 3000;
 function feedClosed() {
+  const delay = feedDelay;
+  feedDelay = Math.min(feedDelay * 2, 60000);
   setTimeout(async () => {
     if (!session.info) return;
     try {
@@ -90,7 +95,7 @@ function feedClosed() {
       if (!data.signed_in) return signedOut();
     } catch { /* relay unreachable: try the feed again */ }
     reopen();
-  }, 3000);
+  }, delay);
 }
 
 function signedOut() {
