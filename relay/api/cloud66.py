@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from relay.api.keys import CLOUD66
+from relay.api.parsing import nest_pairs
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.errors import ValidationFailed
@@ -135,8 +136,10 @@ async def list_deployments(request: web.Request) -> web.Response:
 async def deploy(request: web.Request) -> web.Response:
     """Record a `queued` deployment from the query parameters (a body, such as Cloud66's
     `{"stack_id": …}`, is not needed and is ignored)."""
+    # nest_pairs refuses a NUL character, as relay refuses it in any field it takes.
+    fields = nest_pairs(request.query.items())
     record = await request.app[CLOUD66].deploy(
-        request.match_info["stack_id"], dict(request.query), principal_of(request)
+        request.match_info["stack_id"], fields, principal_of(request)
     )
     location = f"/components/{record.component}/deployments/{record.id}"
     answer = Cloud66Scheduled(response=Scheduled(id=record.number or 0))

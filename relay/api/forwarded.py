@@ -22,7 +22,7 @@ from relay.delivery.netguard import Network, parse_networks
 from relay.settings import ServerSettings
 
 # A Host header value: a name or IPv4 address, or a bracketed IPv6 one, and a port.
-_HOST = re.compile(r"^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+_HOST = re.compile(r"^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?\Z")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,21 @@ class Origin:
     scheme: str
     host: str
     via_proxy: bool = False
+
+
+def valid_host(value: str) -> bool:
+    """True for a host, perhaps with a port (at most 65535): links may name it."""
+    match = _HOST.match(value)
+    return match is not None and int(match.group(1) or 0) <= 65535
+
+
+def _local(request: web.BaseRequest) -> str:
+    # The address the client reached, for a Host header that names no host.
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not isinstance(sockname, tuple) or len(sockname) < 2:
+        return "localhost"
+    address, port = str(sockname[0]), int(sockname[1])
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @functools.lru_cache(maxsize=16)
@@ -57,7 +72,8 @@ def origin(request: web.BaseRequest, server: ServerSettings) -> Origin:
     """The client, scheme and host of `request`: forwarded values when the peer is a
     trusted proxy, the connection's own otherwise."""
     peer = request.remote or "unknown"
-    own = Origin(peer, request.scheme, request.host)
+    host = request.host
+    own = Origin(peer, request.scheme, host if valid_host(host) else _local(request))
     proxies = _networks(tuple(server.trusted_proxies))
     if not trusted(peer, proxies):
         return own
@@ -76,7 +92,7 @@ def origin(request: web.BaseRequest, server: ServerSettings) -> Origin:
     return Origin(
         client=hop.client or peer,
         scheme=scheme if scheme in ("http", "https") else own.scheme,
-        host=host if _HOST.match(host) else own.host,
+        host=host if valid_host(host) else own.host,
         via_proxy=True,
     )
 
@@ -117,3 +133,12 @@ def _strip_port(value: str) -> str:
     if value.count(":") == 1:
         return value.split(":", 1)[0]
     return value
+
+
+def base_url(request: web.BaseRequest, server: ServerSettings) -> str:
+    """relay's own URL as the client reaches it: `server.public_url`, else the scheme and
+    host the client used (forwarded ones believed only from trusted proxies)."""
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    seen = origin(request, server)
+    return f"{seen.scheme}://{seen.host}"

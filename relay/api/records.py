@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.api.forwarded import base_url
 from relay.api.keys import PRINCIPAL, RECORDS, SETTINGS
 from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
@@ -139,9 +140,8 @@ def next_url(request: web.Request, cursor: str) -> str:
     """The URL of the next page: this request's, with `cursor` (never `access_token`)."""
     query = {k: v for k, v in request.query.items() if k not in ("cursor", "access_token")}
     query["cursor"] = cursor
-    public_url = request.app[SETTINGS].server.public_url
-    url = request.rel_url.with_query(query)
-    return f"{public_url.rstrip('/')}{url}" if public_url else str(request.url.join(url))
+    # Behind a trusted proxy, on the host and scheme the client used.
+    return f"{base_url(request, request.app[SETTINGS].server)}{request.rel_url.with_query(query)}"
 
 
 async def get_record(request: web.Request, kind: Kind) -> web.Response:

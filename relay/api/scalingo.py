@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from relay.api.forwarded import origin
+from relay.api.forwarded import base_url as forwarded_base_url
 from relay.api.keys import SCALINGO, SETTINGS
 from relay.api.parsing import request_fields
 from relay.api.records import json_answer, principal_of
@@ -20,7 +20,7 @@ from relay.records.scalingo import (
     deployment_view,
     pagination,
 )
-from relay.records.service import validation_details
+from relay.records.service import check_slug, validation_details
 
 BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
@@ -29,11 +29,7 @@ STREAM = BASE + "/deployments_stream"
 def base_url(request: web.Request) -> str:
     """relay's own URL as the client reaches it: `server.public_url`, else the scheme and
     host the client used (forwarded ones believed only from `server.trusted_proxies`)."""
-    server = request.app[SETTINGS].server
-    if server.public_url:
-        return server.public_url.rstrip("/")
-    seen = origin(request, server)
-    return f"{seen.scheme}://{seen.host}"
+    return forwarded_base_url(request, request.app[SETTINGS].server)
 
 
 def stream_url(request: web.Request, app: str) -> str:
@@ -188,7 +184,9 @@ async def get_app(request: web.Request) -> web.Response:
 async def reset_cache(request: web.Request) -> web.Response:
     """Accepted with 204 so that scripts keep working: relay builds nothing and keeps no
     deployment cache."""
-    principal_of(request).require("events:write", request.match_info["app"])
+    app = request.match_info["app"]
+    check_slug(app)
+    principal_of(request).require("events:write", app)
     return web.Response(status=204)
 
 

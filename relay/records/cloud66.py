@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from relay.auth import Principal
-from relay.errors import NotFound
+from relay.errors import NotFound, ValidationFailed
 from relay.models import Deployment, Status
-from relay.records.service import RecordService, check_slug, parse_body
+from relay.records.service import RecordService, check_slug, validation_details
 from relay.records.transitions import TransitionService
 from relay.store.base import ListQuery
 
@@ -140,7 +140,10 @@ def pagination(page: int, per_page: int, total: int) -> dict[str, Any]:
 def number_of(text: str) -> int:
     """A Cloud66 deployment id from a path; NotFound when it is no positive integer."""
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
-        raise NotFound(f"no deployment {text!r}: Cloud66 deployment ids are integers")
+        raise NotFound(
+            f"no deployment {text!r}: Cloud66 deployment ids are whole numbers from 1 "
+            "(relay's `number`), of at most 18 digits"
+        )
     return int(text)
 
 
@@ -171,7 +174,13 @@ class Cloud66Service:
 
     async def deploy(self, stack: str, query: dict[str, Any], principal: Principal) -> Deployment:
         """Record a queued deployment from Cloud66's query parameters."""
-        params, _ = parse_body(DeployParams, query)
+        try:
+            params = DeployParams.model_validate(query)
+        except ValidationError as exc:
+            # Cloud66 sends these in the query string: say so, not "the request body".
+            raise ValidationFailed(
+                "invalid query parameters", details=validation_details(exc)
+            ) from None
         check_slug(stack)
         principal.require("events:write", stack)
         meta = {k: v for k, v in params.model_dump().items() if k != "git_ref" and v is not None}

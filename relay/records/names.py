@@ -1,9 +1,12 @@
 """Names as people type them (Retrace's AppName and EnvironmentName) mapped onto relay's.
 
-The slug rule (AppName → component): accents are dropped (NFKD), letters lowercased,
-every run of other characters than `a-z 0-9 . _ -` becomes one `-`, leading and
-trailing `-`, `.`, `_` are trimmed, and the result is cut at 100 characters:
-"Foo App" → `foo-app`, "Billing.API" → `billing.api`, "QA 2" → `qa-2`.
+The slug rule (AppName → component): the name is case-folded (`ß` → `ss`), accents are
+dropped (NFKD), every run of other characters than `a-z 0-9 . _ -` becomes one `-`,
+leading and trailing `-`, `.`, `_` are trimmed, and the result is cut at 100 characters:
+"Foo App" → `foo-app`, "Billing.API" → `billing.api`, "QA 2" → `qa-2`. A name with
+letters or digits that have no ASCII form ("Биллинг 2", "日本語", "Økonomi") gets the
+first 10 hex digits of the SHA-256 of its folded form appended (`2-<digest>`,
+`<digest>`, `konomi-<digest>`), so that it names a component of its own.
 
 Names are matched case-insensitively (Unicode case folding, surrounding spaces ignored),
 as Retrace matches them. The first spelling sent is kept and shown; a later name that
@@ -17,6 +20,7 @@ is the same stage.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from relay.timeutil import utcnow
 
 _OUTSIDE = re.compile(r"[^a-z0-9._-]+")
 MAX_SLUG = 100
+DIGEST = 10
 
 
 class NameCollision(Conflict):
@@ -37,9 +42,25 @@ class NameCollision(Conflict):
 
 def slug_of(name: str) -> str:
     """The component slug of a name typed by a person ('' when nothing is left)."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    # From the folded name: spellings matched as one name ("Straße", "STRASSE") must
+    # make one slug, the one their component has.
+    folded = fold(name)
+    decomposed = unicodedata.normalize("NFKD", folded)
+    plain = decomposed.encode("ascii", "ignore").decode("ascii")
     slug = _OUTSIDE.sub("-", plain.lower()).strip("-._")
+    if any(_lost(c) for c in decomposed):
+        # Letters or digits of another script ("Биллинг", "日本語") would be dropped, and
+        # names differing only in them would share a slug: a digest of the name keeps
+        # them apart.
+        digest = hashlib.sha256(folded.encode()).hexdigest()[:DIGEST]
+        room = MAX_SLUG - DIGEST - 1
+        slug = f"{slug[:room].rstrip('-._')}-{digest}".lstrip("-")
     return slug[:MAX_SLUG].rstrip("-._")
+
+
+def _lost(char: str) -> bool:
+    # A letter or digit that the ASCII slug cannot keep (accents alone are not lost).
+    return not char.isascii() and unicodedata.category(char)[0] in "LN"
 
 
 def fold(name: str) -> str:

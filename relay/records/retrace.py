@@ -10,18 +10,20 @@ kept in the deployment's meta_data (`AppName`, `EnvironmentName`).
 - start: records a new deployment in status `building` (event `deployment.started`);
   409 when the latest one with those values is still in progress.
 - complete: moves it to `success`; cancel: to `aborted`. 409 when none was ever
-  started, or when it already ended (completed or cancelled).
+  started, or when it already ended (completed or cancelled). Name, Branch, Commit and
+  Uri sent with them fill what start left empty (see details_missing).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from relay.auth import Principal
-from relay.errors import Conflict, NotFound
+from relay.errors import Conflict, IdempotencyConflict, NotFound
 from relay.models import Deployment, ShortText, Status
 from relay.models import Version as VersionText
 from relay.records.lifecycle import InvalidTransition
@@ -65,6 +67,29 @@ def _describe(body: RetraceIn) -> str:
     return f"{body.AppName} {body.Version} to {body.EnvironmentName}"
 
 
+def start_key(component: str, stage: str, version: str, latest: Deployment | None) -> str:
+    """The idempotency key of a start (pure): the same for every start of these values
+    until a deployment of them is recorded, which changes `latest`."""
+    parts = "\x1f".join((component, stage, version, latest.id if latest else ""))
+    return "retrace-start:" + hashlib.sha256(parts.encode()).hexdigest()
+
+
+def details_missing(current: Deployment, body: RetraceIn) -> dict[str, Any]:
+    """What a complete or cancel body adds (pure): Retrace's "Deployment Completed" call
+    may carry Name, Branch, Commit and Uri. They fill what start left empty and never
+    overwrite what it sent; Name replaces only the default code_name (the Version)."""
+    changes: dict[str, Any] = {}
+    if body.Name and body.Name != body.Version and current.code_name in (None, current.version):
+        changes["code_name"] = body.Name
+    if body.Branch and not current.branch:
+        changes["branch"] = body.Branch
+    if body.Commit and not current.commit_sha:
+        changes["commit_sha"] = body.Commit
+    if body.Uri and "uri" not in current.meta_data:
+        changes["meta_data"] = {"uri": body.Uri}
+    return changes
+
+
 @dataclass
 class RetraceService:
     """Retrace's three commands on top of the record and transition use cases."""
@@ -96,7 +121,22 @@ class RetraceService:
             meta["uri"] = body.Uri
         record["meta_data"] = meta
         fields = {k: v for k, v in record.items() if v is not None}
-        result = await self.records.record("deployment", component, fields, principal)
+        # Starts that race past the check above share one idempotency key (the store
+        # keeps only the first), so at most one deployment of these values is in progress.
+        key = start_key(component, stage, body.Version, latest)
+        try:
+            result = await self.records.record(
+                "deployment", component, fields, principal, idempotency_key=key
+            )
+        except IdempotencyConflict:
+            result = None
+        if result is None or result.replayed:
+            raise InvalidTransition(
+                START_STATUS,
+                START_STATUS,
+                f"a deployment of {_describe(body)} is already in progress "
+                "(another start came at the same moment): complete or cancel it first",
+            )
         return await self.records.get("deployment", component, result.answer.body["id"], principal)
 
     async def complete(self, fields: dict[str, Any], principal: Principal) -> Deployment:
@@ -125,7 +165,7 @@ class RetraceService:
                 f"the deployment of {_describe(body)} was already {ended} "
                 f"(status {latest.status.value!r}), so it cannot be {verb}",
             )
-        return await self.transitions.move(latest, target, {})
+        return await self.transitions.move(latest, target, details_missing(latest, body))
 
     async def _resolve(
         self, fields: dict[str, Any], principal: Principal

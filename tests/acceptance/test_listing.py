@@ -186,3 +186,16 @@ async def test_invalid_parameters_are_422(client: Client, query: str, field: str
     response = await client.get(f"/components/api/deployments?{query}", headers=bearer())
     error = await assert_error(response, 422, "validation_error")
     assert field in [d["field"] for d in error["details"]]
+
+
+async def test_next_link_names_the_proxy_a_trusted_proxy_forwards_for(client: Client) -> None:
+    """Behind a trusted reverse proxy (loopback by default) the next-page link is on the
+    host and scheme its X-Forwarded-Host and -Proto name, as the Scalingo links are."""
+    for i in range(3):
+        await create(client, "api", {"version": f"v{i}"})
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "relay.example"}
+    response = await client.get(
+        "/components/api/deployments?limit=2", headers={**bearer(), **forwarded}
+    )
+    link = next_link(response)
+    assert link is not None and link.startswith("https://relay.example/components/api/"), link

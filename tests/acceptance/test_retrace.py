@@ -3,6 +3,7 @@ bodies of Stackify's documentation and `Authorization: ApiKey <token>`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,31 @@ async def test_start_then_cancel(client: Client) -> None:
     assert (await cancelled.json())["status"] == "aborted"
 
 
+async def test_complete_keeps_the_details_that_start_did_not_send(client: Client) -> None:
+    """The documented "Deployment Completed" call with Name, Branch, Commit and Uri fills
+    what a bare start left empty, and never overwrites what start sent."""
+    started = await retrace(client, "start", MINIMAL)
+    assert started.status == 201
+    completed = await retrace(client, "complete", {**FULL, "Commit": "ca35857d"})
+    assert completed.status == 200, await completed.text()
+    done = await completed.json()
+    assert (done["code_name"], done["branch"], done["commit_sha"]) == (
+        "BourneAgain",
+        "master",
+        "ca35857d",
+    )
+    assert done["meta_data"]["uri"] == "localhost"
+    again = await retrace(client, "start", FULL)
+    assert again.status == 201
+    other = {**MINIMAL, "Name": "v1.0", "Branch": "other", "Commit": "0123abcd"}
+    finished = await (await retrace(client, "complete", other)).json()
+    assert (finished["code_name"], finished["branch"], finished["commit_sha"]) == (
+        "BourneAgain",
+        "master",
+        FULL["Commit"],
+    )
+
+
 async def test_complete_or_cancel_never_started_is_409(client: Client) -> None:
     """Nothing was started with these three values: complete and cancel say so."""
     for command in ("complete", "cancel"):
@@ -106,6 +132,24 @@ async def test_complete_after_cancel_is_409(client: Client) -> None:
     assert "cancelled" in error["message"] and error["current_status"] == "aborted"
     error = await assert_error(await retrace(client, "cancel", MINIMAL), 409)
     assert error["allowed_next"] == []
+
+
+async def test_concurrent_starts_record_one_deployment(client: Client) -> None:
+    """Eight identical starts at once (a retried CI step, parallel jobs) record one
+    deployment in progress: one 201, the others 409, and complete then ends it."""
+    answers = await asyncio.gather(*(retrace(client, "start", MINIMAL) for _ in range(8)))
+    assert sorted(a.status for a in answers) == [201] + [409] * 7
+    listing = await get_json(client, "/components/fooapp/deployments")
+    assert [d["status"] for d in listing] == ["building"]
+    other = {**MINIMAL, "AppName": "fooapp"}  # the same name, another spelling
+    raced = await asyncio.gather(retrace(client, "start", other), retrace(client, "start", other))
+    assert [a.status for a in raced] == [409, 409]
+    error = await assert_error(raced[0], 409)
+    assert "in progress" in error["message"]
+    completed = await retrace(client, "complete", MINIMAL)
+    assert completed.status == 200
+    again = await retrace(client, "start", MINIMAL)
+    assert again.status == 201  # a new deployment once the first one ended
 
 
 async def test_complete_twice_is_409_and_a_new_start_is_a_new_deployment(client: Client) -> None:
@@ -164,6 +208,42 @@ async def test_names_with_spaces_dots_and_capitals(client: Client) -> None:
     assert (await completed.json())["id"] == record["id"]
     listing = await get_json(client, "/components/foo-app/deployments?stage=QA%202")
     assert [(d["id"], d["status"]) for d in listing] == [(record["id"], "success")]
+
+
+async def test_cyrillic_names_start_and_complete(client: Client) -> None:
+    """ "Биллинг" to "Прод" starts (it was a 422) and completes when shouted; its slug is
+    one relay's own API reads."""
+    body = {**MINIMAL, "AppName": "Биллинг", "EnvironmentName": "Прод"}
+    started = await retrace(client, "start", body)
+    assert started.status == 201, await started.text()
+    record = await started.json()
+    shouted = {**MINIMAL, "AppName": "БИЛЛИНГ", "EnvironmentName": "ПРОД"}
+    completed = await retrace(client, "complete", shouted)
+    assert completed.status == 200, await completed.text()
+    assert (await completed.json())["id"] == record["id"]
+    listing = await get_json(client, f"/components/{record['component']}/deployments")
+    assert [(d["id"], d["stage"]) for d in listing] == [(record["id"], "Прод")]
+
+
+async def test_windows_powershell_latin1_body_is_read(client: Client) -> None:
+    """Windows PowerShell 5.1 sends the script's JSON as ISO-8859-1 (no charset named):
+    "München App" / "Funky Fünke" are read as sent; a body that claims UTF-8 and is not
+    stays a 400, and a UTF-16 body is still read as JSON."""
+    body = {**MINIMAL, "AppName": "München App", "Name": "Funky Fünke"}
+    headers = {"authorization": f"ApiKey {CI_TOKEN}", "content-type": "application/json"}
+    latin1 = json.dumps(body, ensure_ascii=False).encode("latin-1")
+    started = await client.post("/api/v1/deployments/start", data=latin1, headers=headers)
+    assert started.status == 201, await started.text()
+    record = await started.json()
+    assert (record["component"], record["code_name"]) == ("munchen-app", "Funky Fünke")
+    assert record["meta_data"]["AppName"] == "München App"
+    claimed = {**headers, "content-type": "application/json; charset=utf-8"}
+    refused = await client.post("/api/v1/deployments/complete", data=latin1, headers=claimed)
+    await assert_error(refused, 400)
+    utf16 = json.dumps(body, ensure_ascii=False).encode("utf-16")
+    done = await client.post("/api/v1/deployments/complete", data=utf16, headers=headers)
+    assert done.status == 200, await done.text()
+    assert (await done.json())["id"] == record["id"]
 
 
 async def test_dotted_name_start_then_cancel_in_other_case(client: Client) -> None:

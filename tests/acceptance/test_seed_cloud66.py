@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from tests.acceptance.api import Client, create, get_json, post_json
+from tests.acceptance.api import Client, assert_error, create, get_json, post_json
 from tests.support import CI_TOKEN, READ_TOKEN
 
 STACK = "5999b763474b0eafa5fafb64bff0ba80"
@@ -203,6 +203,10 @@ async def test_unknown_or_foreign_ids_are_404(client: Client) -> None:
         response = await client.get(path, headers=HEADERS)
         assert response.status == 404, path
         assert (await response.json())["error"]["code"] == "not_found"
+    for bad in ("0", "-1", "1" * 19, "abc"):
+        response = await client.get(f"/api/3/stacks/{STACK}/deployments/{bad}", headers=HEADERS)
+        message = (await assert_error(response, 404))["message"]
+        assert "whole numbers from 1" in message and "18 digits" in message, bad
 
 
 async def test_a_read_token_cannot_deploy_and_bad_params_are_422(client: Client) -> None:
@@ -216,6 +220,7 @@ async def test_a_read_token_cannot_deploy_and_bad_params_are_422(client: Client)
         f"/api/3/stacks/{STACK}/deployments?user_reference={'x' * 256}", headers=HEADERS
     )
     assert too_long.status == 422
+    assert (await too_long.json())["error"]["message"] == "invalid query parameters"
     details = (await too_long.json())["error"]["details"]
     assert details[0]["field"] == "user_reference"
     bad_page = await client.get(f"/api/3/stacks/{STACK}/deployments?page=0", headers=HEADERS)
@@ -230,3 +235,14 @@ async def test_numbers_show_in_relays_own_answers(client: Client) -> None:
     numbers = {d["id"]: d["number"] for d in listing}
     assert numbers[(await second.json())["id"]] > numbers[first] >= 1
     assert json.dumps(listing).count('"number"') == 2
+
+
+async def test_a_nul_in_a_query_parameter_is_a_400_and_records_nothing(client: Client) -> None:
+    """A NUL character in git_ref (or any parameter) is refused as relay's own API
+    refuses it in a field (400), instead of being stored as the version."""
+    for query in ("git_ref=%00bad", "git_ref=v1&user_reference=ref%00"):
+        response = await client.post(f"/api/3/stacks/{STACK}/deployments?{query}", headers=HEADERS)
+        assert response.status == 400, query
+        assert (await response.json())["error"]["code"] == "malformed_body"
+    listed = await _send(client, "GET", f"/stacks/{STACK}/deployments")
+    assert listed["count"] == 0

@@ -159,6 +159,9 @@ async def test_reset_cache_example_is_204(client: Client) -> None:
         "/v1/apps/my-app/caches/deployment", headers={"Authorization": f"Bearer {READ_TOKEN}"}
     )
     assert denied.status == 403
+    invalid = await client.delete("/v1/apps/My%20App/caches/deployment", headers=JSON_HEADERS)
+    assert invalid.status == 422  # as every other /v1/apps/{app} path answers
+    assert (await invalid.json())["error"]["code"] == "validation_error"
 
 
 async def test_bad_bodies_and_unknown_ids(client: Client) -> None:
@@ -220,6 +223,21 @@ async def test_app_links_to_a_websocket_url(relay: StartRelay) -> None:
         untrusted, "example-app", **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil"}
     )
     assert (ignored.scheme, ignored.host) == ("ws", untrusted.host)
+
+
+async def test_a_host_header_that_is_no_host_makes_no_link(relay: StartRelay) -> None:
+    """A Host (or trusted X-Forwarded-Host) that is no host and port ("evil.example/x?",
+    port 99999) is not pasted into the links: they name the address relay was reached on."""
+    client = await relay()
+    await create(client, "example-app", {"version": "v1"})
+    for headers in (
+        {"Host": "evil.example/x?"},
+        {"Host": "relay.example:99999"},
+        {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "relay.example:99999"},
+    ):
+        url = await _stream_url(client, "example-app", **headers)
+        assert (url.host, url.port) == (client.host, client.port), headers
+        assert url.path == "/v1/apps/example-app/deployments_stream", headers
 
 
 async def test_scalingo_client_gets_the_documented_frames(relay: StartRelay) -> None:

@@ -53,6 +53,37 @@ async def test_two_names_folding_into_one_slug_is_a_409() -> None:
     assert "'Foo App'" in caught.value.message and "'foo-app'" in caught.value.message
 
 
+def test_letters_without_ascii_form_get_a_digest_of_the_name() -> None:
+    """'日本語' makes a slug (it was a 422), and 'Биллинг 2' and 'Доставка 2' do not share
+    component '2': a name whose letters have no ASCII form carries a digest of itself."""
+    cjk, billing, delivery = slug_of("日本語"), slug_of("Биллинг 2"), slug_of("Доставка 2")
+    assert len(cjk) == 10 and cjk.isalnum() and cjk.isascii()
+    assert billing.startswith("2-") and delivery.startswith("2-") and billing != delivery
+    assert slug_of("БИЛЛИНГ 2") == billing
+    assert slug_of("Ünïcode App") == "unicode-app"
+    long = slug_of("a" * 120 + " Ж")
+    assert len(long) == 100 and long.startswith("a" * 89 + "-")
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("Straße App", "STRASSE APP"), ("ﬁnance", "FINANCE"), ("Σοφία", "ΣΟΦΊΑ")],
+)
+def test_names_that_match_have_one_slug(name: str, other: str) -> None:
+    """Two spellings Retrace matches as one name (same fold) make the same slug, so the
+    token is checked against the component the name really is."""
+    assert fold(name) == fold(other)
+    assert slug_of(name) == slug_of(other)
+
+
+async def test_a_cyrillic_app_name_names_a_component() -> None:
+    """A Retrace AppName in Cyrillic is a component of its own, matched case-insensitively."""
+    store = MemoryStore()
+    first = await component_named(store, "Биллинг", "AppName")
+    again = await component_named(store, "БИЛЛИНГ", "AppName")
+    assert first == again and first.name == "Биллинг"
+
+
 async def test_a_name_without_letters_or_digits_is_a_422() -> None:
     """Nothing is left to make a slug of: refused, naming the field."""
     with pytest.raises(ValidationFailed) as caught:

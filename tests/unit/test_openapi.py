@@ -158,6 +158,14 @@ def test_only_errors_an_operation_can_answer(doc: dict[str, Any]) -> None:
     assert set(paths["/v1/apps/{app}/caches/deployment"]["delete"]["responses"]) >= {"204"}
 
 
+def test_retrace_commands_document_the_404_of_strict_components(doc: dict[str, Any]) -> None:
+    """start, complete and cancel answer 404 for an unknown AppName under
+    strict_components (tests/acceptance/test_retrace.py): the document says so."""
+    for command in ("start", "complete", "cancel"):
+        codes = set(doc["paths"][f"/api/v1/deployments/{command}"]["post"]["responses"])
+        assert {"404", "409", "413", "415", "422"} <= codes, command
+
+
 def test_dialect_paths_are_described(doc: dict[str, Any]) -> None:
     """The Cloud66 and Scalingo operations are in the document with their answer models."""
     paths = doc["paths"]
