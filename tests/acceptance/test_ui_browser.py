@@ -221,6 +221,10 @@ async def test_every_view_has_its_url_no_error_and_no_foreign_request(
     width = await narrow.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await narrow.screenshot(path=str(screenshot_dir() / "overview-390.png"))
+    await narrow.goto(f"{relay.url}/ui/#/component/web-api")
+    chips = await narrow.locator("table.history tbody tr [data-strip]").first.bounding_box()
+    assert chips is not None and chips["x"] + chips["width"] <= 390  # no scrolling to see them
+    await narrow.screenshot(path=str(screenshot_dir() / "component-390.png"))
     await narrow.goto(f"{relay.url}/ui/#/dead")
     row = narrow.locator('tr[data-forwarder="sentry"]')
     box = await row.bounding_box()
