@@ -355,6 +355,20 @@ class OutboxContract:
         later = await store.forwarder_counts(NOW + 10 * S)
         assert later["hook"].attempts_24h == 0 and later["hook"].pending == 2
 
+    async def test_a_skip_reason_is_not_a_last_error(self, store: Store) -> None:
+        """A skipped delivery's reason (nothing to send) never shows as the last error."""
+        for i in range(3):
+            await self.deployment(store, ("hook", "quiet"), at=T0 + i * S)
+        hook = await store.claim("hook", 2, NOW, LEASE, "me")
+        await store.complete(completion(hook[0], "dead", at=NOW, error="HTTP 400"))
+        await store.complete(completion(hook[1], "skipped", at=NOW + S, error="not for started"))
+        quiet = await store.claim("quiet", 1, NOW, LEASE, "me")
+        await store.complete(completion(quiet[0], "skipped", at=NOW, error="not for started"))
+        counts = await store.forwarder_counts(T0)
+        assert (counts["hook"].last_error, counts["hook"].last_error_at) == ("HTTP 400", NOW)
+        assert (counts["quiet"].skipped, counts["quiet"].last_error) == (1, None)
+        assert counts["quiet"].last_error_at is None
+
     async def test_disabled_forwarders_persist(self, store: Store) -> None:
         """Disabling keeps the reason; enabling removes it."""
         assert await store.disabled_forwarders() == {}

@@ -74,6 +74,8 @@ async def sign_in(request: web.Request) -> web.Response:
             details=[{"field": "Authorization", "message": "required"}],
         )
     principal = principal_of(request)
+    # Every view and the live feed read: a token that cannot would get an empty page.
+    principal.require("events:read")
     store, now = request.app[STORE], utcnow()
     await store.delete_expired_sessions(now)
     secret = secrets.token_urlsafe(32)

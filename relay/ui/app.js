@@ -2,7 +2,7 @@
 // live feed shared by the views.
 import { ApiError, call, onSignedOut, session } from "./api.js";
 import { el } from "./dom.js";
-import { connect, disconnect, subscribe } from "./live.js";
+import { connect, disconnect, reopen, subscribe } from "./live.js";
 import { component } from "./view-component.js";
 import { dead } from "./view-dead.js";
 import { deployment } from "./view-deployment.js";
@@ -35,7 +35,16 @@ async function route() {
     if (found && a.dataset.view === found[2]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  const live = (fn) => unsubscribe.push(subscribe((type, data) => { if (mine === generation) fn(type, data); }));
+  // Frames that come while the view loads are kept and handed to it once it is drawn
+  // (flagged `early`: what it loaded may already hold them); dropped, they were lost.
+  const handlers = [];
+  let early = [];
+  unsubscribe.push(subscribe((type, data) => {
+    if (mine !== generation) return;
+    if (early !== null) early.push([type, data]);
+    else for (const fn of handlers) fn(type, data, false);
+  }));
+  const live = (fn) => handlers.push(fn);
   try {
     if (!found) throw new Error("No such page.");
     const [match, render] = found;
@@ -47,6 +56,9 @@ async function route() {
       error instanceof ApiError && error.status === 404 ? "Not found." : `Could not load this view: ${error.message}`));
   } finally {
     if (mine === generation) {
+      const kept = early;
+      early = null;
+      for (const [type, data] of kept) for (const fn of handlers) fn(type, data, true);
       view.removeAttribute("aria-busy");
       view.querySelector("h1")?.focus({ preventScroll: true });
     }
@@ -59,13 +71,31 @@ function signedIn(info) {
   $("nav").hidden = false;
   $("who").hidden = false;
   $("who-name").textContent = `${info.name}${info.admin ? " (admin)" : " (read-only)"}`;
-  connect((state, resumed) => {
+  connect((state, redraw) => {
     $("live").textContent = state;
-    if (resumed) route();
-  });
+    if (state === "live") feedDelay = 3000;
+    if (redraw) route();
+  }, feedClosed);
   // Frames dropped for a slow page: draw the view again from the API.
   subscribe((type) => { if (type === "skipped") route(); });
   route();
+}
+
+// The feed was refused: signed out if the session ended (a page left open overnight),
+// else open it again a little later (relay was busy or restarting behind a proxy),
+// waiting twice as long each time it is refused again, up to a minute.
+let feedDelay = 3000;
+function feedClosed() {
+  const delay = feedDelay;
+  feedDelay = Math.min(feedDelay * 2, 60000);
+  setTimeout(async () => {
+    if (!session.info) return;
+    try {
+      const { data } = await call("GET", "/session");
+      if (!data.signed_in) return signedOut();
+    } catch { /* relay unreachable: try the feed again */ }
+    reopen();
+  }, delay);
 }
 
 function signedOut() {

@@ -37,17 +37,36 @@ export async function deployment(root, live, [slug, id]) {
 
   const refreshRecord = debounce(loadRecord, 200);
   const refreshDeliveries = debounce(loadDeliveries, 250);
-  live((type, data) => {
+  const show = (more) => {
+    const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.append(...more.map((line) => `${line}\n`));
+    if (follow) log.scrollTop = log.scrollHeight;
+  };
+  // Lines that came while the log was read: those it already held end it.
+  let early = null;
+  live((type, data, isEarly) => {
     if (type === "log" && data.deployment_id === id) {
-      const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-      log.append(`${data.content}\n`);
-      if (follow) log.scrollTop = log.scrollHeight;
+      if (!isEarly) return show([data.content]);
+      if (early === null) {
+        early = [];
+        queueMicrotask(() => { show(early.slice(overlap(lines, early))); early = null; });
+      }
+      early.push(data.content);
     } else if ((type === "status" || type === "new") && data.deployment?.id === id) {
       refreshRecord();
     } else if (type === "delivery" && data.deployment_id === id) {
       refreshDeliveries();
     }
   });
+}
+
+// How many of `early` (oldest first) the end of `loaded` already shows.
+function overlap(loaded, early) {
+  for (let n = Math.min(loaded.length, early.length); n > 0; n -= 1) {
+    const start = loaded.length - n;
+    if (early.slice(0, n).every((line, i) => line === loaded[start + i])) return n;
+  }
+  return 0;
 }
 
 function renderFields(node, record) {

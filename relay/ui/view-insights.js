@@ -1,7 +1,7 @@
 // Insights: deploys per day and the DORA keys from GET /insights/dora, when this relay
 // has that endpoint (its API description says so; asking blindly would log a 404).
 import { get } from "./api.js";
-import { el } from "./dom.js";
+import { debounce, el } from "./dom.js";
 
 const ENDPOINT = "/insights/dora";
 const KEYS = [
@@ -21,18 +21,27 @@ export async function insights(root, live, args, params) {
   }
   const query = new URLSearchParams();
   for (const name of ["component", "stage", "window"]) if (params.get(name)) query.set(name, params.get(name));
-  root.append(form(params));
-  const data = await get(`${ENDPOINT}${query.size ? `?${query}` : ""}`);
+  const body = el("div");
+  root.append(form(params), body);
+  const load = async () => render(body, await get(`${ENDPOINT}${query.size ? `?${query}` : ""}`));
+  await load();
+  // A deployment recorded or finished changes the figures: read them again (not often).
+  const refresh = debounce(load, 2000);
+  live((type) => { if (type === "new" || type === "status") refresh(); });
+}
+
+function render(node, data) {
   const window = data.window || {};
-  root.append(el("p", { class: "muted" }, `${data.component || "every component"}, stage ${data.stage ?? "—"}, `,
-    `${window.days ?? "?"} days`));
-  root.append(el("div", { class: "cards" }, KEYS.filter(([key]) => data[key]).map(([key, title, text]) =>
-    el("section", { class: "card", "data-key": key }, el("h2", {}, title),
-      el("p", { class: "figure" }, text(data[key])),
-      data[key].band ? el("p", { class: `band ${data[key].band}` }, data[key].band) : null))));
   const known = new Set(["component", "stage", "window", ...KEYS.map(([key]) => key)]);
   const rest = Object.entries(data).filter(([key]) => !known.has(key));
-  if (rest.length) root.append(figures(Object.fromEntries(rest)));
+  node.replaceChildren(
+    el("p", { class: "muted" }, `${data.component || "every component"}, stage ${data.stage ?? "—"}, `,
+      `${window.days ?? "?"} days`),
+    el("div", { class: "cards" }, KEYS.filter(([key]) => data[key]).map(([key, title, text]) =>
+      el("section", { class: "card", "data-key": key }, el("h2", {}, title),
+        el("p", { class: "figure" }, text(data[key])),
+        data[key].band ? el("p", { class: `band ${data[key].band}` }, data[key].band) : null))),
+    rest.length ? figures(Object.fromEntries(rest)) : "");
 }
 
 function form(params) {

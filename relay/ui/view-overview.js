@@ -84,6 +84,8 @@ function renderHealth(node, forwarders) {
     el("td", {}, f.state === "circuit-open" ? "open" : "closed"),
     el("td", {}, f.success_rate_24h === null ? "—" : `${(f.success_rate_24h * 100).toFixed(1)} %`),
     el("td", {}, String(f.counts.pending)),
-    el("td", { class: "excerpt" }, f.counts.last_error ? [f.counts.last_error, " ", when(f.counts.last_error_at)] : "—")));
+    el("td", { class: "excerpt" }, f.counts.last_error
+      ? [el("div", {}, f.counts.last_error), el("div", { class: "muted" }, when(f.counts.last_error_at))]
+      : "—")));
   node.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
 }

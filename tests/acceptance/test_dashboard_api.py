@@ -15,7 +15,7 @@ from relay.api.ui import UI_DIR
 from relay.store.dashboard_base import SessionRecord
 from relay.timeutil import utcnow
 from tests.acceptance.conftest import MakeClient
-from tests.support import ADMIN_TOKEN, CI_TOKEN, WEB_TOKEN
+from tests.support import ADMIN_TOKEN, CI_TOKEN, WEB_TOKEN, WRITE_TOKEN
 
 Client = TestClient[Any, Any]
 
@@ -65,6 +65,14 @@ async def test_sign_in_needs_the_token_in_a_header(client: Client) -> None:
     assert in_url.status == 422 and "Set-Cookie" not in in_url.headers
     wrong = await client.post("/session", headers={"Authorization": "Bearer rly_nope"})
     assert wrong.status == 401 and "Set-Cookie" not in wrong.headers
+
+
+async def test_a_token_that_cannot_read_opens_no_session(client: Client) -> None:
+    """A write-only CI token is refused at sign-in (403, no cookie): every view and the
+    live feed would refuse it, leaving an empty page that retried the feed forever."""
+    response = await client.post("/session", headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+    assert response.status == 403 and "Set-Cookie" not in response.headers
+    assert "events:read" in (await response.json())["error"]["message"]
 
 
 async def test_state_changing_calls_with_the_cookie_need_the_csrf_token(client: Client) -> None:

@@ -337,6 +337,22 @@ async def test_forwarders_show_state_success_rate_and_last_error(
     await assert_error(await client.get("/forwarders", headers=bearer(WRITE_TOKEN)), 403)
 
 
+async def test_a_token_limited_to_components_sees_no_forwarder_last_error(
+    relay: StartRelay, receiver: StartReceiver
+) -> None:
+    """A token limited to some components gets the forwarders' counts but not their last
+    error, which quotes a delivery of any component (a target naming another's release)."""
+    bad = await receiver(Fault(400, {"error": "release api@3.0 exists"}))
+    client = await relay([webhook("bad", bad.endpoint)])
+    dep = await create(client, "api", {"version": "3.0"})
+    await settled(client, dep, "bad", "dead")
+    (wide,) = await get(client, "/forwarders", READ_TOKEN)
+    assert "api@3.0" in wide["counts"]["last_error"]
+    (limited,) = await get(client, "/forwarders", WEB_TOKEN)
+    assert limited["counts"]["dead"] == 1
+    assert (limited["counts"]["last_error"], limited["counts"]["last_error_at"]) == (None, None)
+
+
 async def test_410_disables_a_forwarder_until_enabled(
     relay: StartRelay, receiver: StartReceiver
 ) -> None:

@@ -221,6 +221,14 @@ async def test_every_view_has_its_url_no_error_and_no_foreign_request(
     width = await narrow.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await narrow.screenshot(path=str(screenshot_dir() / "overview-390.png"))
+    await narrow.goto(f"{relay.url}/ui/#/component/web-api")
+    chips = await narrow.locator("table.history tbody tr [data-strip]").first.bounding_box()
+    assert chips is not None and chips["x"] + chips["width"] <= 390  # no scrolling to see them
+    await narrow.screenshot(path=str(screenshot_dir() / "component-390.png"))
+    await narrow.goto(f"{relay.url}/ui/#/dead")
+    row = narrow.locator('tr[data-forwarder="sentry"]')
+    box = await row.bounding_box()
+    assert box is not None and box["height"] < 120  # the reason is not squeezed to a sliver
     assert narrow_watched.errors == []
 
 
@@ -263,6 +271,65 @@ async def test_a_dropped_feed_resumes_without_missing_a_deployment(
     missed = await relay.deploy("web-api", version="1.0.1")  # before the page reconnects
     await page.wait_for_selector(f'td[data-deployment="{missed}"]', timeout=20_000)
     assert await page.locator("#sign-in").is_hidden()  # the session outlived the restart
+
+
+async def test_a_dropped_feed_resumes_the_log_with_each_line_once(
+    browser: Any, relay: Relay
+) -> None:
+    """relay restarts under an open log: the lines appended before the page reconnects
+    come once each from the Last-Event-ID replay, and the view is not read again (a
+    second read raced the replay: a line lost or shown twice)."""
+    deployment = await relay.deploy("web-api", version="2.0.0", status="building")
+    path = f"/components/web-api/deployments/{deployment}/output"
+    await relay.api("POST", path, {"output": "line 0"})
+    page, watched = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.goto(f"{relay.url}/ui/#/deployment/web-api/{deployment}")
+    shows = "n => document.querySelector('pre.log')?.textContent.includes(`line ${n}`)"
+    await page.wait_for_function(shows, arg=0)
+    await relay.api("POST", path, {"output": "line 1"})  # the page now has a frame id
+    await page.wait_for_function(shows, arg=1, timeout=10_000)
+    await relay.instance.stop()
+    await page.wait_for_selector("#live:not(:text('live'))")
+    await relay.instance.start(relay.http)
+    for n in range(2, 6):
+        await relay.api("POST", path, {"output": f"line {n}"})
+    await page.wait_for_function(shows, arg=5, timeout=20_000)
+    await page.wait_for_selector("#live:text('live')")
+    await page.wait_for_timeout(1_000)  # time for a second read or a late duplicate
+    assert await page.text_content("pre.log") == "".join(f"line {n}\n" for n in range(6))
+    assert len([u for u in watched.requests if u.endswith("/output")]) == 1
+
+
+async def test_the_insights_follow_new_deployments_live(browser: Any, relay: Relay) -> None:
+    """The insights view reads its DORA figures again when a deployment is recorded."""
+    await relay.deploy("web-api", version="1.0.0")
+    page, watched = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.goto(f"{relay.url}/ui/#/insights")
+    figure = '[data-key="change_failure_rate"] .figure'
+    assert "(0 of 1)" in (await page.text_content(figure) or "")
+    await relay.deploy("web-api", version="1.0.1")
+    await page.wait_for_function(
+        "sel => document.querySelector(sel)?.textContent.includes('(0 of 2)')",
+        arg=figure,
+        timeout=15_000,
+    )
+    assert watched.errors == []
+
+
+async def test_a_page_whose_session_ended_returns_to_sign_in(browser: Any, relay: Relay) -> None:
+    """Signed out in another tab, an open page sees its feed refused and shows the sign-in
+    form by itself (it kept showing stale data under a feed that had closed for good)."""
+    page, _ = await open_page(browser, relay)
+    await sign_in(page, relay)
+    await page.wait_for_selector("#live:text('live')")
+    other = await page.context.new_page()
+    await other.goto(relay.url + "/ui/")
+    await other.click("#sign-out")
+    await other.wait_for_selector("#sign-in:not([hidden])")
+    await page.wait_for_selector("#sign-in:not([hidden])", timeout=20_000)
+    assert await page.locator("#view").inner_html() == ""
 
 
 async def test_an_admin_retries_all_dead_deliveries_of_a_forwarder(

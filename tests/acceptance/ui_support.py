@@ -53,7 +53,7 @@ def relay_config(db: Path, urls: dict[str, str]) -> str:
         "[logging]", 'format = "json"',
         "[security]", 'allow_networks = ["127.0.0.0/8"]',
         "[delivery]", 'poll_interval = "0.2s"',
-        "[feed]", 'poll_interval = "0.1s"',
+        "[feed]", 'poll_interval = "0.1s"', 'ping_interval = "1s"',
     ]  # fmt: skip
     for token in [*TOKENS, VIEWER]:
         lines.append("[[tokens]]")

@@ -221,7 +221,9 @@ class MemoryOutbox:
             c.attempts_24h += len(recent)
             c.failures_24h += sum(a.outcome in ("retry", "dead") for a in recent)
             changed = r.updated_at or r.created_at
-            if r.last_error and (c.last_error_at is None or changed > c.last_error_at):
+            # A skip's reason says why there was nothing to send: not an error.
+            failed = r.last_error and r.status != "skipped"
+            if failed and (c.last_error_at is None or changed > c.last_error_at):
                 c.last_error, c.last_error_at = r.last_error, changed
         return out
 

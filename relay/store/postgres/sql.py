@@ -311,7 +311,7 @@ WHERE a.started_at >= $1 GROUP BY d.forwarder, a.outcome
 """
 LAST_ERRORS = """
 SELECT DISTINCT ON (forwarder) forwarder, last_error, updated_at AS at FROM deliveries
-WHERE last_error IS NOT NULL ORDER BY forwarder, updated_at DESC
+WHERE last_error IS NOT NULL AND status <> 'skipped' ORDER BY forwarder, updated_at DESC
 """
 
 UPSERT_FORWARDER_STATE = """

@@ -167,7 +167,7 @@ WHERE a.started_at >= ? GROUP BY d.forwarder, a.outcome
 """
 LAST_ERRORS = """
 SELECT forwarder, last_error, MAX(updated_at) AS at FROM deliveries
-WHERE last_error IS NOT NULL GROUP BY forwarder
+WHERE last_error IS NOT NULL AND status <> 'skipped' GROUP BY forwarder
 """
 
 UPSERT_FORWARDER_STATE = """
