@@ -8,10 +8,10 @@ is missing (needs root and apt-get), the way tests/pg_cluster.py installs Postgr
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.apt import apt_install
 
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # Headless, as root in a container, and quiet: with no background networking Chromium
@@ -42,25 +42,9 @@ def install() -> str | None:
     """Install Debian's chromium unless it is there; None on success, else why not."""
     if chromium_path() is not None:
         return None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "Chromium is not installed and installing it needs root (apt-get)"
-    if shutil.which("apt-get") is None:
-        return "Chromium is not installed and there is no apt-get to install it"
-    print("installing Chromium with apt-get (for the browser tests)…", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
-    ):
-        try:
-            done = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=1200, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"`{' '.join(command)}` failed: {exc}"
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr).strip()[-800:]
-            return f"`{' '.join(command)}` failed ({done.returncode}): {tail}"
+    reason = apt_install("chromium", "Chromium")
+    if reason is not None:
+        return reason
     return None if chromium_path() else "apt-get installed chromium but found no executable"
 
 

@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.apt import apt_install
+
 DATABASE = "relay_test"
 USER = "postgres"
 # Debian: don't create and start a default cluster when the package is installed.
@@ -47,28 +49,13 @@ def install() -> str | None:
     """Install PostgreSQL unless it is there; None on success, else why it cannot be."""
     if find_bindir() is not None:
         return None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "PostgreSQL is not installed and installing it needs root (apt-get)"
-    if shutil.which("apt-get") is None:
-        return "PostgreSQL is not installed and there is no apt-get to install it"
-    print("installing PostgreSQL with apt-get (for the PostgreSQL tests)…", file=sys.stderr)
-    if not CREATECLUSTER_CONF.exists():
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not CREATECLUSTER_CONF.exists():
+        # Only the binaries: each test run makes a throwaway cluster of its own.
         CREATECLUSTER_CONF.parent.mkdir(parents=True, exist_ok=True)
         CREATECLUSTER_CONF.write_text("create_main_cluster = false\n")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-    ):
-        try:
-            done = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=900, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"`{' '.join(command)}` failed: {exc}"
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr).strip()[-800:]
-            return f"`{' '.join(command)}` failed ({done.returncode}): {tail}"
+    reason = apt_install("postgresql", "PostgreSQL", timeout=900)
+    if reason is not None:
+        return reason
     if find_bindir() is None:
         return "apt-get installed postgresql but no initdb/pg_ctl was found"
     return None
