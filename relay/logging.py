@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 _SECRET_KEYS = re.compile(r"(token|secret|api_key|apikey|password|authorization)", re.I)
@@ -120,6 +121,22 @@ class BufferedLogger:
             self.flush()
 
 
+# orjson renders a line in a fraction of json's time (compact: no space after `:`);
+# datetimes and dataclasses go to structlog's fallback as before (their repr), and what
+# orjson refuses (a lone surrogate, a non-string key, an integer beyond 64 bits) is
+# rendered by json instead.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def render_json(obj: Any, **kwargs: Any) -> str:
+    """Compact JSON text, `json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+    default=...)`, through orjson where it can."""
+    try:
+        return orjson.dumps(obj, default=kwargs.get("default"), option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), **kwargs)
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog for the process; `fmt` is json, console or auto (TTY → console)."""
     stream = stream or sys.stderr
@@ -127,7 +144,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)
         if console
-        else structlog.processors.JSONRenderer(ensure_ascii=False)
+        else structlog.processors.JSONRenderer(serializer=render_json)
     )
     structlog.configure(
         processors=[

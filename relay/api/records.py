@@ -17,6 +17,7 @@ from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
+from relay.logging import render_json
 from relay.models import (
     BuildIn,
     Component,
@@ -55,7 +56,7 @@ def json_answer(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     """A JSON response from plain data or pydantic models."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = render_json(data)
     return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import time
@@ -9,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from relay.logging import MASK, configure, redact, register_secrets
+from relay.logging import MASK, configure, redact, register_secrets, render_json
 
 
 def _redacted(**event: Any) -> dict[str, Any]:
@@ -110,3 +111,19 @@ def test_auto_format_is_json_when_not_a_terminal() -> None:
     configure("info", "auto", stream)
     structlog.get_logger("test").info("auto_mode")
     assert json.loads(written(stream))["event"] == "auto_mode"
+
+
+def test_render_json_writes_what_json_writes() -> None:
+    """The fast renderer gives json's compact, non-ASCII-escaping text, and falls back to
+    json for what orjson refuses (lone surrogate, non-string key, 65-bit integer)."""
+    for value in (
+        {"path": "/components/caf\u00e9", "status": 201, "ms": 0.84, "ok": True, "n": None},
+        {"bad": "\ud800"},
+        {1: "int key"},
+        {"big": 2**64},
+    ):
+        assert render_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    assert render_json({"at": when}, default=repr) == json.dumps(
+        {"at": repr(when)}, separators=(",", ":")
+    )
