@@ -200,6 +200,10 @@ async def read_body(request: web.Request) -> bytes:
     UnsupportedContentEncoding or MalformedBody when it cannot be decoded."""
     check_content_encoding(request)
     try:
+        if request.content.is_eof():
+            # The whole body has arrived with the headers (the common, small case):
+            # reading it cannot wait on the client, so no timer is armed for it.
+            return await request.read()
         async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
             return await request.read()
     except TimeoutError:
