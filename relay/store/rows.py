@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from relay.logging import render_json
 from relay.models import Attempt, Deployment
 from relay.store.base import Claimed, EventRow
 from relay.store.feed_base import FeedAttempt, FeedEvent, FeedOutput
@@ -54,7 +55,7 @@ def deployment_values(d: Deployment, store_time: Callable[[datetime], Any]) -> t
         d.commit_sha,
         d.branch,
         d.tag,
-        json.dumps(d.meta_data, ensure_ascii=False),
+        render_json(d.meta_data),
         d.triggered_by,
         store_time(d.created_at),
         store_time(d.updated_at),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import Conflict, IdempotencyConflict, StoreError
+from relay.logging import render_json
 from relay.models import DeliverySummary, Deployment, Kind
 from relay.store.base import (
     ComponentRow,
@@ -321,7 +322,7 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
                 record.id,
                 record.component,
                 format_db(event.created_at),
-                json.dumps(event.data, ensure_ascii=False),
+                render_json(event.data),
             )
         )
         deliveries += [
