@@ -8,24 +8,19 @@ thread; RELAY_FUZZ_EXAMPLES sets the number of examples (`make fuzz` runs more).
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import os
-import threading
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.api.protocol import RelayRunner, handler_args
-from relay.app import create_app
-from tests.support import ADMIN_TOKEN, make_settings
+from tests.acceptance.served import ThreadedRelay
+from tests.support import ADMIN_TOKEN
 
 EXAMPLES = int(os.environ.get("RELAY_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(
@@ -35,37 +30,10 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DEPLOYMENTS = "/components/api/deployments"
 
 
-class _Relay:
-    """A relay on its own loop in a thread (requests calls are blocking)."""
-
-    def __init__(self, db: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        config = make_settings(db)
-        self.runner = RelayRunner(
-            create_app(config, dispatch=False),
-            header_timeout=config.server.header_timeout,
-            **handler_args(config),
-        )
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.runner.setup(), self.loop).result(30)
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        asyncio.run_coroutine_threadsafe(site.start(), self.loop).result(30)
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a relay on a fresh SQLite file."""
-    relay = _Relay(tmp_path_factory.mktemp("edge") / "relay.db")
+    relay = ThreadedRelay(tmp_path_factory.mktemp("edge") / "relay.db")
     url = relay.start()
     try:
         yield url

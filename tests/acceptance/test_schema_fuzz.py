@@ -3,16 +3,12 @@ every answer matches the documented schema (a bounded run here; `make fuzz` runs
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import (
@@ -24,8 +20,8 @@ from schemathesis.checks import (
 )
 
 from relay.api.keys import OPENAPI
-from relay.api.protocol import RelayRunner, handler_args
 from relay.app import create_app
+from tests.acceptance.served import ThreadedRelay
 from tests.support import ADMIN_TOKEN, make_settings
 
 # `make fuzz` sets RELAY_FUZZ_EXAMPLES=500; `make test` keeps the run short.
@@ -39,41 +35,10 @@ CHECKS = [
 ]
 
 
-class _Relay:
-    """A relay served by its own event loop in a thread (schemathesis calls are blocking)."""
-
-    def __init__(self, db: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        settings = make_settings(db)
-        self.app = create_app(settings, dispatch=False)
-        # Served as `relay serve` serves it: malformed requests get relay's JSON errors.
-        self.runner = RelayRunner(
-            self.app,
-            handler_cancellation=True,
-            header_timeout=settings.server.header_timeout,
-            **handler_args(settings),
-        )
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.runner.setup(), self.loop).result(30)
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        asyncio.run_coroutine_threadsafe(site.start(), self.loop).result(30)
-        port = self.runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def relay_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a relay on a fresh SQLite file."""
-    relay = _Relay(tmp_path_factory.mktemp("fuzz") / "relay.db")
+    relay = ThreadedRelay(tmp_path_factory.mktemp("fuzz") / "relay.db", handler_cancellation=True)
     url = relay.start()
     try:
         yield url
