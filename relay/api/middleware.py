@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -79,18 +80,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
-    response: web.StreamResponse | None = None
+    status = 500
     try:
         response = await _answer(request, handler, request_id)
+        status = response.status
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         return response
+    except web.HTTPException as exc:
+        status = exc.status  # a redirect (errors are answered by _answer)
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
     finally:
         log.info(
             "http_request",
             method=request.method,
             path=request.path,  # never the query string: it may carry access_token
-            status=response.status if response is not None else 500,
+            status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         structlog.contextvars.unbind_contextvars("request_id")
@@ -149,6 +157,9 @@ async def _signed_in(request: web.Request) -> Principal:
     check_same_site(request, secret)
     return principal
 
+
+# Logged for a request whose client went away before its answer (nginx's code for it).
+CLIENT_CLOSED = 499
 
 # Probes and scrapes must keep working while a client is being refused.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -206,6 +206,14 @@ async def test_tokens_never_reach_the_log_events(client: Client) -> None:
         assert token not in text
 
 
+async def test_a_redirect_is_logged_with_its_status(client: Client) -> None:
+    """The access log gives a redirect its own status (302), not a server error."""
+    with capture_logs() as logs:
+        answer = await client.get("/ui", allow_redirects=False)
+    assert answer.status == 302
+    assert [e["status"] for e in logs if e["event"] == "http_request"] == [302]
+
+
 async def test_rendered_log_lines_carry_no_token(client: Client) -> None:
     """The JSON log lines relay writes name the token, never its value."""
     stream = io.StringIO()
