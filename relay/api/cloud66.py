@@ -8,15 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from relay.api.keys import CLOUD66
-from relay.api.parsing import nest_pairs
+from relay.api.parsing import nest_pairs, query_params
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
-from relay.errors import ValidationFailed
 from relay.records.cloud66 import DeployParams, PageParams, number_of, pagination
-from relay.records.service import validation_details
 
 BASE = "/api/3/stacks/{stack_id}/deployments"
 
@@ -102,12 +100,7 @@ class Cloud66Cancelled(BaseModel):
 
 
 def _page_params(request: web.Request) -> PageParams:
-    try:
-        return PageParams.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None
+    return query_params(PageParams, request.query)
 
 
 async def get_deployment(request: web.Request) -> web.Response:

@@ -10,14 +10,15 @@ import re
 from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from relay.api.keys import AUTH, INSIGHTS
 from relay.api.middleware import public
+from relay.api.parsing import query_params
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.auth import Principal, extract_token
-from relay.errors import Unauthenticated, ValidationFailed
+from relay.errors import Unauthenticated
 from relay.insights.badges import (
     BadgeSpec,
     Style,
@@ -28,7 +29,7 @@ from relay.insights.badges import (
 )
 from relay.insights.service import BadgeRequest
 from relay.models import Kind, ShortText
-from relay.records.service import check_slug, validation_details
+from relay.records.service import check_slug
 
 M = TypeVar("M", bound=BaseModel)
 _WINDOW = re.compile(r"^([0-9]{1,3})d?\Z")
@@ -75,12 +76,7 @@ class DoraParams(BaseModel):
 
 
 def _params(model: type[M], request: web.Request) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None
+    return query_params(model, request.query)
 
 
 async def _caller(request: web.Request) -> Principal | None:

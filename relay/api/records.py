@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from relay.api.forwarded import base_url
 from relay.api.keys import PRINCIPAL, RECORDS, SETTINGS
-from relay.api.parsing import request_fields, restore_plus
+from relay.api.parsing import query_params, request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
@@ -28,7 +28,6 @@ from relay.models import (
     Status,
     UtcDatetime,
 )
-from relay.records.service import validation_details
 from relay.store.base import Cursor, ListQuery
 from relay.timeutil import format_db, parse_db
 
@@ -108,16 +107,11 @@ async def create_record(request: web.Request, kind: Kind) -> web.Response:
 
 async def list_records(request: web.Request, kind: Kind) -> web.Response:
     """A page of deployments or builds, newest first, next page in `Link`."""
-    query_params = dict(request.query)
+    raw = dict(request.query)
     for name in ("since", "until"):  # an unencoded `+02:00` arrives as ` 02:00`
-        if name in query_params:
-            query_params[name] = restore_plus(query_params[name])
-    try:
-        params = ListParams.model_validate(query_params)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None
+        if name in raw:
+            raw[name] = restore_plus(raw[name])
+    params = query_params(ListParams, raw)
     query = ListQuery(
         kind=kind,
         component=request.match_info["slug"],

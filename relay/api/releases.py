@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from relay.api.keys import RELEASES
-from relay.api.parsing import request_fields
+from relay.api.parsing import query_params, request_fields
 from relay.api.records import decode_cursor, encode_cursor, json_answer, next_url, principal_of
 from relay.api.routes import Route
-from relay.errors import ValidationFailed
 from relay.records.releases import Release, ReleaseIn
-from relay.records.service import validation_details
 
 
 class ReleaseParams(BaseModel):
@@ -35,12 +33,7 @@ async def create_release(request: web.Request) -> web.Response:
 
 async def list_releases(request: web.Request) -> web.Response:
     """Releases, newest first; the next page is in the `Link` header."""
-    try:
-        params = ReleaseParams.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None
+    params = query_params(ReleaseParams, request.query)
     after = decode_cursor(params.cursor) if params.cursor else None
     listing = await request.app[RELEASES].page(params.limit, after, principal_of(request))
     headers = {}

@@ -6,21 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from relay.api.forwarded import base_url as forwarded_base_url
 from relay.api.keys import SCALINGO, SETTINGS
-from relay.api.parsing import request_fields
+from relay.api.parsing import query_params, request_fields
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
-from relay.errors import ValidationFailed
 from relay.records.scalingo import (
     ScalingoPageParams,
     ScalingoTriggerIn,
     deployment_view,
     pagination,
 )
-from relay.records.service import check_slug, validation_details
+from relay.records.service import check_slug
 
 BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
@@ -124,12 +123,7 @@ class ScalingoAppAnswer(BaseModel):
 
 
 def _page_params(request: web.Request) -> ScalingoPageParams:
-    try:
-        return ScalingoPageParams.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None
+    return query_params(ScalingoPageParams, request.query)
 
 
 async def list_deployments(request: web.Request) -> web.Response:
