@@ -11,10 +11,11 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from relay.api.keys import CLOUD66
-from relay.api.parsing import nest_pairs, query_params
+from relay.api.parsing import nest_pairs
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.records.cloud66 import DeployParams, PageParams, number_of, pagination
+from relay.records.service import parse_query
 
 BASE = "/api/3/stacks/{stack_id}/deployments"
 
@@ -100,7 +101,7 @@ class Cloud66Cancelled(BaseModel):
 
 
 def _page_params(request: web.Request) -> PageParams:
-    return query_params(PageParams, request.query)
+    return parse_query(PageParams, request.query)
 
 
 async def get_deployment(request: web.Request) -> web.Response:

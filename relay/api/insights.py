@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field, field_validator
 
 from relay.api.keys import AUTH, INSIGHTS
 from relay.api.middleware import public
-from relay.api.parsing import query_params
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.auth import Principal, extract_token
@@ -29,7 +28,7 @@ from relay.insights.badges import (
 )
 from relay.insights.service import BadgeRequest
 from relay.models import Kind, ShortText
-from relay.records.service import check_slug
+from relay.records.service import check_slug, parse_query
 
 M = TypeVar("M", bound=BaseModel)
 _WINDOW = re.compile(r"^([0-9]{1,3})d?\Z")
@@ -76,7 +75,7 @@ class DoraParams(BaseModel):
 
 
 def _params(model: type[M], request: web.Request) -> M:
-    return query_params(model, request.query)
+    return parse_query(model, request.query)
 
 
 async def _caller(request: web.Request) -> Principal | None:

@@ -6,15 +6,14 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
-from pydantic import BaseModel, ValidationError
 
 from relay.api.keys import SETTINGS
 from relay.errors import (
@@ -23,9 +22,7 @@ from relay.errors import (
     RequestTimeout,
     UnsupportedContentEncoding,
     UnsupportedMediaType,
-    ValidationFailed,
 )
-from relay.records.service import validation_details
 
 _BRACKET = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 # A `+` in a query string decodes to a space: restore UTC offsets that lost it.
@@ -269,16 +266,3 @@ async def request_fields(request: web.Request) -> dict[str, Any]:
         f"unsupported content type {ctype!r}: send application/json or "
         "application/x-www-form-urlencoded (or multipart/form-data)"
     )
-
-
-Params = TypeVar("Params", bound=BaseModel)
-
-
-def query_params(model: type[Params], query: Mapping[str, str]) -> Params:
-    """The query string read into `model`; a 422 naming each bad parameter otherwise."""
-    try:
-        return model.model_validate(dict(query))
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid query parameters", details=validation_details(exc)
-        ) from None

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from relay.api.forwarded import base_url
 from relay.api.keys import PRINCIPAL, RECORDS, SETTINGS
-from relay.api.parsing import query_params, request_fields, restore_plus
+from relay.api.parsing import request_fields, restore_plus
 from relay.api.routes import Handler, Route
 from relay.auth import Principal
 from relay.errors import ValidationFailed
@@ -28,6 +28,7 @@ from relay.models import (
     Status,
     UtcDatetime,
 )
+from relay.records.service import parse_query
 from relay.store.base import Cursor, ListQuery
 from relay.timeutil import format_db, parse_db
 
@@ -111,7 +112,7 @@ async def list_records(request: web.Request, kind: Kind) -> web.Response:
     for name in ("since", "until"):  # an unencoded `+02:00` arrives as ` 02:00`
         if name in raw:
             raw[name] = restore_plus(raw[name])
-    params = query_params(ListParams, raw)
+    params = parse_query(ListParams, raw)
     query = ListQuery(
         kind=kind,
         component=request.match_info["slug"],

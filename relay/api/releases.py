@@ -6,10 +6,11 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from relay.api.keys import RELEASES
-from relay.api.parsing import query_params, request_fields
+from relay.api.parsing import request_fields
 from relay.api.records import decode_cursor, encode_cursor, json_answer, next_url, principal_of
 from relay.api.routes import Route
 from relay.records.releases import Release, ReleaseIn
+from relay.records.service import parse_query
 
 
 class ReleaseParams(BaseModel):
@@ -33,7 +34,7 @@ async def create_release(request: web.Request) -> web.Response:
 
 async def list_releases(request: web.Request) -> web.Response:
     """Releases, newest first; the next page is in the `Link` header."""
-    params = query_params(ReleaseParams, request.query)
+    params = parse_query(ReleaseParams, request.query)
     after = decode_cursor(params.cursor) if params.cursor else None
     listing = await request.app[RELEASES].page(params.limit, after, principal_of(request))
     headers = {}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from relay.api.forwarded import base_url as forwarded_base_url
 from relay.api.keys import SCALINGO, SETTINGS
-from relay.api.parsing import query_params, request_fields
+from relay.api.parsing import request_fields
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.records.scalingo import (
@@ -19,7 +19,7 @@ from relay.records.scalingo import (
     deployment_view,
     pagination,
 )
-from relay.records.service import check_slug
+from relay.records.service import check_slug, parse_query
 
 BASE = "/v1/apps/{app}"
 STREAM = BASE + "/deployments_stream"
@@ -123,7 +123,7 @@ class ScalingoAppAnswer(BaseModel):
 
 
 def _page_params(request: web.Request) -> ScalingoPageParams:
-    return query_params(ScalingoPageParams, request.query)
+    return parse_query(ScalingoPageParams, request.query)
 
 
 async def list_deployments(request: web.Request) -> web.Response:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from relay.auth import Principal
-from relay.errors import NotFound, ValidationFailed
+from relay.errors import NotFound
 from relay.models import Deployment, Status
-from relay.records.service import RecordService, check_slug, validation_details
+from relay.records.service import RecordService, check_slug, parse_query
 from relay.records.transitions import TransitionService
 from relay.store.base import ListQuery
 
@@ -174,13 +174,8 @@ class Cloud66Service:
 
     async def deploy(self, stack: str, query: dict[str, Any], principal: Principal) -> Deployment:
         """Record a queued deployment from Cloud66's query parameters."""
-        try:
-            params = DeployParams.model_validate(query)
-        except ValidationError as exc:
-            # Cloud66 sends these in the query string: say so, not "the request body".
-            raise ValidationFailed(
-                "invalid query parameters", details=validation_details(exc)
-            ) from None
+        # Cloud66 sends these in the query string: say so, not "the request body".
+        params = parse_query(DeployParams, query)
         check_slug(stack)
         principal.require("events:write", stack)
         meta = {k: v for k, v in params.model_dump().items() if k != "git_ref" and v is not None}
