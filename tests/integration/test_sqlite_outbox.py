@@ -157,3 +157,34 @@ async def test_opening_the_file_leaves_a_running_process_s_leases_alone(db: Path
             await other.close()
     finally:
         await sender.close()
+
+
+def _plan(db: Path, statement: str, params: tuple[object, ...]) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)]
+    finally:
+        conn.close()
+
+
+async def test_a_claim_reads_waiting_deliveries_in_order_without_sorting(
+    store: SqliteStore, db: Path
+) -> None:
+    """A claim walks one index of waiting deliveries in claim order: after a resume makes
+    thousands due at the same instant it still reads only as many as it leases."""
+    stamp = format_db(T0)
+    plan = _plan(db, sql.CLAIM_CANDIDATES, ("hook", stamp, stamp, 100))
+    assert any("USING INDEX deliveries_pending" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+async def test_the_next_due_time_is_read_from_the_waiting_index(
+    store: SqliteStore, db: Path
+) -> None:
+    """Finding when to wake up seeks the index of waiting deliveries; it never reads the
+    whole history of delivered ones."""
+    for statement, params in ((sql.NEXT_DUE, ()), (sql.NEXT_DUE_AFTER, (format_db(T0),))):
+        plan = _plan(db, statement, params)
+        reads = [step for step in plan if " deliveries" in step]
+        assert reads, plan
+        assert all("USING INDEX deliveries_pending" in step for step in reads), plan

@@ -92,7 +92,7 @@ SELECT d.id, d.forwarder, d.attempts, d.deployment_id, d.state,
        e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at, e.payload,
        s.state AS shared
 FROM deliveries d
-JOIN events e ON e.id = d.event_id
+JOIN events e ON e.seq = d.event_seq
 LEFT JOIN delivery_shared s ON s.deployment_id = d.deployment_id AND s.forwarder = d.forwarder
 WHERE d.forwarder = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
   AND (d.locked_until IS NULL OR d.locked_until < ?)
@@ -107,8 +107,21 @@ LIMIT ?
 LEASE = "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE id = ?"
 LEASE_OWNERS = "SELECT DISTINCT locked_by FROM deliveries WHERE locked_by IS NOT NULL"
 RELEASE_OWNER = "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = ?"
-NEXT_DUE = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
-NEXT_DUE_AFTER = NEXT_DUE + " AND next_attempt_at > ?"
+# A loose scan of deliveries_pending: one seek for each forwarder with waiting deliveries,
+# then one for its earliest time, instead of reading every waiting delivery.
+_NEXT_DUE = """
+WITH RECURSIVE f(name) AS (
+    SELECT MIN(forwarder) FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(forwarder) FROM deliveries WHERE status = 'pending' AND forwarder > f.name)
+    FROM f WHERE f.name IS NOT NULL
+)
+SELECT MIN((SELECT MIN(next_attempt_at) FROM deliveries
+             WHERE status = 'pending' AND forwarder = f.name{after}))
+FROM f WHERE f.name IS NOT NULL
+"""
+NEXT_DUE = _NEXT_DUE.format(after="")
+NEXT_DUE_AFTER = _NEXT_DUE.format(after=" AND next_attempt_at > ?")
 
 INSERT_ATTEMPT = """
 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, outcome, error,
@@ -132,7 +145,7 @@ d.attempts, d.next_attempt_at, d.last_error, d.last_status_code, d.created_at, d
 d.delivered_at
 """
 SELECT_DELIVERIES = (
-    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1 = 1"
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE 1 = 1"
 )
 SELECT_ATTEMPTS = """
 SELECT number, started_at, duration_ms, status_code, outcome, error, response_excerpt
@@ -144,7 +157,7 @@ UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 WHERE id = ?
 """
 
-# Uses deliveries_claim (forwarder, status, next_attempt_at): only the rows waiting.
+# Uses deliveries_pending (forwarder, next_attempt_at, event_seq): only the rows waiting.
 RESUME_DUE = """
 UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
 WHERE forwarder = ? AND status = 'pending' AND next_attempt_at > ?
@@ -198,7 +211,7 @@ SELECT a.id AS seq, a.number, a.started_at, a.duration_ms, a.status_code, a.outc
        json_extract(e.payload, '$.stage') AS stage
 FROM attempts a
 JOIN deliveries d ON d.id = a.delivery_id
-JOIN events e ON e.id = d.event_id
+JOIN events e ON e.seq = d.event_seq
 WHERE a.id > ? ORDER BY a.id LIMIT ?
 """
 
