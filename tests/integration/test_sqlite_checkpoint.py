@@ -4,9 +4,11 @@ sqlite_checkpoint.py), never by a commit that then holds every write behind it."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
+from relay.store.sqlite.sql import WAL_SIZE_LIMIT
 from relay.store.sqlite.store import SqliteStore
 from relay.store.sqlite.sync import wal_path
 from tests.delivery_support import eventually
@@ -65,3 +67,27 @@ async def test_the_wal_starts_over_under_writes_that_never_pause(tmp_path: Path)
     finally:
         await store.close()
     assert len(salts) >= 2
+
+
+async def test_the_wal_file_is_cut_back_after_a_burst(tmp_path: Path) -> None:
+    """A burst that grows the WAL past 12 MB does not keep that disk space: once it is
+    checkpointed, the next commit starts the WAL over at no more than WAL_SIZE_LIMIT."""
+    db = tmp_path / "relay.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+
+        def burst(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE ballast (b BLOB)")
+            conn.executemany("INSERT INTO ballast VALUES (?)", [(bytes(4096),)] * 3000)
+
+        await store.engine.write(burst)
+        assert wal_path(db).stat().st_size > 12 * 1024 * 1024
+
+        async def cut_back() -> bool:
+            await store.record(make_command(make_record(created_at=T0, version="2.0")))
+            return wal_path(db).stat().st_size <= WAL_SIZE_LIMIT
+
+        await eventually(cut_back, timeout=10, what="the WAL cut back")
+    finally:
+        await store.close()

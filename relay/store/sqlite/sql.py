@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+# The WAL file keeps the size of its longest run (overwriting is faster than appending);
+# when it starts over it is cut back to this, so that a burst does not hold disk forever.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
+    f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
     # FULL while migrating; then NORMAL, the engine syncing the WAL itself (sqlite/sync.py).
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
