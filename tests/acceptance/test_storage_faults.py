@@ -60,13 +60,15 @@ async def stored(client: TestClient[Any, Any]) -> list[str]:
 def fill(disk: Path) -> Path:
     """Write a filler file until the filesystem has no space left."""
     filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
+    # Unbuffered, in ever smaller pieces down to one byte: full to the last byte, and no
+    # buffered rest for close() to fail on.
+    with filler.open("wb", buffering=0) as out:
+        chunk = 65536
+        while chunk:
+            try:
+                out.write(b"\0" * chunk)
+            except OSError:
+                chunk //= 2
     return filler
 
 
