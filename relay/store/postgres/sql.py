@@ -222,8 +222,22 @@ RENEW = """
 UPDATE deliveries SET locked_until = $3
 WHERE id = ANY($2::text[]) AND locked_by = $1 AND status = 'pending'
 """
-NEXT_DUE = "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
-NEXT_DUE_AFTER = NEXT_DUE + " AND next_attempt_at > $1"
+# A loose scan of deliveries_pending: one seek for each forwarder with waiting deliveries,
+# then one for its earliest time, instead of reading every waiting delivery.
+_NEXT_DUE = """
+WITH RECURSIVE f(name) AS (
+    SELECT MIN(forwarder) FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(d.forwarder) FROM deliveries d
+            WHERE d.status = 'pending' AND d.forwarder > f.name)
+    FROM f WHERE f.name IS NOT NULL
+)
+SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
+            WHERE d.status = 'pending' AND d.forwarder = f.name{after}))
+FROM f WHERE f.name IS NOT NULL
+"""
+NEXT_DUE = _NEXT_DUE.format(after="")
+NEXT_DUE_AFTER = _NEXT_DUE.format(after=" AND d.next_attempt_at > $1")
 
 # One batch of completions: attempts, new delivery states, state shared per deployment.
 COMPLETE = f"""
