@@ -38,8 +38,18 @@ class Route:
     answers: tuple[str, ...] = ()
 
 
+def answers_head(route: Route) -> bool:
+    """Whether HEAD is served like GET: every GET route but the live feeds, whose answer
+    is a stream (an uptime monitor's HEAD would hold it open)."""
+    streams = route.content_type == "text/event-stream" or route.status == 101
+    return route.method == "GET" and not streams
+
+
 def register(app: web.Application, routes: list[Route]) -> None:
-    """Add every route (and its aliases, e.g. the trailing-slash form) to the router."""
+    """Add every route (and its aliases, e.g. the trailing-slash form) to the router;
+    HEAD runs the GET handler and aiohttp leaves the body out."""
     for route in routes:
         for path in (route.path, *route.aliases):
             app.router.add_route(route.method, path, route.handler)
+            if answers_head(route):
+                app.router.add_route("HEAD", path, route.handler)

@@ -190,6 +190,27 @@ async def test_wrong_method_is_405_json(
     assert set(response.headers["Allow"].split(", ")) == set(error["allowed_methods"])
 
 
+async def test_head_answers_like_get_without_a_body(client: Client) -> None:
+    """HEAD (what uptime monitors send) gets GET's status and headers and no body; the
+    live feeds, which would stay open, answer 405 to it."""
+    await create(client, "api", {"version": "v1"})
+    for path, headers, status in (
+        ("/healthz", {}, 200),
+        (DEPLOYMENTS, {}, 401),
+        (DEPLOYMENTS, bearer(), 200),
+        ("/components/api/badge.svg", bearer(), 200),
+    ):
+        got = await client.get(path, headers=headers)
+        head = await client.head(path, headers=headers)
+        assert (head.status, path) == (status, path)
+        assert head.status == got.status
+        assert head.headers["Content-Type"] == got.headers["Content-Type"]
+        assert await head.read() == b""
+    for feed in ("/events", "/stream"):
+        response = await client.head(feed, headers=bearer())
+        assert response.status == 405, feed
+
+
 async def test_strict_components_refuses_unknown_components(
     make_client: MakeClient,
 ) -> None:
