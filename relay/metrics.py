@@ -10,12 +10,17 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from relay.models import ForwarderInfo
 from relay.store.base import Claimed, Completion
 
 # The *_created series only add noise to every scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# The classic text format, which generate_latest writes, named with its version (what a
+# scraper that negotiates formats looks for; every scraper reads 0.0.4).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 CIRCUIT_VALUES = {"active": 0.0, "circuit-open": 1.0, "disabled": 2.0}
 

@@ -14,6 +14,7 @@ from relay.api.parsing import decode_json_object, read_body
 from relay.api.records import json_answer, principal_of
 from relay.api.routes import Route
 from relay.errors import ValidationFailed
+from relay.metrics import CONTENT_TYPE
 from relay.models import Delivery, DeliveryStatus, ForwarderInfo, UtcDatetime
 from relay.records.service import validation_details
 from relay.store.base import DeliveryQuery
@@ -134,7 +135,7 @@ async def metrics(request: web.Request) -> web.Response:
     app_metrics.refresh(await request.app[DELIVERIES].forwarders(), time.time())
     if request.app[STORE_OPENED].is_set():
         await request.app[DEPLOYMENT_METRICS].refresh()  # the store's deployment series
-    return web.Response(body=app_metrics.render(), content_type="text/plain", charset="utf-8")
+    return web.Response(body=app_metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def routes() -> list[Route]:

@@ -38,7 +38,8 @@ async def scrape(client: Client) -> Samples:
     """Every sample of /metrics by (name, sorted labels)."""
     response = await client.get("/metrics")
     assert response.status == 200
-    assert response.content_type == "text/plain"
+    # The exposition format's own media type, its version included.
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples: Samples = {}
     for family in text_string_to_metric_families(await response.text()):
         for s in family.samples:
