@@ -23,9 +23,8 @@ FIND_SESSION = (
 DELETE_SESSION = "DELETE FROM sessions WHERE session_hash = ?"
 DELETE_EXPIRED = "DELETE FROM sessions WHERE expires_at <= ?"
 SUMMARIES = """
-SELECT d.deployment_id, p.component, d.forwarder, d.status, d.attempts
-FROM deliveries d JOIN deployments p ON p.id = d.deployment_id
-WHERE d.deployment_id IN ({marks}) ORDER BY d.deployment_id, d.event_seq, d.forwarder
+SELECT deployment_id, forwarder, status, attempts FROM deliveries
+WHERE deployment_id IN ({marks}) ORDER BY deployment_id, event_seq, forwarder
 """
 DEPLOYMENT_EVENTS = """
 SELECT id, seq, type, deployment_id, created_at, payload FROM events
@@ -86,9 +85,10 @@ class SqliteDashboard:
                 for row in conn.execute(DEPLOYMENT_COMPONENTS.format(marks=marks), ids)
             }
             for row in conn.execute(SUMMARIES.format(marks=marks), ids):
-                found[row[0]].deliveries.append(
-                    DeliverySummary(forwarder=row[2], status=row[3], attempts=row[4])
-                )
+                if row[0] in found:
+                    found[row[0]].deliveries.append(
+                        DeliverySummary(forwarder=row[1], status=row[2], attempts=row[3])
+                    )
             return [found[i] for i in ids if i in found]
 
         return await self.engine.read(op)
