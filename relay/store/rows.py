@@ -64,6 +64,19 @@ def deployment_values(d: Deployment, store_time: Callable[[datetime], Any]) -> t
     )
 
 
+def deployment_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A selected deployment row's columns (as a dict, changed in place) the way
+    Deployment reads them, except timestamps and is_rollback, which each driver answers
+    its own way."""
+    # seq is the global AUTOINCREMENT/BIGSERIAL key: stable, never reused, so it is the
+    # integer number the Cloud66 dialect shows.
+    if "seq" in data:
+        data["number"] = data.pop("seq")
+    data.pop("occurred_at", None)
+    data["meta_data"] = json.loads(data["meta_data"])
+    return data
+
+
 def claimed(row: Row, time: Time) -> Claimed:
     """A leased delivery as the dispatcher gets it."""
     return Claimed(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -24,13 +23,7 @@ def deployment_columns(records: list[Deployment]) -> list[list[Any]]:
 
 def deployment(row: RowLike) -> Deployment:
     """A Deployment from a row selected with DEPLOYMENT_COLUMNS (and maybe seq)."""
-    data = dict(row)
-    # seq is the global AUTOINCREMENT/BIGSERIAL key: stable, never reused, so it is the
-    # integer number the Cloud66 dialect shows.
-    if "seq" in data:
-        data["number"] = data.pop("seq")
-    data.pop("occurred_at", None)
-    data["meta_data"] = json.loads(data["meta_data"])
+    data = rows.deployment_data(dict(row))
     if "is_rollback" in data:
         data["is_rollback"] = bool(data["is_rollback"])
     return Deployment.model_validate(data)

@@ -3,7 +3,6 @@ write (the rule is in lifecycle_base.py). Shared by sqlite/store.py and sqlite/l
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -27,13 +26,7 @@ def deployment_values(d: Deployment) -> tuple[Any, ...]:
 
 def deployment_from_row(row: sqlite3.Row) -> Deployment:
     """A Deployment from a row selected with sql.READ_COLUMNS."""
-    data = dict(row)
-    # seq is the global AUTOINCREMENT/BIGSERIAL key: stable, never reused, so it is the
-    # integer number the Cloud66 dialect shows.
-    if "seq" in data:
-        data["number"] = data.pop("seq")
-    data.pop("occurred_at", None)
-    data["meta_data"] = json.loads(data["meta_data"])
+    data = rows.deployment_data(dict(row))
     for key in _TIMES:
         if data.get(key) is not None:
             data[key] = parse_db(data[key])
