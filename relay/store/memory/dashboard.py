@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from relay.models import DeliverySummary, Deployment
+from relay.models import Deployment
 from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
-from relay.store.memory.outbox import Row
+from relay.store.memory.outbox import Row, delivery_summary
 
 
 class MemoryDashboard:
@@ -43,20 +43,13 @@ class MemoryDashboard:
         return len(old)
 
     async def delivery_summaries(self, deployment_ids: Sequence[str]) -> list[DeploymentDeliveries]:
-        """Summaries as get_record builds them, for each known deployment."""
+        """Summaries as get_record shows them, for each known deployment."""
         out = []
         for deployment_id in list(dict.fromkeys(deployment_ids))[:MAX_SUMMARY_IDS]:
             found = self.records.get(deployment_id)
             if found is None:
                 continue
-            rows = sorted(
-                (r for r in self.rows.values() if r.event.deployment_id == deployment_id),
-                key=lambda r: (r.event.seq, r.forwarder),
-            )
-            summary = [
-                DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=r.tries)
-                for r in rows
-            ]
+            summary = delivery_summary(self.rows.values(), deployment_id)
             out.append(DeploymentDeliveries(deployment_id, found[1].component, summary))
         return out
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from relay.models import Attempt, Delivery, DeliveryStatus, ForwarderCounts
+from relay.models import Attempt, Delivery, DeliveryStatus, DeliverySummary, ForwarderCounts
 from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDelivery
 
 
@@ -52,6 +52,15 @@ class Row:
             delivered_at=self.delivered_at,
             attempt_log=list(self.attempts) if with_log else None,
         )
+
+
+def delivery_summary(rows: Iterable[Row], deployment_id: str) -> list[DeliverySummary]:
+    """A deployment's deliveries as its record shows them: by event, then forwarder."""
+    mine = sorted(
+        (r for r in rows if r.event.deployment_id == deployment_id),
+        key=lambda r: (r.event.seq, r.forwarder),
+    )
+    return [DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=r.tries) for r in mine]
 
 
 class MemoryOutbox:

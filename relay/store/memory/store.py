@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from relay.errors import Conflict, IdempotencyConflict
-from relay.models import DeliverySummary, Deployment, Kind
+from relay.models import Deployment, Kind
 from relay.store.base import (
     ComponentRow,
     Cursor,
@@ -24,7 +24,7 @@ from relay.store.memory.dashboard import MemoryDashboard
 from relay.store.memory.dialects import MemoryDialects
 from relay.store.memory.feed import MemoryFeed
 from relay.store.memory.lifecycle import MemoryLifecycle
-from relay.store.memory.outbox import MemoryOutbox
+from relay.store.memory.outbox import MemoryOutbox, delivery_summary
 from relay.store.memory.retention import MemoryRetention
 from relay.timeutil import utcnow
 
@@ -101,11 +101,7 @@ class MemoryStore(
         found = self.records.get(record_id)
         if found is None or found[1].kind != kind or found[1].component != component:
             return None
-        summary = [
-            DeliverySummary(forwarder=r.forwarder, status=r.status, attempts=r.tries)
-            for r in sorted(self.rows.values(), key=lambda r: (r.event.seq, r.forwarder))
-            if r.event.deployment_id == record_id
-        ]
+        summary = delivery_summary(self.rows.values(), record_id)
         return found[1].model_copy(update={"deliveries": summary})
 
     async def list_records(self, query: ListQuery) -> Page:
