@@ -181,6 +181,11 @@ def dora_rows(rows: list[Any], query: DoraQuery) -> list[DoraFigures]:
         )
         for r in rows
     ]
-    if not out and not query.grouped:
-        out.append(DoraFigures(component=None, stage=query.stage))
-    return out
+    return at_least_one(out, query)
+
+
+def at_least_one(found: list[DoraFigures], query: DoraQuery) -> list[DoraFigures]:
+    """`found`, or the one all-zero group an ungrouped query answers when nothing matched."""
+    if not found and not query.grouped:
+        return [DoraFigures(component=None, stage=query.stage)]
+    return found

@@ -13,6 +13,7 @@ from relay.store.insights_base import (
     DoraFigures,
     DoraQuery,
     DurationHistogram,
+    at_least_one,
     figures,
     histograms,
     median,
@@ -77,10 +78,9 @@ class MemoryInsights:
             if _in_window(d, query):
                 key = (d.component, d.stage or "") if query.grouped else ("", "")
                 groups.setdefault(key, []).append((seq, d))
-        out = [self._figures(key, rows, query) for key, rows in sorted(groups.items())]
-        if not out and not query.grouped:
-            out.append(DoraFigures(component=None, stage=query.stage))
-        return out
+        return at_least_one(
+            [self._figures(key, rows, query) for key, rows in sorted(groups.items())], query
+        )
 
     def _figures(self, key: Key, rows: list[tuple[int, Deployment]], q: DoraQuery) -> DoraFigures:
         ok = [d for _, d in rows if d.status.value == "success"]
