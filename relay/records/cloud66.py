@@ -17,7 +17,6 @@ Code tables (relay's own: Cloud66's documents show only `0 web`, `1 success`, `0
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from relay.auth import Principal
 from relay.errors import NotFound
 from relay.models import Deployment, Status
-from relay.records.service import RecordService, check_slug, parse_query
+from relay.records.service import RecordService, check_slug, commit_of, parse_query
 from relay.records.transitions import TransitionService
 from relay.store.base import ListQuery
 
@@ -35,7 +34,6 @@ OUTCOMES = {0: "in progress", 1: "success", 2: "failed", 3: "cancelled"}
 TRIGGERED_VIA = {0: "web", 1: "api", 2: "hook", 3: "cli"}
 DEPLOY_TYPES = {0: "build", 1: "rollback"}
 _FAILED = {Status.BUILD_ERROR, Status.CRASHED_ERROR, Status.TIMEOUT_ERROR}
-_HASH = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 PER_PAGE = 30
 MAX_PER_PAGE = 100
 Param = Annotated[str, StringConstraints(max_length=200)]
@@ -181,8 +179,8 @@ class Cloud66Service:
         meta = {k: v for k, v in params.model_dump().items() if k != "git_ref" and v is not None}
         version = params.git_ref or await self._latest_version(stack)
         fields: dict[str, Any] = {"version": version, "status": Status.QUEUED.value}
-        if params.git_ref and _HASH.match(params.git_ref):
-            fields["commit_sha"] = params.git_ref
+        if commit := commit_of(params.git_ref):
+            fields["commit_sha"] = commit
         if params.git_ref:
             meta["git_ref"] = params.git_ref
         fields["meta_data"] = {**meta, "triggered_via": "api"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ Planner = Callable[[NewEvent, Deployment], list[NewDelivery]]
 
 _INPUT_MODELS: dict[Kind, type[BuildIn]] = {"deployment": DeploymentIn, "build": BuildIn}
 _COLLECTION: dict[Kind, str] = {"deployment": "deployments", "build": "builds"}
+_COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 
 
 def no_deliveries(event: NewEvent, record: Deployment) -> list[NewDelivery]:
@@ -108,6 +110,12 @@ def check_slug(component: str) -> None:
                 }
             ],
         )
+
+
+def commit_of(ref: str | None) -> str | None:
+    """`ref` when it looks like a commit hash (7 to 64 hex digits), else None: the commit
+    a dialect's git reference names, if any."""
+    return ref if ref and _COMMIT.match(ref) else None
 
 
 def fingerprint(*parts: Any) -> str:
