@@ -162,10 +162,7 @@ class Cloud66Service:
         self, stack: str, params: PageParams, principal: Principal
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the stack's deployments (newest first) and their total."""
-        check_slug(stack)
-        principal.require("events:read", stack)
-        offset = (params.page - 1) * params.per_page
-        found = await self.records.store.numbered_page(stack, offset, params.per_page)
+        found = await self.records.numbered_page(stack, params.page, params.per_page, principal)
         items = await self.records.with_live(found.items)
         heads = {d.stage: await self._head_id(stack, d.stage) for d in items}
         return [deployment_view(d, heads[d.stage] == d.id) for d in items], found.total

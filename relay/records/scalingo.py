@@ -144,10 +144,7 @@ class ScalingoService:
         self, app: str, params: ScalingoPageParams, principal: Principal
     ) -> tuple[list[Deployment], int]:
         """One page of the app's deployments (newest first) and their total."""
-        check_slug(app)
-        principal.require("events:read", app)
-        offset = (params.page - 1) * params.per_page
-        found = await self.records.store.numbered_page(app, offset, params.per_page)
+        found = await self.records.numbered_page(app, params.page, params.per_page, principal)
         return found.items, found.total
 
     async def get(self, app: str, deployment_id: str, principal: Principal) -> Deployment:

@@ -37,6 +37,7 @@ from relay.store.base import (
     Store,
     StoredAnswer,
 )
+from relay.store.dialect_base import NumberedPage
 from relay.timeutil import utcnow
 
 M = TypeVar("M", bound=BaseModel)
@@ -231,6 +232,15 @@ class RecordService:
         principal.require("events:read", query.component)
         page = await self.store.list_records(query)
         return replace(page, items=await self.with_live(page.items))
+
+    async def numbered_page(
+        self, component: str, page: int, per_page: int, principal: Principal
+    ) -> NumberedPage:
+        """Page `page` (from 1) of the component's deployments, `per_page` to a page,
+        newest first, with their total (the dialects' numbered listings)."""
+        check_slug(component)
+        principal.require("events:read", component)
+        return await self.store.numbered_page(component, (page - 1) * per_page, per_page)
 
     async def register_component(self, component: str, principal: Principal) -> bool:
         """Create a component ahead of its first event (needed with strict_components);
