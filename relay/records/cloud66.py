@@ -164,7 +164,8 @@ class Cloud66Service:
         """One page of the stack's deployments (newest first) and their total."""
         found = await self.records.numbered_page(stack, params.page, params.per_page, principal)
         items = await self.records.with_live(found.items)
-        heads = {d.stage: await self._head_id(stack, d.stage) for d in items}
+        # One read per stage on the page, not one per deployment.
+        heads = {stage: await self._head_id(stack, stage) for stage in {d.stage for d in items}}
         return [deployment_view(d, heads[d.stage] == d.id) for d in items], found.total
 
     async def deploy(self, stack: str, query: dict[str, Any], principal: Principal) -> Deployment:
