@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from relay.api.keys import CLOUD66
 from relay.api.parsing import nest_pairs
-from relay.api.records import json_answer, principal_of
+from relay.api.records import deployment_location, json_answer, principal_of
 from relay.api.routes import Route
 from relay.records.cloud66 import DeployParams, PageParams, number_of, pagination
 from relay.records.service import parse_query
@@ -135,9 +135,8 @@ async def deploy(request: web.Request) -> web.Response:
     record = await request.app[CLOUD66].deploy(
         request.match_info["stack_id"], fields, principal_of(request)
     )
-    location = f"/components/{record.component}/deployments/{record.id}"
     answer = Cloud66Scheduled(response=Scheduled(id=record.number or 0))
-    return json_answer(answer.model_dump(), headers={"Location": location})
+    return json_answer(answer.model_dump(), headers=deployment_location(record))
 
 
 async def cancel(request: web.Request) -> web.Response:

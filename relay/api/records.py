@@ -60,6 +60,11 @@ def json_answer(
     return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 
+def deployment_location(record: Deployment) -> dict[str, str]:
+    """The `Location` header of a deployment a dialect recorded: its relay URL."""
+    return {"Location": f"/components/{record.component}/deployments/{record.id}"}
+
+
 def encode_cursor(cursor: Cursor) -> str:
     """An opaque, URL-safe page cursor."""
     raw = json.dumps([format_db(cursor.occurred_at), cursor.seq]).encode()

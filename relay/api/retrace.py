@@ -8,7 +8,7 @@ from aiohttp import web
 
 from relay.api.keys import RETRACE
 from relay.api.parsing import decode_json_object, read_body, request_fields
-from relay.api.records import json_answer, principal_of
+from relay.api.records import deployment_location, json_answer, principal_of
 from relay.api.routes import Route
 from relay.models import Deployment
 from relay.records.retrace import RetraceIn
@@ -36,8 +36,9 @@ async def start(request: web.Request) -> web.Response:
     """Announce a deployment (Retrace `start`): recorded in status `building`; 409 when
     the same AppName, EnvironmentName and Version is already in progress."""
     record = await request.app[RETRACE].start(await retrace_fields(request), principal_of(request))
-    location = f"/components/{record.component}/deployments/{record.id}"
-    return json_answer(record.model_dump(mode="json"), status=201, headers={"Location": location})
+    return json_answer(
+        record.model_dump(mode="json"), status=201, headers=deployment_location(record)
+    )
 
 
 async def complete(request: web.Request) -> web.Response:

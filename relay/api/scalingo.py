@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from relay.api.forwarded import base_url as forwarded_base_url
 from relay.api.keys import SCALINGO, SETTINGS
 from relay.api.parsing import request_fields
-from relay.api.records import json_answer, principal_of
+from relay.api.records import deployment_location, json_answer, principal_of
 from relay.api.routes import Route
 from relay.records.scalingo import (
     ScalingoPageParams,
@@ -154,9 +154,8 @@ async def trigger(request: web.Request) -> web.Response:
     record = await request.app[SCALINGO].trigger(
         request.match_info["app"], await request_fields(request), principal_of(request)
     )
-    location = f"/components/{record.component}/deployments/{record.id}"
     body = {"deployment": deployment_view(record, base_url(request))}
-    return json_answer(body, headers={"Location": location})
+    return json_answer(body, headers=deployment_location(record))
 
 
 async def output(request: web.Request) -> web.Response:

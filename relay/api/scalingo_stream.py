@@ -17,13 +17,13 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, web
 
-from relay.api.keys import AUTH, FEED, SETTINGS, STORE
+from relay.api.keys import FEED, STORE
 from relay.api.middleware import public
 from relay.api.routes import Route
 from relay.api.scalingo import STREAM
-from relay.api.stream import UpgradeRequired, auth_frame, pump
+from relay.api.stream import UpgradeRequired, pump, ws_principal
 from relay.auth import extract_token
-from relay.errors import RelayError, Unauthenticated
+from relay.errors import RelayError
 from relay.feed.broker import FeedFilter
 from relay.feed.frames import Frame
 from relay.records.service import check_slug
@@ -72,10 +72,7 @@ async def deployments_stream(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     store = request.app[STORE]
     try:
-        token = token or await auth_frame(ws, request.app[SETTINGS].feed.auth_timeout)
-        principal = await request.app[AUTH].authenticate(token)
-        if principal is None:
-            raise Unauthenticated("the API token is unknown or revoked")
+        principal, token = await ws_principal(request, ws, token)
         principal.require("events:read", app)
         # The position first, the log so far second: a line appended in between comes
         # twice rather than never.

@@ -20,7 +20,7 @@ from relay.api.cookies import cookie_principal
 from relay.api.keys import AUTH, FEED, PRINCIPAL, SETTINGS
 from relay.api.middleware import public
 from relay.api.routes import Route
-from relay.auth import extract_token
+from relay.auth import Principal, extract_token
 from relay.errors import RelayError, Unauthenticated, ValidationFailed
 from relay.feed.broker import Feed, FeedFilter, Subscriber
 from relay.feed.frames import Frame, parse_id
@@ -148,10 +148,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     token = extract_token(request.headers, request.query)
     await ws.prepare(request)
     try:
-        token = token or await auth_frame(ws, request.app[SETTINGS].feed.auth_timeout)
-        principal = await request.app[AUTH].authenticate(token)
-        if principal is None:
-            raise Unauthenticated("the API token is unknown or revoked")
+        principal, token = await ws_principal(request, ws, token)
         principal.require("events:read")
         subscriber = request.app[FEED].subscribe(FeedFilter(principal, components, stages))
     except RelayError as exc:
@@ -168,9 +165,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def ws_principal(
+    request: web.Request, ws: web.WebSocketResponse, token: str | None
+) -> tuple[Principal, str]:
+    """The caller of a WebSocket feed and its token: the upgrade request's token, else the
+    one of the client's first frame; RelayError when it is missing or unknown (also the
+    Scalingo stream's, scalingo_stream.py)."""
+    token = token or await auth_frame(ws, request.app[SETTINGS].feed.auth_timeout)
+    principal = await request.app[AUTH].authenticate(token)
+    if principal is None:
+        raise Unauthenticated("the API token is unknown or revoked")
+    return principal, token
+
+
 async def auth_frame(ws: web.WebSocketResponse, timeout: float) -> str:
-    """The token of the client's first frame; RelayError if it is not an auth frame
-    (also the Scalingo stream's, scalingo_stream.py)."""
+    """The token of the client's first frame; RelayError if it is not an auth frame."""
     try:
         message = await ws.receive(timeout=timeout)
     except TimeoutError:

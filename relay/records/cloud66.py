@@ -17,7 +17,6 @@ Code tables (relay's own: Cloud66's documents show only `0 web`, `1 success`, `0
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from relay.auth import Principal
 from relay.errors import NotFound
 from relay.models import Deployment, Status
-from relay.records.service import RecordService, check_slug, parse_query
+from relay.records.service import RecordService, check_slug, commit_of, parse_query
 from relay.records.transitions import TransitionService
 from relay.store.base import ListQuery
 
@@ -35,7 +34,6 @@ OUTCOMES = {0: "in progress", 1: "success", 2: "failed", 3: "cancelled"}
 TRIGGERED_VIA = {0: "web", 1: "api", 2: "hook", 3: "cli"}
 DEPLOY_TYPES = {0: "build", 1: "rollback"}
 _FAILED = {Status.BUILD_ERROR, Status.CRASHED_ERROR, Status.TIMEOUT_ERROR}
-_HASH = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 PER_PAGE = 30
 MAX_PER_PAGE = 100
 Param = Annotated[str, StringConstraints(max_length=200)]
@@ -164,12 +162,10 @@ class Cloud66Service:
         self, stack: str, params: PageParams, principal: Principal
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the stack's deployments (newest first) and their total."""
-        check_slug(stack)
-        principal.require("events:read", stack)
-        offset = (params.page - 1) * params.per_page
-        found = await self.records.store.numbered_page(stack, offset, params.per_page)
+        found = await self.records.numbered_page(stack, params.page, params.per_page, principal)
         items = await self.records.with_live(found.items)
-        heads = {d.stage: await self._head_id(stack, d.stage) for d in items}
+        # One read per stage on the page, not one per deployment.
+        heads = {stage: await self._head_id(stack, stage) for stage in {d.stage for d in items}}
         return [deployment_view(d, heads[d.stage] == d.id) for d in items], found.total
 
     async def deploy(self, stack: str, query: dict[str, Any], principal: Principal) -> Deployment:
@@ -181,8 +177,8 @@ class Cloud66Service:
         meta = {k: v for k, v in params.model_dump().items() if k != "git_ref" and v is not None}
         version = params.git_ref or await self._latest_version(stack)
         fields: dict[str, Any] = {"version": version, "status": Status.QUEUED.value}
-        if params.git_ref and _HASH.match(params.git_ref):
-            fields["commit_sha"] = params.git_ref
+        if commit := commit_of(params.git_ref):
+            fields["commit_sha"] = commit
         if params.git_ref:
             meta["git_ref"] = params.git_ref
         fields["meta_data"] = {**meta, "triggered_via": "api"}

@@ -15,7 +15,6 @@ commit when it is a hash), `source_url` is kept in `meta_data`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,10 +25,9 @@ from relay.auth import Principal
 from relay.errors import NotFound, ValidationFailed
 from relay.models import Deployment, Status
 from relay.records.outputs import OutputService
-from relay.records.service import RecordService, check_slug, parse_body
+from relay.records.service import RecordService, check_slug, commit_of, parse_body
 from relay.timeutil import format_wire
 
-_HASH = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 PER_PAGE = 20
 MAX_PER_PAGE = 100
 
@@ -146,10 +144,7 @@ class ScalingoService:
         self, app: str, params: ScalingoPageParams, principal: Principal
     ) -> tuple[list[Deployment], int]:
         """One page of the app's deployments (newest first) and their total."""
-        check_slug(app)
-        principal.require("events:read", app)
-        offset = (params.page - 1) * params.per_page
-        found = await self.records.store.numbered_page(app, offset, params.per_page)
+        found = await self.records.numbered_page(app, params.page, params.per_page, principal)
         return found.items, found.total
 
     async def get(self, app: str, deployment_id: str, principal: Principal) -> Deployment:
@@ -174,8 +169,8 @@ class ScalingoService:
             "status": Status.BUILDING.value,
             "meta_data": meta,
         }
-        if trigger.git_ref and _HASH.match(trigger.git_ref):
-            record["commit_sha"] = trigger.git_ref
+        if commit := commit_of(trigger.git_ref):
+            record["commit_sha"] = commit
         result = await self.records.record("deployment", app, record, principal)
         return await self.records.get("deployment", app, result.answer.body["id"], principal)
 

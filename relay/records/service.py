@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from relay.store.base import (
     Store,
     StoredAnswer,
 )
+from relay.store.dialect_base import NumberedPage
 from relay.timeutil import utcnow
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +45,7 @@ Planner = Callable[[NewEvent, Deployment], list[NewDelivery]]
 
 _INPUT_MODELS: dict[Kind, type[BuildIn]] = {"deployment": DeploymentIn, "build": BuildIn}
 _COLLECTION: dict[Kind, str] = {"deployment": "deployments", "build": "builds"}
+_COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 
 
 def no_deliveries(event: NewEvent, record: Deployment) -> list[NewDelivery]:
@@ -108,6 +111,12 @@ def check_slug(component: str) -> None:
                 }
             ],
         )
+
+
+def commit_of(ref: str | None) -> str | None:
+    """`ref` when it looks like a commit hash (7 to 64 hex digits), else None: the commit
+    a dialect's git reference names, if any."""
+    return ref if ref and _COMMIT.match(ref) else None
 
 
 def fingerprint(*parts: Any) -> str:
@@ -223,6 +232,15 @@ class RecordService:
         principal.require("events:read", query.component)
         page = await self.store.list_records(query)
         return replace(page, items=await self.with_live(page.items))
+
+    async def numbered_page(
+        self, component: str, page: int, per_page: int, principal: Principal
+    ) -> NumberedPage:
+        """Page `page` (from 1) of the component's deployments, `per_page` to a page,
+        newest first, with their total (the dialects' numbered listings)."""
+        check_slug(component)
+        principal.require("events:read", component)
+        return await self.store.numbered_page(component, (page - 1) * per_page, per_page)
 
     async def register_component(self, component: str, principal: Principal) -> bool:
         """Create a component ahead of its first event (needed with strict_components);
