@@ -316,8 +316,8 @@ def badge_urls(base: str, component: str, stage: str | None, key: str) -> list[s
     from urllib.parse import quote, urlencode
 
     query = urlencode({**({"stage": stage} if stage else {}), "key": key})
-    svg = f"{base.rstrip('/')}/components/{component}/badge.svg?{query}"
-    endpoint = f"{base.rstrip('/')}/components/{component}/badge.json?{query}"
+    badge = f"{base.rstrip('/')}/components/{component}/badge"
+    svg, endpoint = f"{badge}.svg?{query}", f"{badge}.json?{query}"
     alt = f"{component} {stage}" if stage else component
     return [
         f"svg       {svg}",

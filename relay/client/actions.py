@@ -112,19 +112,30 @@ def _created_id(answer_body: Any) -> str:
     return ident if isinstance(ident, str) else PLACEHOLDER_ID
 
 
+def _post_new(
+    args: argparse.Namespace,
+    transport: Transport,
+    env: Mapping[str, str],
+    plural: str = "deployments",
+    **extra: Any,
+) -> handoff.Started:
+    """POST a new deployment or build (`extra` over its body's fields): its component and id."""
+    component = _component(args, env)
+    body = {**_body(args, env), **extra}
+    answer = transport.request("POST", _path(component, plural), body)
+    return handoff.Started(component, _created_id(answer.body))
+
+
 def create(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) -> int:
     """Record one finished deployment or build; print its id."""
     plural = "deployments" if args.noun == "deploy" else "builds"
-    answer = transport.request("POST", _path(_component(args, env), plural), _body(args, env))
-    print(_created_id(answer.body), flush=True)
+    print(_post_new(args, transport, env, plural).id, flush=True)
     return 0
 
 
 def start(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) -> int:
     """Record a deployment in progress; print its id and leave it for `finish`."""
-    component = _component(args, env)
-    answer = transport.request("POST", _path(component, "deployments"), _body(args, env))
-    started = handoff.Started(component, _created_id(answer.body))
+    started = _post_new(args, transport, env)
     print(started.id, flush=True)
     if not args.dry_run:
         try:
@@ -169,13 +180,10 @@ def run(args: argparse.Namespace, transport: Transport, env: Mapping[str, str]) 
 
     The command's exit code is always the answer; relay failing once the command has
     started only warns."""
-    component = _component(args, env)
-    body = {**_body(args, env), "status": "building"}
-    answer = transport.request("POST", _path(component, "deployments"), body)
-    started = handoff.Started(component, _created_id(answer.body))
+    started = _post_new(args, transport, env, status="building")
     log = None
     if not args.dry_run:
-        log = OutputLog(transport, _path(component, "deployments", started.id, "output"))
+        log = OutputLog(transport, _path(started.component, "deployments", started.id, "output"))
 
     def on_line(line: str) -> None:
         # The command inherits RELAY_TOKEN: a script that prints its environment must not

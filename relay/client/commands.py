@@ -10,6 +10,8 @@ import math
 import sys
 from collections.abc import Sequence
 
+from relay.client.handoff import FILE_NAME
+
 TERMINAL = ("success", "build-error", "crashed-error", "timeout-error", "aborted")
 IN_PROGRESS = ("queued", "building", "pushing", "starting")
 FAILURES = ("build-error", "crashed-error", "timeout-error")
@@ -81,8 +83,8 @@ def _record(p: argparse.ArgumentParser, *, stage: bool, result: bool) -> None:
 def _id_file(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--id-file",
-        default="relay-deployment.env",
-        help="where start leaves the id for finish (default: ./relay-deployment.env)",
+        default=FILE_NAME,
+        help=f"where start leaves the id for finish (default: ./{FILE_NAME})",
     )
 
 

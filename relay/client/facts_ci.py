@@ -28,6 +28,12 @@ def _put(facts: Facts, key: str, value: str | None) -> None:
         facts[key] = value
 
 
+def _repository(env: Env, name: str) -> str | None:
+    """The clone URL in `name`, without the credentials CI clones often carry."""
+    url = _pick(env, name)
+    return public_url(url) if url else None
+
+
 def github(env: Env) -> Facts:
     """GitHub Actions."""
     facts: Facts = {}
@@ -40,9 +46,9 @@ def github(env: Env) -> Facts:
     _put(facts, "branch", branch)
     server, repo = _pick(env, "GITHUB_SERVER_URL"), _pick(env, "GITHUB_REPOSITORY")
     if server and repo:
-        facts["repository_url"] = f"{server.rstrip('/')}/{repo}"
+        repository_url = facts["repository_url"] = f"{server.rstrip('/')}/{repo}"
         if run := _pick(env, "GITHUB_RUN_ID"):
-            url = f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+            url = f"{repository_url}/actions/runs/{run}"
             if attempt := _pick(env, "GITHUB_RUN_ATTEMPT"):
                 url += f"/attempts/{attempt}"
             facts["ci_run_url"] = url
@@ -87,8 +93,7 @@ def jenkins(env: Env) -> Facts:
     if branch and not tag:
         facts["branch"] = branch.removeprefix("origin/")
     _put(facts, "tag", tag)
-    if url := _pick(env, "GIT_URL"):
-        facts["repository_url"] = public_url(url)
+    _put(facts, "repository_url", _repository(env, "GIT_URL"))
     _put(facts, "ci_run_url", _pick(env, "BUILD_URL"))
     _put(facts, "ci_actor", _pick(env, "BUILD_USER_ID", "CHANGE_AUTHOR"))
     return facts
@@ -101,8 +106,7 @@ def buildkite(env: Env) -> Facts:
     _put(facts, "commit_sha", commit if commit != "HEAD" else None)  # `HEAD` = not resolved yet
     _put(facts, "branch", _pick(env, "BUILDKITE_BRANCH"))
     _put(facts, "tag", _pick(env, "BUILDKITE_TAG"))
-    if url := _pick(env, "BUILDKITE_REPO"):
-        facts["repository_url"] = public_url(url)
+    _put(facts, "repository_url", _repository(env, "BUILDKITE_REPO"))
     _put(facts, "ci_run_url", _pick(env, "BUILDKITE_BUILD_URL"))
     _put(facts, "ci_actor", _pick(env, "BUILDKITE_BUILD_CREATOR"))
     return facts
@@ -117,8 +121,7 @@ def azure(env: Env) -> Facts:
         facts["tag"] = ref.removeprefix("refs/tags/")
     elif ref.startswith("refs/heads/"):
         facts["branch"] = ref.removeprefix("refs/heads/")
-    if url := _pick(env, "BUILD_REPOSITORY_URI"):
-        facts["repository_url"] = public_url(url)
+    _put(facts, "repository_url", _repository(env, "BUILD_REPOSITORY_URI"))
     collection, project = _pick(env, "SYSTEM_COLLECTIONURI"), _pick(env, "SYSTEM_TEAMPROJECT")
     build_id = _pick(env, "BUILD_BUILDID")
     if collection and project and build_id:
@@ -134,8 +137,7 @@ def bitbucket(env: Env) -> Facts:
     _put(facts, "commit_sha", _pick(env, "BITBUCKET_COMMIT"))
     _put(facts, "branch", _pick(env, "BITBUCKET_BRANCH"))
     _put(facts, "tag", _pick(env, "BITBUCKET_TAG"))
-    if url := _pick(env, "BITBUCKET_GIT_HTTP_ORIGIN"):
-        facts["repository_url"] = public_url(url)
+    _put(facts, "repository_url", _repository(env, "BITBUCKET_GIT_HTTP_ORIGIN"))
     workspace, slug = _pick(env, "BITBUCKET_WORKSPACE"), _pick(env, "BITBUCKET_REPO_SLUG")
     number = _pick(env, "BITBUCKET_BUILD_NUMBER")
     if workspace and slug and number:

@@ -121,12 +121,13 @@ class Receiver:
             self._runner = None
 
 
-def parse_json(body: bytes) -> Any:
-    """The JSON of a request body, or Rejected(400)."""
+def parse_json(body: bytes, error: Any = None) -> Any:
+    """The JSON of a request body, or Rejected(400) with the target's `error` body
+    (Grafana's by default)."""
     try:
         return json.loads(body)
     except ValueError:
-        raise Rejected(400, {"message": "bad request data"}) from None
+        raise Rejected(400, error or {"message": "bad request data"}) from None
 
 
 def require_bearer(request: web.Request, expected: str | None) -> None:

@@ -7,14 +7,13 @@ accepted builds in `builds`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from relay.standins.base import Receiver, Rejected
+from relay.standins.base import Receiver, Rejected, parse_json
 
 PROVIDERS = frozenset(
     {"github", "github-enterprise", "bitbucket", "bitbucket-server", "gitlab", "gitlab-onpremise"}
@@ -92,10 +91,8 @@ class BugsnagReceiver(Receiver):
 
     async def create(self, request: web.Request, raw: bytes) -> tuple[int, Any]:
         """Validate and record one build."""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            raise Rejected(400, {"errors": ["payload is not valid JSON"]}) from None
+        invalid = {"errors": ["payload is not valid JSON"]}
+        body: Any = parse_json(raw, invalid) if raw else None
         errors = build_errors(body)
         key = body.get("apiKey") if isinstance(body, dict) else None
         if not errors and self.api_keys is not None and key not in self.api_keys:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from relay.standins.base import Receiver, Rejected
+from relay.standins.base import Receiver, Rejected, parse_json
 from relay.timeutil import format_wire, utcnow
 
 _BAD_VERSION_CHARS = set("/\\\n\r\t\f")
@@ -38,10 +37,7 @@ def _field_error(field: str, message: str) -> Rejected:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise Rejected(400, {"detail": "JSON parse error"}) from None
+    data = parse_json(body, {"detail": "JSON parse error"})
     if not isinstance(data, dict):
         raise Rejected(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
     return data

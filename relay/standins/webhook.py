@@ -8,14 +8,13 @@ relay with itself. Like a well-behaved consumer it deduplicates on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from relay.standins.base import Receiver, Rejected
+from relay.standins.base import Receiver, Rejected, parse_json
 
 EVENT_TYPES = frozenset(
     {
@@ -65,10 +64,7 @@ class WebhookReceiver(Receiver):
         self._verify(request, body)
         if request.content_type != "application/json":
             raise Rejected(415, {"error": "expected Content-Type: application/json"})
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise Rejected(400, {"error": "the body is not valid JSON"}) from None
+        payload = parse_json(body, {"error": "the body is not valid JSON"})
         if self.envelope:
             _check_envelope(payload)
         msg_id = request.headers["webhook-id"]
