@@ -479,7 +479,7 @@ class WrkLoad:
                     proc.wait()
 
     def _finish(self, proc: subprocess.Popen[str], load: Load) -> Outcome:
-        statuses, done, seen = _read_wrk(proc)
+        statuses, done, seen = read_wrk(proc)
         # wrk sleeps for its whole -d even when every thread has stopped: SIGINT ends it.
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=15)
@@ -508,7 +508,8 @@ class WrkLoad:
         ]
 
 
-def _read_wrk(proc: subprocess.Popen[str]) -> tuple[dict[int, int], list[str] | None, str]:
+def read_wrk(proc: subprocess.Popen[str]) -> tuple[dict[int, int], list[str] | None, str]:
+    """wrk's BENCH_STATUS counts and BENCH_DONE fields (None without one), and what it printed."""
     assert proc.stdout is not None
     statuses: dict[int, int] = {}
     seen = ""

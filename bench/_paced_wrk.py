@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import BENCH_DIR, ROUND_TIMEOUT_S, BenchError, Load, Options, WrkLoad
+from _harness import BENCH_DIR, ROUND_TIMEOUT_S, BenchError, Load, Options, WrkLoad, read_wrk
 
 PACED_LUA = BENCH_DIR / "_paced.lua"
 
@@ -66,19 +66,8 @@ def run_paced(
         str(body_file),
     ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    statuses: dict[int, int] = {}
-    done: list[str] | None = None
-    seen = ""
     try:
-        for line in proc.stdout:
-            seen += line
-            word, *fields = line.split() or [""]
-            if word == "BENCH_STATUS":
-                statuses[int(fields[0])] = int(fields[1])
-            elif word == "BENCH_DONE":
-                done = fields
-                break
+        statuses, done, seen = read_wrk(proc)
         proc.send_signal(signal.SIGINT)  # wrk sleeps for its whole -d otherwise
         rest, _ = proc.communicate(timeout=30)
     finally:

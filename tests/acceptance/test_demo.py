@@ -8,16 +8,21 @@ import sys
 import pytest
 
 
-@pytest.mark.slow
-def test_demo_delivers_to_all_five_stand_ins() -> None:
-    """`relay demo` exits 0 and prints one delivered row per target with what it received."""
-    done = subprocess.run(
+@pytest.fixture(scope="module", name="done")
+def demo_run() -> subprocess.CompletedProcess[str]:
+    """One `relay demo` run, output captured, for the tests that read what it printed."""
+    return subprocess.run(
         [sys.executable, "-m", "relay.cli", "demo"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_demo_delivers_to_all_five_stand_ins(done: subprocess.CompletedProcess[str]) -> None:
+    """`relay demo` exits 0 and prints one delivered row per target with what it received."""
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if " delivered " in line}
     assert sorted(rows) == ["bugsnag", "grafana", "newrelic", "sentry", "webhook"]
@@ -28,15 +33,10 @@ def test_demo_delivers_to_all_five_stand_ins() -> None:
 
 
 @pytest.mark.slow
-def test_demo_shows_the_body_each_target_received() -> None:
+def test_demo_shows_the_body_each_target_received(
+    done: subprocess.CompletedProcess[str],
+) -> None:
     """After the table, `relay demo` prints each request's path and body per target."""
-    done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
     assert done.returncode == 0, done.stdout + done.stderr
     _, _, bodies = done.stdout.partition("what each target received:")
     assert "grafana: POST /api/annotations" in bodies

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from relay.store import open_store
 from relay.store.memory.store import MemoryStore
 from tests.store_contract import DialectContract, StoreContract
@@ -13,14 +9,6 @@ from tests.store_contract import DialectContract, StoreContract
 
 class TestMemoryStore(StoreContract, DialectContract):
     """MemoryStore behaves like every other store (the seed dialects' operations too)."""
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[MemoryStore]:
-        """An opened, empty in-memory store."""
-        store = MemoryStore()
-        await store.open()
-        yield store
-        await store.close()
 
 
 def test_memory_url_opens_a_memory_store() -> None:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-
-import pytest
 
 from relay.models import Deployment
 from relay.store.base import Store
-from relay.store.memory.store import MemoryStore
 from tests.outbox_contract import OutboxContract, later_command
 
 
 class TestMemoryOutbox(OutboxContract):
     """MemoryStore's outbox behaves like every other store's."""
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[MemoryStore]:
-        """An opened, empty in-memory store."""
-        store = MemoryStore()
-        await store.open()
-        yield store
-        await store.close()
 
     async def later_event(
         self, store: Store, record: Deployment, forwarders: tuple[str, ...], at: datetime
