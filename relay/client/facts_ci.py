@@ -77,7 +77,7 @@ def circleci(env: Env) -> Facts:
     _put(facts, "commit_sha", _pick(env, "CIRCLE_SHA1"))
     _put(facts, "branch", _pick(env, "CIRCLE_BRANCH"))
     _put(facts, "tag", _pick(env, "CIRCLE_TAG"))
-    _put(facts, "repository_url", _pick(env, "CIRCLE_REPOSITORY_URL"))
+    _put(facts, "repository_url", _repository(env, "CIRCLE_REPOSITORY_URL"))
     _put(facts, "ci_run_url", _pick(env, "CIRCLE_BUILD_URL"))
     _put(facts, "ci_actor", _pick(env, "CIRCLE_USERNAME"))
     return facts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relay.client.facts import payload
-from relay.client.facts_ci import ci_facts, jenkins
+from relay.client.facts_ci import ci_facts, circleci, jenkins
 from relay.client.facts_git import public_url, utc_iso
 
 
@@ -59,3 +59,9 @@ def test_public_url_of_a_malformed_url_still_drops_the_credentials() -> None:
     assert public_url("https://u:p4ss@[::1/a/b.git") == "https://[::1/a/b.git"
     assert public_url("https://u:p4ss@host.example?x=1") == "https://host.example?x=1"
     assert public_url("https://u:p@ss@host.example/a") == "https://host.example/a"
+
+
+def test_a_circleci_clone_url_loses_its_credentials() -> None:
+    """A token in CIRCLE_REPOSITORY_URL is not sent to relay, as with every provider."""
+    facts = circleci({"CIRCLE_REPOSITORY_URL": "https://x-token:ghp_S3CR3T@github.com/a/b.git"})
+    assert facts["repository_url"] == "https://github.com/a/b.git"
