@@ -17,7 +17,8 @@ import pytest
 
 from relay.standins.base import Fault
 from relay.standins.webhook import WebhookReceiver
-from relay.store.sqlite import sql as sql
+from relay.store.base import NewDelivery, NewEvent
+from relay.store.sqlite.lifecycle import insert_event
 from relay.timeutil import format_db, parse_db, utcnow
 from tests.delivery_support import (
     ADMIN,
@@ -218,20 +219,14 @@ async def test_a_deployments_events_are_received_in_order(
 async def _later_event(engine: Engine, deployment_id: str, version: str) -> None:
     """Store another event of the deployment with its outbox row (as a lifecycle
     transition would), straight into the database."""
-    now = format_db(utcnow())
+    now = utcnow()
     record = (await engine.of(deployment_id))[0]
     data = {"id": deployment_id, "component": record.component, "version": version}
+    event = NewEvent(str(uuid.uuid4()), "deployment.status_changed", now, data)
+    delivery = NewDelivery(str(uuid.uuid4()), "hook", now)
 
     def op(conn: sqlite3.Connection) -> None:
-        event_id = str(uuid.uuid4())
-        cur = conn.execute(
-            sql.INSERT_EVENT,
-            (event_id, "deployment.status_changed", deployment_id, "api", now, json.dumps(data)),
-        )
-        conn.execute(
-            sql.INSERT_DELIVERY,
-            (str(uuid.uuid4()), event_id, cur.lastrowid, deployment_id, "hook", now, now, now),
-        )
+        insert_event(conn, event, deployment_id, "api", [delivery])
 
     await engine.store.engine.write(op)
 

@@ -16,6 +16,7 @@ from relay.api.keys import STORE
 from relay.app import create_app
 from relay.records.retention import Pruner
 from relay.store.retention_base import PruneResult, RetentionPolicy
+from relay.store.sqlite.compact import delivery_key, micros
 from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import format_db, utcnow
 from tests.acceptance.api import post_json
@@ -36,33 +37,34 @@ MAX_LATENCY = 0.4
 
 def _seed(conn: sqlite3.Connection) -> None:
     """Write OLD_DEPLOYMENTS deployments of 400 days ago with their finished outbox rows."""
-    old = format_db(utcnow() - timedelta(days=400))
+    at = utcnow() - timedelta(days=400)
+    old, old_us = format_db(at), micros(at)
     conn.execute("INSERT INTO components (slug, created_at) VALUES ('old', ?)", (old,))
     deployments, events, deliveries, attempts = [], [], [], []
     for i in range(OLD_DEPLOYMENTS):
         dep, event, delivery = (str(uuid.uuid4()) for _ in range(3))
-        deployments.append((dep, f"v{i}", old, old, old))
-        events.append((event, dep, old))
-        deliveries.append((delivery, event, i + 1, dep, old, old, old, old))
-        attempts += [(delivery, n, old) for n in (1, 2)]
+        deployments.append((i + 1, dep, f"v{i}", old, old, old))
+        events.append((i + 1, event, dep, old))
+        deliveries.append((i + 1, delivery_key(delivery), i + 1, i + 1) + (old_us,) * 4)
+        attempts += [(i + 1, n, old) for n in (1, 2)]
     conn.executemany(
-        "INSERT INTO deployments (id, kind, component, version, status, created_at, updated_at,"
-        " occurred_at) VALUES (?, 'deployment', 'old', ?, 'success', ?, ?, ?)",
+        "INSERT INTO deployments (seq, id, kind, component, version, status, created_at,"
+        " updated_at, occurred_at) VALUES (?, ?, 'deployment', 'old', ?, 'success', ?, ?, ?)",
         deployments,
     )
     conn.executemany(
-        "INSERT INTO events (id, type, deployment_id, component, created_at, payload)"
-        " VALUES (?, 'deployment.created', ?, 'old', ?, '{}')",
+        "INSERT INTO events (seq, id, type, deployment_id, component, created_at, payload)"
+        " VALUES (?, ?, 'deployment.created', ?, 'old', ?, '{}')",
         events,
     )
     conn.executemany(
-        "INSERT INTO deliveries (id, event_id, event_seq, deployment_id, forwarder, status,"
+        "INSERT INTO deliveries (seq, id, event_seq, deployment_seq, forwarder, status,"
         " attempts, next_attempt_at, created_at, updated_at, delivered_at)"
         " VALUES (?, ?, ?, ?, 'hook', 'delivered', 2, ?, ?, ?, ?)",
         deliveries,
     )
     conn.executemany(
-        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome)"
+        "INSERT INTO attempts (delivery_seq, number, started_at, duration_ms, outcome)"
         " VALUES (?, ?, ?, 12.5, 'delivered')",
         attempts,
     )

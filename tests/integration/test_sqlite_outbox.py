@@ -4,7 +4,6 @@ the transactional outbox: an event and its deliveries are written together or no
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import sqlite3
 from dataclasses import replace
@@ -16,9 +15,10 @@ from relay.models import Deployment
 from relay.records.service import RecordService, planner_for
 from relay.store.base import DeliveryQuery, Store
 from relay.store.leases import new_owner
+from relay.store.sqlite import compact
 from relay.store.sqlite import sql as sql
+from relay.store.sqlite.lifecycle import insert_event
 from relay.store.sqlite.store import SqliteStore
-from relay.timeutil import format_db
 from tests.delivery_support import ADMIN, engine_settings, webhook
 from tests.outbox_contract import OutboxContract, later_command
 from tests.support import T0, exited_pid, make_command, make_record
@@ -37,25 +37,7 @@ class TestSqliteOutbox(OutboxContract):
         event = command.event
 
         def op(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(
-                sql.INSERT_EVENT,
-                (
-                    event.id,
-                    event.type,
-                    record.id,
-                    record.component,
-                    format_db(event.created_at),
-                    json.dumps(event.data),
-                ),
-            )
-            stamp = format_db(at)
-            conn.executemany(
-                sql.INSERT_DELIVERY,
-                [
-                    (d.id, event.id, cur.lastrowid, record.id, d.forwarder, stamp, stamp, stamp)
-                    for d in command.deliveries
-                ],
-            )
+            insert_event(conn, event, record.id, record.component, command.deliveries)
 
         await store.engine.write(op)
         return [d.id for d in command.deliveries]
@@ -161,6 +143,7 @@ async def test_opening_the_file_leaves_a_running_process_s_leases_alone(db: Path
 
 def _plan(db: Path, statement: str, params: tuple[object, ...]) -> list[str]:
     conn = sqlite3.connect(db)
+    compact.register(conn)
     try:
         return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)]
     finally:
@@ -172,7 +155,7 @@ async def test_a_claim_reads_waiting_deliveries_in_order_without_sorting(
 ) -> None:
     """A claim walks one index of waiting deliveries in claim order: after a resume makes
     thousands due at the same instant it still reads only as many as it leases."""
-    stamp = format_db(T0)
+    stamp = compact.micros(T0)
     plan = _plan(db, sql.CLAIM_CANDIDATES, ("hook", stamp, stamp, 100))
     assert any("USING INDEX deliveries_pending" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
@@ -183,7 +166,7 @@ async def test_the_next_due_time_is_read_from_the_waiting_index(
 ) -> None:
     """Finding when to wake up seeks the index of waiting deliveries; it never reads the
     whole history of delivered ones."""
-    for statement, params in ((sql.NEXT_DUE, ()), (sql.NEXT_DUE_AFTER, (format_db(T0),))):
+    for statement, params in ((sql.NEXT_DUE, ()), (sql.NEXT_DUE_AFTER, (compact.micros(T0),))):
         plan = _plan(db, statement, params)
         reads = [step for step in plan if " deliveries" in step]
         assert reads, plan

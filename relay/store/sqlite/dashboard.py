@@ -23,11 +23,12 @@ FIND_SESSION = (
 DELETE_SESSION = "DELETE FROM sessions WHERE session_hash = ?"
 DELETE_EXPIRED = "DELETE FROM sessions WHERE expires_at <= ?"
 SUMMARIES = """
-SELECT deployment_id, forwarder, status, attempts FROM deliveries
-WHERE deployment_id IN ({marks}) ORDER BY deployment_id, event_seq, forwarder
+SELECT p.id, d.forwarder, d.status, d.attempts FROM deployments p
+JOIN deliveries d ON d.deployment_seq = p.seq
+WHERE p.id IN ({marks}) ORDER BY p.id, d.event_seq, d.forwarder
 """
 DEPLOYMENT_EVENTS = """
-SELECT id, seq, type, deployment_id, created_at, payload FROM events
+SELECT id, seq, type, deployment_id, created_at, relay_payload(payload) AS payload FROM events
 WHERE deployment_id = ? ORDER BY seq
 """
 DEPLOYMENT_COMPONENTS = "SELECT id, component FROM deployments WHERE id IN ({marks})"

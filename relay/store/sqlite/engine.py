@@ -24,6 +24,7 @@ import structlog
 
 from relay.errors import StoreError
 from relay.store.schema_files import Migration, read_migrations, refuse_newer
+from relay.store.sqlite import compact
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.batch import Bulk, Item, apply_batch, translate
 from relay.store.sqlite.checkpoint import CheckpointConnection, Checkpointer, Progress
@@ -59,6 +60,7 @@ def _statements(script: str) -> list[str]:
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending migrations; refuse a schema newer than this relay knows."""
+    compact.register(conn)
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
     applied = {row[0] for row in conn.execute(sql.SELECT_MIGRATIONS)}
     known = known_migrations()
@@ -130,6 +132,7 @@ class SqliteEngine:
     def _open_writer(self) -> list[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        compact.register(conn)
         for pragma in sql.PRAGMAS:
             conn.execute(pragma)
         self._writer = conn
@@ -238,6 +241,7 @@ class SqliteEngine:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
+            compact.register(conn)
             for pragma in sql.READER_PRAGMAS:
                 conn.execute(pragma)
             self._local.conn = conn

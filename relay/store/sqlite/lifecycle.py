@@ -10,6 +10,7 @@ from relay.models import Deployment
 from relay.store.base import NewDelivery, NewEvent
 from relay.store.lifecycle_base import OutputTotals, TransitionCommand, output_bytes
 from relay.store.sqlite import sql as sql
+from relay.store.sqlite.compact import delivery_key, micros, pack_payload
 from relay.store.sqlite.engine import SqliteEngine
 from relay.store.sqlite.rows import db_time, decide_rollback, deployment_from_row
 from relay.timeutil import format_db
@@ -31,22 +32,24 @@ def insert_event(
             deployment_id,
             component,
             format_db(event.created_at),
-            json.dumps(event.data, ensure_ascii=False),
+            pack_payload(json.dumps(event.data, ensure_ascii=False)),
         ),
     )
     seq = cursor.lastrowid
     assert seq is not None
-    created = format_db(event.created_at)
+    deployment_seq = None
+    if deployment_id is not None:
+        deployment_seq = conn.execute(sql.SELECT_DEPLOYMENT_SEQ, (deployment_id,)).fetchone()[0]
+    created = micros(event.created_at)
     conn.executemany(
         sql.INSERT_DELIVERY,
         [
             (
-                d.id,
-                event.id,
+                delivery_key(d.id),
                 seq,
-                deployment_id,
+                deployment_seq,
                 d.forwarder,
-                format_db(d.next_attempt_at),
+                micros(d.next_attempt_at),
                 created,
                 created,
             )

@@ -13,27 +13,25 @@ from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDe
 from relay.store.leases import owner_gone
 from relay.store.rows import claimed, event_row
 from relay.store.sqlite import sql as sql
+from relay.store.sqlite.compact import delivery_key, from_micros, micros, optional_time
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db, utcnow
 
 
-def _time(value: str | None) -> datetime | None:
-    return parse_db(value) if value else None
-
-
 def _delivery(row: sqlite3.Row, attempts: list[Attempt] | None = None) -> Delivery:
     data = dict(row)
+    del data["seq"]
     for key in ("next_attempt_at", "created_at", "updated_at", "delivered_at"):
-        data[key] = _time(data[key])
+        data[key] = optional_time(data[key])
     if data["status"] != "pending":
         data["next_attempt_at"] = None
     return Delivery(**data, attempt_log=attempts)
 
 
-def _attempts(conn: sqlite3.Connection, delivery_id: str) -> list[Attempt]:
+def _attempts(conn: sqlite3.Connection, delivery_seq: int) -> list[Attempt]:
     return [
         Attempt(**{**dict(r), "started_at": parse_db(r["started_at"])})
-        for r in conn.execute(sql.SELECT_ATTEMPTS, (delivery_id,))
+        for r in conn.execute(sql.SELECT_ATTEMPTS, (delivery_seq,))
     ]
 
 
@@ -43,7 +41,7 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
         a = c.attempt
         attempts.append(
             (
-                c.delivery_id,
+                delivery_key(c.delivery_id),
                 a.number,
                 format_db(a.started_at),
                 a.duration_ms,
@@ -53,17 +51,17 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
                 a.response_excerpt,
             )
         )
-        done = format_db(c.finished_at)
+        done = micros(c.finished_at)
         updates.append(
             (
                 c.status,
-                format_db(c.next_attempt_at) if c.next_attempt_at else done,
-                json.dumps(c.state),
+                micros(c.next_attempt_at) if c.next_attempt_at else done,
+                json.dumps(c.state) if c.state else None,
                 c.error,
                 c.status_code,
                 done,
                 done if c.status == "delivered" else None,
-                c.delivery_id,
+                delivery_key(c.delivery_id),
             )
         )
         if c.shared and c.deployment_id:
@@ -75,8 +73,9 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
 
 
 def _read_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:
-    row = conn.execute(sql.SELECT_DELIVERIES + " AND d.id = ?", (delivery_id,)).fetchone()
-    return _delivery(row, _attempts(conn, delivery_id)) if row else None
+    key = delivery_key(delivery_id)
+    row = conn.execute(sql.SELECT_DELIVERIES + " AND d.id = ?", (key,)).fetchone()
+    return _delivery(row, _attempts(conn, row["seq"])) if row else None
 
 
 class SqliteOutbox:
@@ -88,11 +87,11 @@ class SqliteOutbox:
         self, forwarder: str, limit: int, now: datetime, lease_until: datetime, owner: str
     ) -> list[Claimed]:
         """Lease due deliveries of one forwarder, heads of their deployment's queue only."""
-        stamp, lease = format_db(now), format_db(lease_until)
+        stamp, lease = micros(now), micros(lease_until)
 
         def op(conn: sqlite3.Connection) -> list[Claimed]:
             rows = conn.execute(sql.CLAIM_CANDIDATES, (forwarder, stamp, stamp, limit)).fetchall()
-            conn.executemany(sql.LEASE, [(lease, owner, r["id"]) for r in rows])
+            conn.executemany(sql.LEASE, [(lease, owner, r["seq"]) for r in rows])
             return [claimed(r, parse_db) for r in rows]
 
         return await self.engine.write(op, durable=False)
@@ -129,35 +128,32 @@ class SqliteOutbox:
         """Earliest next_attempt_at of a pending delivery (later than `after`)."""
         text, params = sql.NEXT_DUE, []
         if after is not None:
-            text, params = sql.NEXT_DUE_AFTER, [format_db(after)]
+            text, params = sql.NEXT_DUE_AFTER, [micros(after)]
         value = await self.engine.read(lambda conn: conn.execute(text, params).fetchone()[0])
-        return _time(value)
+        return optional_time(value)
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """Search deliveries; a deployment's come with their attempts, oldest first."""
-        text, params = sql.SELECT_DELIVERIES, []
-        for column, value in (
-            ("d.status", query.status),
-            ("d.forwarder", query.forwarder),
-            ("d.deployment_id", query.deployment_id),
+        text, params = sql.SELECT_DELIVERIES, list[object]()
+        for condition, value in (
+            ("d.status = ?", query.status),
+            ("d.forwarder = ?", query.forwarder),
+            (f"d.deployment_seq = {sql.DEPLOYMENT_SEQ}", query.deployment_id),
+            ("d.created_at >= ?", query.since and micros(query.since)),
+            ("d.created_at < ?", query.until and micros(query.until)),
         ):
             if value is not None:
-                text += f" AND {column} = ?"
+                text += f" AND {condition}"
                 params.append(value)
-        if query.since is not None:
-            text += " AND d.created_at >= ?"
-            params.append(format_db(query.since))
-        if query.until is not None:
-            text += " AND d.created_at < ?"
-            params.append(format_db(query.until))
-        order = "d.event_seq, d.forwarder" if query.deployment_id else "d.created_at DESC, d.id"
+        # seq follows the order in which an event's deliveries were made
+        order = "d.event_seq, d.forwarder" if query.deployment_id else "d.created_at DESC, d.seq"
         text += f" ORDER BY {order} LIMIT ?"
-        params.append(str(query.limit))
+        params.append(query.limit)
 
         def op(conn: sqlite3.Connection) -> list[Delivery]:
             rows = conn.execute(text, params).fetchall()
             with_log = query.deployment_id is not None
-            return [_delivery(r, _attempts(conn, r["id"]) if with_log else None) for r in rows]
+            return [_delivery(r, _attempts(conn, r["seq"]) if with_log else None) for r in rows]
 
         return await self.engine.read(op)
 
@@ -169,10 +165,10 @@ class SqliteOutbox:
         """Make a delivery due now, whatever its status (a lease in force stays); the
         delivery as this made it (the dispatcher, woken at the commit, may send it
         before the fsync that the answer waits for)."""
-        stamp = format_db(now)
+        stamp = micros(now)
 
         def op(conn: sqlite3.Connection) -> Delivery | None:
-            if not conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_id)).rowcount:
+            if not conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_key(delivery_id))).rowcount:
                 return None
             return _read_delivery(conn, delivery_id)
 
@@ -180,7 +176,7 @@ class SqliteOutbox:
 
     async def resume_due(self, forwarder: str, now: datetime) -> int:
         """Bring a forwarder's pending deliveries that wait for a retry forward to `now`."""
-        stamp = format_db(now)
+        stamp = micros(now)
         return await self.engine.write(
             lambda conn: conn.execute(sql.RESUME_DUE, (stamp, stamp, forwarder, stamp)).rowcount
         )
@@ -199,17 +195,16 @@ class SqliteOutbox:
 
         def op(conn: sqlite3.Connection) -> int:
             conn.executemany(
-                sql.INSERT_DELIVERY,
+                sql.INSERT_REPLAY_DELIVERY,
                 [
                     (
-                        d.id,
-                        e.id,
+                        delivery_key(d.id),
                         e.seq,
                         e.deployment_id,
                         d.forwarder,
-                        format_db(d.next_attempt_at),
-                        format_db(d.next_attempt_at),
-                        format_db(d.next_attempt_at),
+                        micros(d.next_attempt_at),
+                        micros(d.next_attempt_at),
+                        micros(d.next_attempt_at),
                     )
                     for e, d in rows
                 ],
@@ -226,8 +221,8 @@ class SqliteOutbox:
             for r in conn.execute(sql.COUNT_BY_STATUS):
                 entry = data.setdefault(r["forwarder"], {})
                 entry[r["status"]] = r["n"]
-                if r["oldest"]:
-                    entry["oldest_pending_at"] = parse_db(r["oldest"])
+                if r["oldest"] is not None:
+                    entry["oldest_pending_at"] = from_micros(r["oldest"])
             for r in conn.execute(sql.ATTEMPT_OUTCOMES, (format_db(since),)):
                 entry = data.setdefault(r["forwarder"], {})
                 entry["attempts_24h"] = entry.get("attempts_24h", 0) + r["n"]
@@ -235,7 +230,7 @@ class SqliteOutbox:
                     entry["failures_24h"] = entry.get("failures_24h", 0) + r["n"]
             for r in conn.execute(sql.LAST_ERRORS):
                 entry = data.setdefault(r["forwarder"], {})
-                entry["last_error"], entry["last_error_at"] = r["last_error"], parse_db(r["at"])
+                entry["last_error"], entry["last_error_at"] = r["last_error"], from_micros(r["at"])
             return {name: ForwarderCounts(**values) for name, values in data.items()}
 
         return await self.engine.read(op)

@@ -16,14 +16,15 @@ from functools import partial
 
 from relay.store.retention_base import PruneResult, RetentionPolicy
 from relay.store.sqlite import sql as sql
+from relay.store.sqlite.compact import micros
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db
 
-Rule = Callable[[sqlite3.Connection, str, int], PruneResult]
+Rule = Callable[[sqlite3.Connection, datetime, int], PruneResult]
 Ids = list[tuple[object]]
 
 
-def _ids(conn: sqlite3.Connection, query: str, before: str, limit: int) -> Ids:
+def _ids(conn: sqlite3.Connection, query: str, before: str | int, limit: int) -> Ids:
     return [(row[0],) for row in conn.execute(query, (before, limit))]
 
 
@@ -31,13 +32,14 @@ def _delete(conn: sqlite3.Connection, statement: str, ids: Ids) -> int:
     return conn.executemany(statement, ids).rowcount
 
 
-def _attempts(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_ATTEMPTS, before, limit)
+def _attempts(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
+    ids = _ids(conn, sql.OLD_ATTEMPTS, format_db(before), limit)
     return PruneResult(attempts=_delete(conn, sql.DELETE_ATTEMPT, ids)) if ids else PruneResult()
 
 
-def _deliveries(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_DELIVERIES, before, limit)
+def _deliveries(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
+    # A delivery's times are integers (sqlite/compact.py); every other table's are text.
+    ids = _ids(conn, sql.OLD_DELIVERIES, micros(before), limit)
     if not ids:
         return PruneResult()
     return PruneResult(
@@ -46,8 +48,8 @@ def _deliveries(conn: sqlite3.Connection, before: str, limit: int) -> PruneResul
     )
 
 
-def _events(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_EVENTS, before, limit)
+def _events(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
+    ids = _ids(conn, sql.OLD_EVENTS, format_db(before), limit)
     if not ids:
         return PruneResult()
     return PruneResult(
@@ -57,8 +59,8 @@ def _events(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
     )
 
 
-def _deployments(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_DEPLOYMENTS, before, limit)
+def _deployments(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
+    ids = _ids(conn, sql.OLD_DEPLOYMENTS, format_db(before), limit)
     if not ids:
         return PruneResult()
     attempts = _delete(conn, sql.DELETE_DEPLOYMENT_ATTEMPTS, ids)
@@ -80,14 +82,14 @@ def _deployments(conn: sqlite3.Connection, before: str, limit: int) -> PruneResu
     )
 
 
-def _idempotency_keys(conn: sqlite3.Connection, before: str, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_IDEMPOTENCY_KEYS, before, limit)
+def _idempotency_keys(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
+    ids = _ids(conn, sql.OLD_IDEMPOTENCY_KEYS, format_db(before), limit)
     if not ids:
         return PruneResult()
     return PruneResult(idempotency_keys=_delete(conn, sql.DELETE_IDEMPOTENCY_KEY, ids))
 
 
-def _run(rule: Rule, before: str, limit: int, conn: sqlite3.Connection) -> PruneResult:
+def _run(rule: Rule, before: datetime, limit: int, conn: sqlite3.Connection) -> PruneResult:
     return rule(conn, before, limit)
 
 
@@ -113,7 +115,7 @@ class SqliteRetention:
             cutoff = policy.cutoff(kind, now)
             if cutoff is None:
                 continue
-            op = partial(_run, rule, format_db(cutoff), batch_size)
+            op = partial(_run, rule, cutoff, batch_size)
             # Does not wait for the fsync: a prune lost to a power cut is only done again.
             total += await self.engine.write(op, durable=False)
         return total

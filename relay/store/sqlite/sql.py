@@ -68,13 +68,22 @@ INSERT_EVENT_WITH_SEQ = (
 )
 # The highest seq ever given (AUTOINCREMENT keeps it even when that event is pruned).
 LAST_EVENT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+# Deliveries keep their id, times and links compact (migration 0010, sqlite/compact.py).
 INSERT_DELIVERY = (
-    "INSERT INTO deliveries (id, event_id, event_seq, deployment_id, forwarder, "
-    "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-DELIVERY_SUMMARY = """
+# A replay knows the event's deployment by its id only.
+INSERT_REPLAY_DELIVERY = (
+    "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
+    "created_at, updated_at) "
+    "VALUES (?, ?, (SELECT seq FROM deployments WHERE id = ?), ?, ?, ?, ?)"
+)
+SELECT_DEPLOYMENT_SEQ = "SELECT seq FROM deployments WHERE id = ?"
+DEPLOYMENT_SEQ = f"({SELECT_DEPLOYMENT_SEQ})"
+DELIVERY_SUMMARY = f"""
 SELECT forwarder, status, attempts FROM deliveries
-WHERE deployment_id = ? ORDER BY event_seq, forwarder
+WHERE deployment_seq = {DEPLOYMENT_SEQ} ORDER BY event_seq, forwarder
 """
 
 SELECT_IDEMPOTENCY = (
@@ -93,23 +102,25 @@ REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at I
 
 # -- outbox -----------------------------------------------------------------
 CLAIM_CANDIDATES = """
-SELECT d.id, d.forwarder, d.attempts, d.deployment_id, d.state,
-       e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at, e.payload,
+SELECT d.seq, relay_delivery_id(d.id) AS id, d.forwarder, d.attempts, e.deployment_id,
+       COALESCE(d.state, '{}') AS state,
+       e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at,
+       relay_payload(e.payload) AS payload,
        s.state AS shared
 FROM deliveries d
 JOIN events e ON e.seq = d.event_seq
-LEFT JOIN delivery_shared s ON s.deployment_id = d.deployment_id AND s.forwarder = d.forwarder
+LEFT JOIN delivery_shared s ON s.deployment_id = e.deployment_id AND s.forwarder = d.forwarder
 WHERE d.forwarder = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
   AND (d.locked_until IS NULL OR d.locked_until < ?)
   AND NOT EXISTS (
       SELECT 1 FROM deliveries p
-      WHERE p.deployment_id = d.deployment_id AND p.forwarder = d.forwarder
+      WHERE p.deployment_seq = d.deployment_seq AND p.forwarder = d.forwarder
         AND p.status = 'pending' AND p.event_seq < d.event_seq
   )
-ORDER BY d.next_attempt_at, d.event_seq
+ORDER BY d.next_attempt_at, d.seq
 LIMIT ?
 """
-LEASE = "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE id = ?"
+LEASE = "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE seq = ?"
 LEASE_OWNERS = "SELECT DISTINCT locked_by FROM deliveries WHERE locked_by IS NOT NULL"
 RELEASE_OWNER = "UPDATE deliveries SET locked_until = NULL, locked_by = NULL WHERE locked_by = ?"
 # A loose scan of deliveries_pending: one seek for each forwarder with waiting deliveries,
@@ -129,9 +140,9 @@ NEXT_DUE = _NEXT_DUE.format(after="")
 NEXT_DUE_AFTER = _NEXT_DUE.format(after=" AND next_attempt_at > ?")
 
 INSERT_ATTEMPT = """
-INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, outcome, error,
-                      response_excerpt)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts (delivery_seq, number, started_at, duration_ms, status_code, outcome,
+                      error, response_excerpt)
+VALUES ((SELECT seq FROM deliveries WHERE id = ?), ?, ?, ?, ?, ?, ?, ?)
 """
 COMPLETE_DELIVERY = """
 UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
@@ -145,16 +156,16 @@ ON CONFLICT (deployment_id, forwarder) DO UPDATE SET state = excluded.state
 """
 
 DELIVERY_COLUMNS = """
-d.id, d.event_id, e.type AS event_type, d.deployment_id, e.component, d.forwarder, d.status,
-d.attempts, d.next_attempt_at, d.last_error, d.last_status_code, d.created_at, d.updated_at,
-d.delivered_at
+d.seq, relay_delivery_id(d.id) AS id, e.id AS event_id, e.type AS event_type, e.deployment_id,
+e.component, d.forwarder, d.status, d.attempts, d.next_attempt_at, d.last_error,
+d.last_status_code, d.created_at, d.updated_at, d.delivered_at
 """
 SELECT_DELIVERIES = (
     f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE 1 = 1"
 )
 SELECT_ATTEMPTS = """
 SELECT number, started_at, duration_ms, status_code, outcome, error, response_excerpt
-FROM attempts WHERE delivery_id = ? ORDER BY number, id
+FROM attempts WHERE delivery_seq = ? ORDER BY number, id
 """
 # The lease stays: a delivery whose send is in flight must not be claimed a second time.
 RETRY_NOW = """
@@ -162,14 +173,14 @@ UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 WHERE id = ?
 """
 
-# Uses deliveries_pending (forwarder, next_attempt_at, event_seq): only the rows waiting.
+# Uses deliveries_pending (forwarder, next_attempt_at): only the rows waiting.
 RESUME_DUE = """
 UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
 WHERE forwarder = ? AND status = 'pending' AND next_attempt_at > ?
 """
 
 EVENTS_BETWEEN = """
-SELECT id, seq, type, deployment_id, created_at, payload FROM events
+SELECT id, seq, type, deployment_id, created_at, relay_payload(payload) AS payload FROM events
 WHERE created_at >= ? AND created_at < ? ORDER BY seq
 """
 
@@ -180,7 +191,7 @@ FROM deliveries GROUP BY forwarder, status
 """
 ATTEMPT_OUTCOMES = """
 SELECT d.forwarder, a.outcome, COUNT(*) AS n FROM attempts a
-JOIN deliveries d ON d.id = a.delivery_id
+JOIN deliveries d ON d.seq = a.delivery_seq
 WHERE a.started_at >= ? GROUP BY d.forwarder, a.outcome
 """
 LAST_ERRORS = """
@@ -206,16 +217,16 @@ SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS events,
        (SELECT COALESCE(MAX(seq), 0) FROM outputs) AS outputs
 """
 FEED_EVENTS = """
-SELECT seq, id, type, deployment_id, component, created_at, payload FROM events
-WHERE seq > ? ORDER BY seq LIMIT ?
+SELECT seq, id, type, deployment_id, component, created_at, relay_payload(payload) AS payload
+FROM events WHERE seq > ? ORDER BY seq LIMIT ?
 """
 FEED_ATTEMPTS = """
 SELECT a.id AS seq, a.number, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error,
-       d.id AS delivery_id, d.forwarder, d.deployment_id,
+       relay_delivery_id(d.id) AS delivery_id, d.forwarder, e.deployment_id,
        e.id AS event_id, e.type AS event_type, e.component,
-       json_extract(e.payload, '$.stage') AS stage
+       json_extract(relay_payload(e.payload), '$.stage') AS stage
 FROM attempts a
-JOIN deliveries d ON d.id = a.delivery_id
+JOIN deliveries d ON d.seq = a.delivery_seq
 JOIN events e ON e.seq = d.event_seq
 WHERE a.id > ? ORDER BY a.id LIMIT ?
 """
@@ -302,35 +313,35 @@ ON CONFLICT (name) DO UPDATE SET failures = excluded.failures,
 # Each rule picks at most one batch of its own rows (the indexes of migration 0005 find
 # them by time), then deletes them and what goes with them, one id at a time.
 OLD_ATTEMPTS = """
-SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+SELECT a.id FROM attempts a JOIN deliveries d ON d.seq = a.delivery_seq
 WHERE a.started_at < ? AND d.status <> 'pending'
 LIMIT ?
 """
 DELETE_ATTEMPT = "DELETE FROM attempts WHERE id = ?"
 # `status <> 'pending'` exactly as in the partial index deliveries_finished.
 OLD_DELIVERIES = """
-SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < ?
+SELECT seq FROM deliveries WHERE status <> 'pending' AND updated_at < ?
 LIMIT ?
 """
-DELETE_DELIVERY_ATTEMPTS = "DELETE FROM attempts WHERE delivery_id = ?"
-DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
+DELETE_DELIVERY_ATTEMPTS = "DELETE FROM attempts WHERE delivery_seq = ?"
+DELETE_DELIVERY = "DELETE FROM deliveries WHERE seq = ?"
 OLD_EVENTS = """
-SELECT e.id FROM events e
+SELECT e.seq FROM events e
 WHERE e.created_at < ?
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')
 LIMIT ?
 """
 DELETE_EVENT_ATTEMPTS = """
-DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?)
+DELETE FROM attempts WHERE delivery_seq IN (SELECT seq FROM deliveries WHERE event_seq = ?)
 """
-DELETE_EVENT_DELIVERIES = "DELETE FROM deliveries WHERE event_id = ?"
-DELETE_EVENT = "DELETE FROM events WHERE id = ?"
+DELETE_EVENT_DELIVERIES = "DELETE FROM deliveries WHERE event_seq = ?"
+DELETE_EVENT = "DELETE FROM events WHERE seq = ?"
 # Never the latest record of its component, kind and stage, nor the live deployment.
 OLD_DEPLOYMENTS = """
 SELECT d.id FROM deployments d
 WHERE d.updated_at < ?
   AND NOT EXISTS (
-      SELECT 1 FROM deliveries p WHERE p.deployment_id = d.id AND p.status = 'pending'
+      SELECT 1 FROM deliveries p WHERE p.deployment_seq = d.seq AND p.status = 'pending'
   )
   AND EXISTS (
       SELECT 1 FROM deployments n
@@ -344,11 +355,13 @@ WHERE d.updated_at < ?
   ))
 LIMIT ?
 """
-# A delivery has its event's deployment_id (insert_event, add_deliveries).
-DELETE_DEPLOYMENT_ATTEMPTS = """
-DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE deployment_id = ?)
+# A delivery has its event's deployment (insert_event, add_deliveries).
+DELETE_DEPLOYMENT_ATTEMPTS = f"""
+DELETE FROM attempts WHERE delivery_seq IN (
+    SELECT seq FROM deliveries WHERE deployment_seq = {DEPLOYMENT_SEQ}
+)
 """
-DELETE_DEPLOYMENT_DELIVERIES = "DELETE FROM deliveries WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_DELIVERIES = f"DELETE FROM deliveries WHERE deployment_seq = {DEPLOYMENT_SEQ}"
 DELETE_DEPLOYMENT_EVENTS = "DELETE FROM events WHERE deployment_id = ?"
 DELETE_DEPLOYMENT_SHARED = "DELETE FROM delivery_shared WHERE deployment_id = ?"
 DELETE_DEPLOYMENT_OUTPUTS = "DELETE FROM outputs WHERE deployment_id = ?"

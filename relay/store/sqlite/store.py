@@ -25,6 +25,7 @@ from relay.store.base import (
 )
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
+from relay.store.sqlite.compact import delivery_key, micros, pack_payload
 from relay.store.sqlite.dashboard import SqliteDashboard
 from relay.store.sqlite.dialects import SqliteDialects
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
@@ -314,6 +315,7 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
         event.data["is_rollback"] = decide_rollback(conn, record)
         seq += 1
         created = format_db(record.created_at)
+        created_us = micros(record.created_at)
         events.append(
             (
                 seq,
@@ -322,19 +324,18 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
                 record.id,
                 record.component,
                 format_db(event.created_at),
-                render_json(event.data),
+                pack_payload(render_json(event.data)),
             )
         )
         deliveries += [
             (
-                d.id,
-                event.id,
+                delivery_key(d.id),
                 seq,
-                record.id,
+                inserted.lastrowid,
                 d.forwarder,
-                format_db(d.next_attempt_at),
-                created,
-                created,
+                micros(d.next_attempt_at),
+                created_us,
+                created_us,
             )
             for d in command.deliveries
         ]
