@@ -16,7 +16,7 @@ from relay.api.keys import STORE
 from relay.app import create_app
 from relay.records.retention import Pruner
 from relay.store.retention_base import PruneResult, RetentionPolicy
-from relay.store.sqlite.compact import delivery_key, micros
+from relay.store.sqlite.compact import id_key, micros
 from relay.store.sqlite.store import SqliteStore
 from relay.timeutil import format_db, utcnow
 from tests.acceptance.api import post_json
@@ -44,8 +44,8 @@ def _seed(conn: sqlite3.Connection) -> None:
     for i in range(OLD_DEPLOYMENTS):
         dep, event, delivery = (str(uuid.uuid4()) for _ in range(3))
         deployments.append((i + 1, dep, f"v{i}", old, old, old))
-        events.append((i + 1, event, dep, old))
-        deliveries.append((i + 1, delivery_key(delivery), i + 1, i + 1) + (old_us,) * 4)
+        events.append((i + 1, id_key(event), i + 1, old_us))
+        deliveries.append((i + 1, id_key(delivery), i + 1, i + 1) + (old_us,) * 4)
         attempts += [(i + 1, n, old) for n in (1, 2)]
     conn.executemany(
         "INSERT INTO deployments (seq, id, kind, component, version, status, created_at,"
@@ -53,7 +53,7 @@ def _seed(conn: sqlite3.Connection) -> None:
         deployments,
     )
     conn.executemany(
-        "INSERT INTO events (seq, id, type, deployment_id, component, created_at, payload)"
+        "INSERT INTO events (seq, id, type, deployment_seq, component, created_at, payload)"
         " VALUES (?, ?, 'deployment.created', ?, 'old', ?, '{}')",
         events,
     )

@@ -19,9 +19,9 @@ from tests.support import T0, make_command, make_record, minutes
 FORWARDERS = ("a", "b", "c", "d", "e")
 # Bytes per waiting delivery, rows and indexes: the outbox's own took 434 and the whole
 # database 757 (events and deployments included) before migration 0010 and payload
-# format 1; now about 160 and 400.
+# format 1; now about 155 and 360.
 MAX_OUTBOX_BYTES = 200
-MAX_DATABASE_BYTES = 450
+MAX_DATABASE_BYTES = 400
 OUTBOX_BYTES = """
 SELECT SUM(s.pgsize) FROM dbstat s JOIN sqlite_schema m ON m.name = s.name
 WHERE m.tbl_name = 'deliveries'
@@ -135,17 +135,19 @@ def _old_database(db: Path) -> None:
             (9, OWN_DELIVERY, 1, tried, "retry"),
         ],
     )
-    # A pruned attempt once had the highest id: the feed must never see it given again.
+    # A pruned attempt and a pruned event once had the highest ids: neither may be given
+    # again (the live feed's cursors).
     conn.execute("UPDATE sqlite_sequence SET seq = 20 WHERE name = 'attempts'")
+    conn.execute("UPDATE sqlite_sequence SET seq = 30 WHERE name = 'events'")
     conn.close()
 
 
 async def test_an_older_database_keeps_its_deliveries_through_the_migration(
     tmp_path: Path,
 ) -> None:
-    """Opening a database of the older layout converts it: every delivery keeps its id,
-    times, state, attempts and deployment, the waiting one is still claimed, and new
-    attempt ids carry on after the highest ever given."""
+    """Opening a database of the older layout converts it: every delivery and event keeps
+    its id, times, state, attempts and deployment, the waiting delivery is still claimed,
+    and new attempt and event ids carry on after the highest ever given."""
     db = tmp_path / "relay.db"
     _old_database(db)
     store = SqliteStore(db)
@@ -169,6 +171,9 @@ async def test_an_older_database_keeps_its_deliveries_through_the_migration(
         assert (claim.id, claim.deployment_id, claim.event_id) == (OWN_DELIVERY, DEPLOYMENT, EVENT)
         assert (claim.state, claim.payload) == ({}, {"version": "v1"})
         assert await store.claim("a", 10, ATTEMPTED, ATTEMPTED, new_owner()) == []
+        [event] = await store.events_between(CREATED, ATTEMPTED)
+        assert (event.id, event.deployment_id, event.created_at) == (EVENT, DEPLOYMENT, CREATED)
+        await store.record(make_command(make_record("api", "v2")))
     finally:
         await store.close()
     conn = sqlite3.connect(db)
@@ -179,5 +184,6 @@ async def test_an_older_database_keeps_its_deliveries_through_the_migration(
             (format_db(ATTEMPTED),),
         )
         assert conn.execute("SELECT MAX(id) FROM attempts").fetchone() == (21,)
+        assert conn.execute("SELECT MAX(seq) FROM events").fetchone() == (31,)
     finally:
         conn.close()

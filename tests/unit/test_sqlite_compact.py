@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from relay.store.sqlite.compact import (
-    delivery_id,
-    delivery_key,
     from_micros,
+    id_key,
+    id_text,
     micros,
     pack_payload,
     unpack_payload,
@@ -21,9 +21,9 @@ from relay.store.sqlite.compact import (
 def test_a_uuid_delivery_id_is_stored_as_its_16_bytes_and_read_back_the_same() -> None:
     """A relay-made id takes 16 bytes and comes back as the same text."""
     made = str(uuid.uuid4())
-    key = delivery_key(made)
+    key = id_key(made)
     assert isinstance(key, bytes) and len(key) == 16
-    assert delivery_id(key) == made
+    assert id_text(key) == made
 
 
 @pytest.mark.parametrize(
@@ -38,8 +38,8 @@ def test_a_uuid_delivery_id_is_stored_as_its_16_bytes_and_read_back_the_same() -
 def test_any_other_id_is_kept_as_text_exactly(given: str) -> None:
     """An id that is not a UUID in canonical form (upper case, braces, none) stays text,
     so that looking it up finds exactly what was stored."""
-    assert delivery_key(given) == given
-    assert delivery_id(given) == given
+    assert id_key(given) == given
+    assert id_text(given) == given
 
 
 @pytest.mark.parametrize(

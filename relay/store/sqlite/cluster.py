@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from relay.store.cluster_base import CircuitChange, CircuitSnapshot
 from relay.store.sqlite import sql as sql
-from relay.store.sqlite.compact import delivery_key, micros
+from relay.store.sqlite.compact import id_key, micros
 from relay.store.sqlite.engine import SqliteEngine
 from relay.store.sqlite.watch import CommitWatcher
 from relay.timeutil import format_db, parse_db, utcnow
@@ -37,7 +37,7 @@ class SqliteCluster:
     async def renew(self, owner: str, ids: Sequence[str], until: datetime) -> int:
         """Extend the leases `owner` holds on pending deliveries `ids`."""
         stamp = micros(until)
-        rows = [(stamp, delivery_key(delivery_id), owner) for delivery_id in ids]
+        rows = [(stamp, id_key(delivery_id), owner) for delivery_id in ids]
         if not rows:
             return 0
         return await self.engine.write(

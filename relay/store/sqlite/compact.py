@@ -1,6 +1,7 @@
-"""How SQLite keeps the outbox compact: a delivery's id is stored as the 16 bytes of its
-UUID and its times as integer microseconds since the Unix epoch (migration 0010); an
-event's payload is deflated with a dictionary of what every deployment event says.
+"""How SQLite keeps the outbox compact (migration 0010): the ids of deliveries and events
+are stored as the 16 bytes of their UUID, their times as integer microseconds since the
+Unix epoch, and an event's payload deflated with a dictionary of what every deployment
+event says (payload format 1).
 
 A long outage leaves millions of waiting deliveries, and every text UUID and ISO time in
 their rows and indexes costs 20 bytes or more over its binary form; a payload of ~600
@@ -21,18 +22,19 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
 
 
-def delivery_key(delivery_id: str) -> bytes | str:
-    """A delivery id as stored: a UUID in its canonical text form as its 16 bytes, so that
-    it reads back the same; any other id (a caller's own, a mistyped one) as it is."""
+def id_key(value: str) -> bytes | str:
+    """A delivery's or event's id as stored: a UUID in its canonical text form as its 16
+    bytes, so that it reads back the same; any other id (a caller's own, a mistyped one)
+    as it is."""
     try:
-        parsed = uuid.UUID(delivery_id)
+        parsed = uuid.UUID(value)
     except ValueError:
-        return delivery_id
-    return parsed.bytes if str(parsed) == delivery_id else delivery_id
+        return value
+    return parsed.bytes if str(parsed) == value else value
 
 
-def delivery_id(key: bytes | str) -> str:
-    """A stored delivery key as the id the API shows."""
+def id_text(key: bytes | str) -> str:
+    """A stored id as the API shows it."""
     return str(uuid.UUID(bytes=key)) if isinstance(key, bytes) else key
 
 
@@ -89,10 +91,10 @@ def _micros_of_text(value: str | None) -> int | None:
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """Make the conversions callable from SQL on `conn`: `relay_delivery_id` and
-    `relay_payload` for queries that answer delivery ids and payloads, the other two for
-    the migration that converted the rows."""
-    conn.create_function("relay_delivery_id", 1, delivery_id, deterministic=True)
+    """Make the conversions callable from SQL on `conn`: `relay_id_text` and
+    `relay_payload` for queries that answer ids and payloads, the other two for the
+    migration that converted the rows."""
+    conn.create_function("relay_id_text", 1, id_text, deterministic=True)
     conn.create_function("relay_payload", 1, unpack_payload, deterministic=True)
-    conn.create_function("relay_delivery_key", 1, delivery_key, deterministic=True)
+    conn.create_function("relay_id_key", 1, id_key, deterministic=True)
     conn.create_function("relay_micros", 1, _micros_of_text, deterministic=True)

@@ -10,6 +10,7 @@ from relay.models import DeliverySummary
 from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
 from relay.store.rows import event_row
+from relay.store.sqlite.compact import from_micros
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db
 
@@ -28,8 +29,9 @@ JOIN deliveries d ON d.deployment_seq = p.seq
 WHERE p.id IN ({marks}) ORDER BY p.id, d.event_seq, d.forwarder
 """
 DEPLOYMENT_EVENTS = """
-SELECT id, seq, type, deployment_id, created_at, relay_payload(payload) AS payload FROM events
-WHERE deployment_id = ? ORDER BY seq
+SELECT relay_id_text(id) AS id, seq, type, ? AS deployment_id, created_at,
+       relay_payload(payload) AS payload
+FROM events WHERE deployment_seq = (SELECT seq FROM deployments WHERE id = ?) ORDER BY seq
 """
 DEPLOYMENT_COMPONENTS = "SELECT id, component FROM deployments WHERE id IN ({marks})"
 
@@ -98,6 +100,7 @@ class SqliteDashboard:
         """The deployment's events by seq."""
         return await self.engine.read(
             lambda conn: [
-                event_row(r, parse_db) for r in conn.execute(DEPLOYMENT_EVENTS, (deployment_id,))
+                event_row(r, from_micros)
+                for r in conn.execute(DEPLOYMENT_EVENTS, (deployment_id, deployment_id))
             ]
         )

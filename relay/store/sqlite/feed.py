@@ -13,6 +13,7 @@ import sqlite3
 from relay.store import rows
 from relay.store.feed_base import FeedCursor, FeedPage
 from relay.store.sqlite import sql as sql
+from relay.store.sqlite.compact import from_micros
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import parse_db
 
@@ -46,7 +47,7 @@ class SqliteFeed:
             finally:
                 conn.execute(sql.END_READ)
             return FeedPage(
-                events=[rows.feed_event(r, parse_db) for r in events],
+                events=[rows.feed_event(r, from_micros) for r in events],
                 attempts=[rows.feed_attempt(r, parse_db) for r in attempts],
                 outputs=[rows.feed_output(r, parse_db) for r in outputs],
             )

@@ -10,7 +10,7 @@ from relay.models import Deployment
 from relay.store.base import NewDelivery, NewEvent
 from relay.store.lifecycle_base import OutputTotals, TransitionCommand, output_bytes
 from relay.store.sqlite import sql as sql
-from relay.store.sqlite.compact import delivery_key, micros, pack_payload
+from relay.store.sqlite.compact import id_key, micros, pack_payload
 from relay.store.sqlite.engine import SqliteEngine
 from relay.store.sqlite.rows import db_time, decide_rollback, deployment_from_row
 from relay.timeutil import format_db
@@ -24,28 +24,28 @@ def insert_event(
     deliveries: list[NewDelivery],
 ) -> int:
     """Insert one event and its outbox rows; the event's seq."""
+    deployment_seq = None
+    if deployment_id is not None:
+        deployment_seq = conn.execute(sql.SELECT_DEPLOYMENT_SEQ, (deployment_id,)).fetchone()[0]
+    created = micros(event.created_at)
     cursor = conn.execute(
         sql.INSERT_EVENT,
         (
-            event.id,
+            id_key(event.id),
             event.type,
-            deployment_id,
+            deployment_seq,
             component,
-            format_db(event.created_at),
+            created,
             pack_payload(json.dumps(event.data, ensure_ascii=False)),
         ),
     )
     seq = cursor.lastrowid
     assert seq is not None
-    deployment_seq = None
-    if deployment_id is not None:
-        deployment_seq = conn.execute(sql.SELECT_DEPLOYMENT_SEQ, (deployment_id,)).fetchone()[0]
-    created = micros(event.created_at)
     conn.executemany(
         sql.INSERT_DELIVERY,
         [
             (
-                delivery_key(d.id),
+                id_key(d.id),
                 seq,
                 deployment_seq,
                 d.forwarder,

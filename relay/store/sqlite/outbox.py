@@ -13,7 +13,7 @@ from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDe
 from relay.store.leases import owner_gone
 from relay.store.rows import claimed, event_row
 from relay.store.sqlite import sql as sql
-from relay.store.sqlite.compact import delivery_key, from_micros, micros, optional_time
+from relay.store.sqlite.compact import from_micros, id_key, micros, optional_time
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db, utcnow
 
@@ -41,7 +41,7 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
         a = c.attempt
         attempts.append(
             (
-                delivery_key(c.delivery_id),
+                id_key(c.delivery_id),
                 a.number,
                 format_db(a.started_at),
                 a.duration_ms,
@@ -61,7 +61,7 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
                 c.status_code,
                 done,
                 done if c.status == "delivered" else None,
-                delivery_key(c.delivery_id),
+                id_key(c.delivery_id),
             )
         )
         if c.shared and c.deployment_id:
@@ -73,7 +73,7 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
 
 
 def _read_delivery(conn: sqlite3.Connection, delivery_id: str) -> Delivery | None:
-    key = delivery_key(delivery_id)
+    key = id_key(delivery_id)
     row = conn.execute(sql.SELECT_DELIVERIES + " AND d.id = ?", (key,)).fetchone()
     return _delivery(row, _attempts(conn, row["seq"])) if row else None
 
@@ -92,7 +92,7 @@ class SqliteOutbox:
         def op(conn: sqlite3.Connection) -> list[Claimed]:
             rows = conn.execute(sql.CLAIM_CANDIDATES, (forwarder, stamp, stamp, limit)).fetchall()
             conn.executemany(sql.LEASE, [(lease, owner, r["seq"]) for r in rows])
-            return [claimed(r, parse_db) for r in rows]
+            return [claimed(r, from_micros) for r in rows]
 
         return await self.engine.write(op, durable=False)
 
@@ -168,7 +168,7 @@ class SqliteOutbox:
         stamp = micros(now)
 
         def op(conn: sqlite3.Connection) -> Delivery | None:
-            if not conn.execute(sql.RETRY_NOW, (stamp, stamp, delivery_key(delivery_id))).rowcount:
+            if not conn.execute(sql.RETRY_NOW, (stamp, stamp, id_key(delivery_id))).rowcount:
                 return None
             return _read_delivery(conn, delivery_id)
 
@@ -185,8 +185,8 @@ class SqliteOutbox:
         """Events recorded in [since, until)."""
 
         def op(conn: sqlite3.Connection) -> list[EventRow]:
-            rows = conn.execute(sql.EVENTS_BETWEEN, (format_db(since), format_db(until)))
-            return [event_row(r, parse_db) for r in rows]
+            rows = conn.execute(sql.EVENTS_BETWEEN, (micros(since), micros(until)))
+            return [event_row(r, from_micros) for r in rows]
 
         return await self.engine.read(op)
 
@@ -198,7 +198,7 @@ class SqliteOutbox:
                 sql.INSERT_REPLAY_DELIVERY,
                 [
                     (
-                        delivery_key(d.id),
+                        id_key(d.id),
                         e.seq,
                         e.deployment_id,
                         d.forwarder,

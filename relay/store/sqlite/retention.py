@@ -38,7 +38,7 @@ def _attempts(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneRe
 
 
 def _deliveries(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
-    # A delivery's times are integers (sqlite/compact.py); every other table's are text.
+    # Deliveries' and events' times are integers (sqlite/compact.py), the others' text.
     ids = _ids(conn, sql.OLD_DELIVERIES, micros(before), limit)
     if not ids:
         return PruneResult()
@@ -49,7 +49,7 @@ def _deliveries(conn: sqlite3.Connection, before: datetime, limit: int) -> Prune
 
 
 def _events(conn: sqlite3.Connection, before: datetime, limit: int) -> PruneResult:
-    ids = _ids(conn, sql.OLD_EVENTS, format_db(before), limit)
+    ids = _ids(conn, sql.OLD_EVENTS, micros(before), limit)
     if not ids:
         return PruneResult()
     return PruneResult(

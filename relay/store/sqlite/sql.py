@@ -58,17 +58,18 @@ SELECT {READ_COLUMNS} FROM (
 """
 LIST_COMPONENTS = "SELECT slug, created_at FROM components ORDER BY slug"
 
+# Events and deliveries keep their ids, times and links compact (migration 0010,
+# sqlite/compact.py); the deployment's text id comes from a join where a query answers it.
 INSERT_EVENT = (
-    "INSERT INTO events (id, type, deployment_id, component, created_at, payload) "
+    "INSERT INTO events (id, type, deployment_seq, component, created_at, payload) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_EVENT_WITH_SEQ = (
-    "INSERT INTO events (seq, id, type, deployment_id, component, created_at, payload) "
+    "INSERT INTO events (seq, id, type, deployment_seq, component, created_at, payload) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 # The highest seq ever given (AUTOINCREMENT keeps it even when that event is pruned).
 LAST_EVENT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-# Deliveries keep their id, times and links compact (migration 0010, sqlite/compact.py).
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -102,14 +103,15 @@ REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at I
 
 # -- outbox -----------------------------------------------------------------
 CLAIM_CANDIDATES = """
-SELECT d.seq, relay_delivery_id(d.id) AS id, d.forwarder, d.attempts, e.deployment_id,
+SELECT d.seq, relay_id_text(d.id) AS id, d.forwarder, d.attempts, p.id AS deployment_id,
        COALESCE(d.state, '{}') AS state,
-       e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at,
+       relay_id_text(e.id) AS event_id, e.type AS event_type, e.created_at AS event_created_at,
        relay_payload(e.payload) AS payload,
        s.state AS shared
 FROM deliveries d
 JOIN events e ON e.seq = d.event_seq
-LEFT JOIN delivery_shared s ON s.deployment_id = e.deployment_id AND s.forwarder = d.forwarder
+LEFT JOIN deployments p ON p.seq = d.deployment_seq
+LEFT JOIN delivery_shared s ON s.deployment_id = p.id AND s.forwarder = d.forwarder
 WHERE d.forwarder = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
   AND (d.locked_until IS NULL OR d.locked_until < ?)
   AND NOT EXISTS (
@@ -156,12 +158,13 @@ ON CONFLICT (deployment_id, forwarder) DO UPDATE SET state = excluded.state
 """
 
 DELIVERY_COLUMNS = """
-d.seq, relay_delivery_id(d.id) AS id, e.id AS event_id, e.type AS event_type, e.deployment_id,
-e.component, d.forwarder, d.status, d.attempts, d.next_attempt_at, d.last_error,
-d.last_status_code, d.created_at, d.updated_at, d.delivered_at
+d.seq, relay_id_text(d.id) AS id, relay_id_text(e.id) AS event_id, e.type AS event_type,
+p.id AS deployment_id, e.component, d.forwarder, d.status, d.attempts, d.next_attempt_at,
+d.last_error, d.last_status_code, d.created_at, d.updated_at, d.delivered_at
 """
 SELECT_DELIVERIES = (
-    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE 1 = 1"
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+    "LEFT JOIN deployments p ON p.seq = d.deployment_seq WHERE 1 = 1"
 )
 SELECT_ATTEMPTS = """
 SELECT number, started_at, duration_ms, status_code, outcome, error, response_excerpt
@@ -180,8 +183,10 @@ WHERE forwarder = ? AND status = 'pending' AND next_attempt_at > ?
 """
 
 EVENTS_BETWEEN = """
-SELECT id, seq, type, deployment_id, created_at, relay_payload(payload) AS payload FROM events
-WHERE created_at >= ? AND created_at < ? ORDER BY seq
+SELECT relay_id_text(e.id) AS id, e.seq, e.type, p.id AS deployment_id, e.created_at,
+       relay_payload(e.payload) AS payload
+FROM events e LEFT JOIN deployments p ON p.seq = e.deployment_seq
+WHERE e.created_at >= ? AND e.created_at < ? ORDER BY e.seq
 """
 
 COUNT_BY_STATUS = """
@@ -217,17 +222,20 @@ SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) AS events,
        (SELECT COALESCE(MAX(seq), 0) FROM outputs) AS outputs
 """
 FEED_EVENTS = """
-SELECT seq, id, type, deployment_id, component, created_at, relay_payload(payload) AS payload
-FROM events WHERE seq > ? ORDER BY seq LIMIT ?
+SELECT e.seq, relay_id_text(e.id) AS id, e.type, p.id AS deployment_id, e.component,
+       e.created_at, relay_payload(e.payload) AS payload
+FROM events e LEFT JOIN deployments p ON p.seq = e.deployment_seq
+WHERE e.seq > ? ORDER BY e.seq LIMIT ?
 """
 FEED_ATTEMPTS = """
 SELECT a.id AS seq, a.number, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error,
-       relay_delivery_id(d.id) AS delivery_id, d.forwarder, e.deployment_id,
-       e.id AS event_id, e.type AS event_type, e.component,
+       relay_id_text(d.id) AS delivery_id, d.forwarder, p.id AS deployment_id,
+       relay_id_text(e.id) AS event_id, e.type AS event_type, e.component,
        json_extract(relay_payload(e.payload), '$.stage') AS stage
 FROM attempts a
 JOIN deliveries d ON d.seq = a.delivery_seq
 JOIN events e ON e.seq = d.event_seq
+LEFT JOIN deployments p ON p.seq = d.deployment_seq
 WHERE a.id > ? ORDER BY a.id LIMIT ?
 """
 
@@ -362,7 +370,7 @@ DELETE FROM attempts WHERE delivery_seq IN (
 )
 """
 DELETE_DEPLOYMENT_DELIVERIES = f"DELETE FROM deliveries WHERE deployment_seq = {DEPLOYMENT_SEQ}"
-DELETE_DEPLOYMENT_EVENTS = "DELETE FROM events WHERE deployment_id = ?"
+DELETE_DEPLOYMENT_EVENTS = f"DELETE FROM events WHERE deployment_seq = {DEPLOYMENT_SEQ}"
 DELETE_DEPLOYMENT_SHARED = "DELETE FROM delivery_shared WHERE deployment_id = ?"
 DELETE_DEPLOYMENT_OUTPUTS = "DELETE FROM outputs WHERE deployment_id = ?"
 DELETE_DEPLOYMENT_OUTPUT_TOTALS = "DELETE FROM output_totals WHERE deployment_id = ?"

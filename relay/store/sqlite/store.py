@@ -25,7 +25,7 @@ from relay.store.base import (
 )
 from relay.store.sqlite import sql as sql
 from relay.store.sqlite.cluster import SqliteCluster
-from relay.store.sqlite.compact import delivery_key, micros, pack_payload
+from relay.store.sqlite.compact import id_key, micros, pack_payload
 from relay.store.sqlite.dashboard import SqliteDashboard
 from relay.store.sqlite.dialects import SqliteDialects
 from relay.store.sqlite.engine import SqliteEngine, known_migrations
@@ -319,17 +319,17 @@ def _insert(conn: sqlite3.Connection, commands: list[RecordCommand]) -> None:
         events.append(
             (
                 seq,
-                event.id,
+                id_key(event.id),
                 event.type,
-                record.id,
+                inserted.lastrowid,
                 record.component,
-                format_db(event.created_at),
+                micros(event.created_at),
                 pack_payload(render_json(event.data)),
             )
         )
         deliveries += [
             (
-                delivery_key(d.id),
+                id_key(d.id),
                 seq,
                 inserted.lastrowid,
                 d.forwarder,

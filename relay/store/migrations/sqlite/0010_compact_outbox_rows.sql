@@ -1,13 +1,33 @@
--- Compact deliveries: a delivery row holds integers where it held text. Its own seq is
--- the key its attempts point at; it names its event and deployment by their seq instead
--- of their text ids; its times are microseconds since the epoch; its id is the 16 bytes of
--- its UUID (any other id stays text). The API shows the same ids and times
--- (relay/store/sqlite/compact.py, whose functions the engine registers for this migration).
--- Each waiting delivery costs about half the bytes it did, indexes included.
+-- Compact outbox rows: deliveries and events hold integers where they held text. A
+-- delivery's own seq is the key its attempts point at; deliveries and events name their
+-- event and deployment by seq instead of by text id; their times are microseconds since
+-- the epoch; their ids are the 16 bytes of the UUID (any other id stays text). The API
+-- shows the same ids and times (relay/store/sqlite/compact.py, whose functions the engine
+-- registers for this migration). Payloads are left as they are: text is still read, and
+-- new ones are written deflated (payload format 1).
+CREATE TABLE events_compact (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    deployment_seq INTEGER,
+    component TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    payload NOT NULL
+);
+INSERT INTO events_compact (seq, id, type, deployment_seq, component, created_at, payload)
+SELECT e.seq, relay_id_key(e.id), e.type, p.seq, e.component, relay_micros(e.created_at),
+       e.payload
+FROM events e LEFT JOIN deployments p ON p.id = e.deployment_id
+ORDER BY e.seq;
+-- Event seqs are never given twice: the live feed's cursor relies on it.
+DELETE FROM sqlite_sequence WHERE name = 'events_compact';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'events_compact', seq FROM sqlite_sequence WHERE name = 'events';
+
 CREATE TABLE deliveries_compact (
     seq INTEGER PRIMARY KEY,
     id NOT NULL UNIQUE,
-    event_seq INTEGER NOT NULL REFERENCES events (seq),
+    event_seq INTEGER NOT NULL REFERENCES events_compact (seq),
     deployment_seq INTEGER,
     forwarder TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
@@ -28,7 +48,7 @@ INSERT INTO deliveries_compact (
     locked_until, locked_by, state, last_error, last_status_code, created_at, updated_at,
     delivered_at
 )
-SELECT d.rowid, relay_delivery_key(d.id), d.event_seq, p.seq, d.forwarder, d.status,
+SELECT d.rowid, relay_id_key(d.id), d.event_seq, p.seq, d.forwarder, d.status,
        d.attempts, relay_micros(d.next_attempt_at), relay_micros(d.locked_until),
        d.locked_by, NULLIF(d.state, '{}'), d.last_error, d.last_status_code,
        relay_micros(d.created_at), relay_micros(d.updated_at), relay_micros(d.delivered_at)
@@ -61,8 +81,13 @@ SELECT 'attempts_compact', seq FROM sqlite_sequence WHERE name = 'attempts';
 
 DROP TABLE attempts;
 DROP TABLE deliveries;
+DROP TABLE events;
+ALTER TABLE events_compact RENAME TO events;
 ALTER TABLE deliveries_compact RENAME TO deliveries;
 ALTER TABLE attempts_compact RENAME TO attempts;
+
+CREATE INDEX events_by_deployment ON events (deployment_seq);
+CREATE INDEX events_by_time ON events (created_at);
 
 -- Ties of the claim's order go by seq, which every index entry ends with anyway.
 CREATE INDEX deliveries_pending ON deliveries (forwarder, next_attempt_at)
