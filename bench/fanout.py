@@ -652,7 +652,7 @@ def _match(
 def _timeouts(db: Path, forwarder: str) -> int:
     return _scalar(
         db,
-        "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+        "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.seq = a.delivery_seq "
         "WHERE d.forwarder = ? AND a.outcome = 'retry'",
         (forwarder,),
     )

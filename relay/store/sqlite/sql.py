@@ -115,9 +115,9 @@ LEFT JOIN delivery_shared s ON s.deployment_id = p.id AND s.forwarder = d.forwar
 WHERE d.forwarder = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
   AND (d.locked_until IS NULL OR d.locked_until < ?)
   AND NOT EXISTS (
-      SELECT 1 FROM deliveries p
-      WHERE p.deployment_seq = d.deployment_seq AND p.forwarder = d.forwarder
-        AND p.status = 'pending' AND p.event_seq < d.event_seq
+      SELECT 1 FROM deliveries q
+      WHERE q.deployment_seq = d.deployment_seq AND q.forwarder = d.forwarder
+        AND q.status = 'pending' AND q.event_seq < d.event_seq
   )
 ORDER BY d.next_attempt_at, d.seq
 LIMIT ?
