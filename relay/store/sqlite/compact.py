@@ -11,8 +11,8 @@ the conversions happen here, at the store boundary only.
 
 from __future__ import annotations
 
+import re
 import sqlite3
-import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -22,20 +22,26 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
 
 
+# A UUID as relay and most clients write it; anything else (upper case, braces) is kept
+# as text so that it reads back exactly as it was given.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def id_key(value: str) -> bytes | str:
     """A delivery's or event's id as stored: a UUID in its canonical text form as its 16
     bytes, so that it reads back the same; any other id (a caller's own, a mistyped one)
     as it is."""
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return value
-    return parsed.bytes if str(parsed) == value else value
+    if len(value) == 36 and _CANONICAL_UUID.fullmatch(value):
+        return bytes.fromhex(value.replace("-", ""))
+    return value
 
 
 def id_text(key: bytes | str) -> str:
     """A stored id as the API shows it."""
-    return str(uuid.UUID(bytes=key)) if isinstance(key, bytes) else key
+    if isinstance(key, bytes):
+        h = key.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return key
 
 
 def micros(value: datetime) -> int:

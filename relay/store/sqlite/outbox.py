@@ -13,7 +13,14 @@ from relay.store.base import Claimed, Completion, DeliveryQuery, EventRow, NewDe
 from relay.store.leases import owner_gone
 from relay.store.rows import claimed, event_row
 from relay.store.sqlite import sql as sql
-from relay.store.sqlite.compact import from_micros, id_key, micros, optional_time
+from relay.store.sqlite.compact import (
+    from_micros,
+    id_key,
+    id_text,
+    micros,
+    optional_time,
+    unpack_payload,
+)
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db, utcnow
 
@@ -26,6 +33,14 @@ def _delivery(row: sqlite3.Row, attempts: list[Attempt] | None = None) -> Delive
     if data["status"] != "pending":
         data["next_attempt_at"] = None
     return Delivery(**data, attempt_log=attempts)
+
+
+def _stored(row: sqlite3.Row) -> dict[str, Any]:
+    """A claim's row with its ids and payload as the API shows them."""
+    data = dict(row)
+    data["id"], data["event_id"] = id_text(row["id"]), id_text(row["event_id"])
+    data["payload"] = unpack_payload(row["payload"])
+    return data
 
 
 def _attempts(conn: sqlite3.Connection, delivery_seq: int) -> list[Attempt]:
@@ -92,7 +107,7 @@ class SqliteOutbox:
         def op(conn: sqlite3.Connection) -> list[Claimed]:
             rows = conn.execute(sql.CLAIM_CANDIDATES, (forwarder, stamp, stamp, limit)).fetchall()
             conn.executemany(sql.LEASE, [(lease, owner, r["seq"]) for r in rows])
-            return [claimed(r, from_micros) for r in rows]
+            return [claimed(_stored(r), from_micros) for r in rows]
 
         return await self.engine.write(op, durable=False)
 

@@ -102,11 +102,12 @@ LIST_TOKENS = f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, name"
 REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"
 
 # -- outbox -----------------------------------------------------------------
+# Ids and payload come as stored (see SqliteOutbox.claim): converting them in SQL would
+# call back into Python, and take the GIL, in the middle of the writer's query.
 CLAIM_CANDIDATES = """
-SELECT d.seq, relay_id_text(d.id) AS id, d.forwarder, d.attempts, p.id AS deployment_id,
+SELECT d.seq, d.id, d.forwarder, d.attempts, p.id AS deployment_id,
        COALESCE(d.state, '{}') AS state,
-       relay_id_text(e.id) AS event_id, e.type AS event_type, e.created_at AS event_created_at,
-       relay_payload(e.payload) AS payload,
+       e.id AS event_id, e.type AS event_type, e.created_at AS event_created_at, e.payload,
        s.state AS shared
 FROM deliveries d
 JOIN events e ON e.seq = d.event_seq
@@ -231,7 +232,7 @@ FEED_ATTEMPTS = """
 SELECT a.id AS seq, a.number, a.started_at, a.duration_ms, a.status_code, a.outcome, a.error,
        relay_id_text(d.id) AS delivery_id, d.forwarder, p.id AS deployment_id,
        relay_id_text(e.id) AS event_id, e.type AS event_type, e.component,
-       json_extract(relay_payload(e.payload), '$.stage') AS stage
+       p.stage
 FROM attempts a
 JOIN deliveries d ON d.seq = a.delivery_seq
 JOIN events e ON e.seq = d.event_seq
