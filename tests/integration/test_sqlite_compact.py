@@ -68,7 +68,7 @@ def _old_database(db: Path) -> None:
     """A database as relay wrote it before migration 0010: one deployment whose event has
     a delivered delivery (two attempts) and a waiting one with a text id of its own."""
     conn = sqlite3.connect(db, isolation_level=None)
-    compact.register(conn)
+    compact.register_migration(conn)
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
     for version, name, script in known_migrations():
         if version >= 10:

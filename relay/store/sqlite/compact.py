@@ -97,10 +97,14 @@ def _micros_of_text(value: str | None) -> int | None:
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """Make the conversions callable from SQL on `conn`: `relay_id_text` and
-    `relay_payload` for queries that answer ids and payloads, the other two for the
-    migration that converted the rows."""
+    """Make `relay_id_text` and `relay_payload` callable from SQL on `conn`, for the
+    queries that answer ids and payloads (listings, dashboards, the feed)."""
     conn.create_function("relay_id_text", 1, id_text, deterministic=True)
     conn.create_function("relay_payload", 1, unpack_payload, deterministic=True)
+
+
+def register_migration(conn: sqlite3.Connection) -> None:
+    """Make `relay_id_key` and `relay_micros` callable from SQL on `conn`, for migration
+    0010, which converted the rows written before it."""
     conn.create_function("relay_id_key", 1, id_key, deterministic=True)
     conn.create_function("relay_micros", 1, _micros_of_text, deterministic=True)

@@ -10,6 +10,7 @@ from relay.models import DeliverySummary
 from relay.store.base import EventRow
 from relay.store.dashboard_base import MAX_SUMMARY_IDS, DeploymentDeliveries, SessionRecord
 from relay.store.rows import event_row
+from relay.store.sqlite import sql as sql
 from relay.store.sqlite.compact import from_micros
 from relay.store.sqlite.engine import SqliteEngine
 from relay.timeutil import format_db, parse_db
@@ -28,10 +29,10 @@ SELECT p.id, d.forwarder, d.status, d.attempts FROM deployments p
 JOIN deliveries d ON d.deployment_seq = p.seq
 WHERE p.id IN ({marks}) ORDER BY p.id, d.event_seq, d.forwarder
 """
-DEPLOYMENT_EVENTS = """
+DEPLOYMENT_EVENTS = f"""
 SELECT relay_id_text(id) AS id, seq, type, ? AS deployment_id, created_at,
        relay_payload(payload) AS payload
-FROM events WHERE deployment_seq = (SELECT seq FROM deployments WHERE id = ?) ORDER BY seq
+FROM events WHERE deployment_seq = {sql.DEPLOYMENT_SEQ} ORDER BY seq
 """
 DEPLOYMENT_COMPONENTS = "SELECT id, component FROM deployments WHERE id IN ({marks})"
 

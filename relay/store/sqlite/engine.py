@@ -60,7 +60,7 @@ def _statements(script: str) -> list[str]:
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending migrations; refuse a schema newer than this relay knows."""
-    compact.register(conn)
+    compact.register_migration(conn)
     conn.execute(sql.CREATE_MIGRATIONS_TABLE)
     applied = {row[0] for row in conn.execute(sql.SELECT_MIGRATIONS)}
     known = known_migrations()

@@ -53,10 +53,10 @@ def _attempts(conn: sqlite3.Connection, delivery_seq: int) -> list[Attempt]:
 def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> None:
     attempts, updates, shared = [], [], []
     for c in completions:
-        a = c.attempt
+        a, key = c.attempt, id_key(c.delivery_id)
         attempts.append(
             (
-                id_key(c.delivery_id),
+                key,
                 a.number,
                 format_db(a.started_at),
                 a.duration_ms,
@@ -76,7 +76,7 @@ def _complete(conn: sqlite3.Connection, completions: Sequence[Completion]) -> No
                 c.status_code,
                 done,
                 done if c.status == "delivered" else None,
-                id_key(c.delivery_id),
+                key,
             )
         )
         if c.shared and c.deployment_id:

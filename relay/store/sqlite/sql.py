@@ -70,18 +70,15 @@ INSERT_EVENT_WITH_SEQ = (
 )
 # The highest seq ever given (AUTOINCREMENT keeps it even when that event is pruned).
 LAST_EVENT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-INSERT_DELIVERY = (
-    "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-# A replay knows the event's deployment by its id only.
-INSERT_REPLAY_DELIVERY = (
-    "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
-    "created_at, updated_at) "
-    "VALUES (?, ?, (SELECT seq FROM deployments WHERE id = ?), ?, ?, ?, ?)"
-)
 SELECT_DEPLOYMENT_SEQ = "SELECT seq FROM deployments WHERE id = ?"
 DEPLOYMENT_SEQ = f"({SELECT_DEPLOYMENT_SEQ})"
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, event_seq, deployment_seq, forwarder, next_attempt_at, "
+    "created_at, updated_at) VALUES (?, ?, {deployment}, ?, ?, ?, ?)"
+)
+INSERT_DELIVERY = _INSERT_DELIVERY.format(deployment="?")
+# A replay knows the event's deployment by its id only.
+INSERT_REPLAY_DELIVERY = _INSERT_DELIVERY.format(deployment=DEPLOYMENT_SEQ)
 DELIVERY_SUMMARY = f"""
 SELECT forwarder, status, attempts FROM deliveries
 WHERE deployment_seq = {DEPLOYMENT_SEQ} ORDER BY event_seq, forwarder
