@@ -23,7 +23,8 @@ async def create_deployment(request: web.Request) -> web.Response:
 def main(port: int) -> None:
     app = web.Application()
     app.router.add_post("/components/{slug}/deployments", create_deployment)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    # The listen queue relay serves with (server.backlog default).
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=2048)
 
 
 if __name__ == "__main__":

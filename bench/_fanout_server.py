@@ -58,7 +58,8 @@ def main(port: int, sinks: list[str]) -> None:
     app[SINKS] = sinks
     app.cleanup_ctx.append(session_context)
     app.router.add_post("/components/{slug}/deployments", create_deployment)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    # The listen queue relay serves with (server.backlog default).
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=2048)
 
 
 if __name__ == "__main__":

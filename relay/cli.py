@@ -153,7 +153,7 @@ async def _serve(app: web.Application, host: str, port: int, settings: Settings)
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=settings.server.backlog)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

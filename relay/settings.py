@@ -66,6 +66,13 @@ class ServerSettings(_Section):
     idle_timeout: Duration = Field(
         default=60.0, gt=0, description="How long an idle keep-alive connection is kept."
     )
+    backlog: int = Field(
+        default=2048,
+        ge=1,
+        le=65535,
+        description="Connections the kernel queues for relay to accept (Linux caps it at "
+        "net.core.somaxconn): a fleet connecting at once waits in it, not in TCP retries.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
