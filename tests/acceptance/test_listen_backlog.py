@@ -56,9 +56,9 @@ def _handshakes(port: int, hosts: int) -> int:
             while (left := deadline - time.monotonic()) > 0 and done < hosts:
                 for key, _ in sel.select(left):
                     sel.unregister(key.fileobj)
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    ready = key.fileobj
+                    assert isinstance(ready, socket.socket)
+                    if ready.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                         done += 1
         finally:
             for sock in socks:

@@ -143,6 +143,11 @@ class SqliteEngine:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             self._syncer.open()
             conn.execute("PRAGMA synchronous=NORMAL")
+        # A savepoint's statement journal is a temporary file, opened at each write: kept
+        # in memory, a write needs no new file descriptor, so a relay out of descriptors
+        # (a fleet's connections) still records events. Set after migrating, whose index
+        # builds would otherwise sort in memory too.
+        conn.execute("PRAGMA temp_store=MEMORY")
         return applied
 
     async def close(self) -> None:
