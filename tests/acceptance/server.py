@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,12 @@ def run_relay(*args: str, cwd: Path, timeout: float = 30) -> subprocess.Complete
         timeout=timeout,
         check=False,
     )
+
+
+def limit_descriptors(soft: int) -> None:
+    """Set this process's soft limit of file descriptors (in a child, before exec)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def free_port() -> int:
@@ -87,6 +95,7 @@ class RelayServer:
     config: Path
     cwd: Path
     port: int = field(default_factory=free_port)
+    nofile: int | None = None  # the process's soft limit of file descriptors, if set
     process: subprocess.Popen[str] | None = None
     stdout: str = ""
     stderr: str = ""
@@ -108,6 +117,7 @@ class RelayServer:
                 stdout=out,
                 stderr=err,
                 text=True,
+                preexec_fn=None if self.nofile is None else partial(limit_descriptors, self.nofile),
             )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import resource
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.server import clean_env, free_port, relay_command, write_config
+from tests.acceptance.server import RelayServer, write_config
 
 TOKEN = "fd-token-abcdefghijklmnopqrstuvwxyz"
 SOFT_LIMIT = 128  # descriptors of the relay process
@@ -26,34 +24,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _limit() -> None:
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_LIMIT, hard))
-
-
 @contextmanager
 def _relay(tmp_path: Path) -> Iterator[int]:
     """`relay serve` with a soft limit of SOFT_LIMIT descriptors; yields its port."""
     tokens = [{"name": "ci", "token": TOKEN, "scopes": ["events:write", "events:read"]}]
     config = write_config(tmp_path / "relay.toml", tmp_path / "relay.db", tokens)
-    port = free_port()
-    argv = [*relay_command(), "serve", "--config", str(config), "--port", str(port)]
-    with (tmp_path / "relay.log").open("w") as log:
-        process = subprocess.Popen(
-            argv, cwd=tmp_path, env=clean_env(), stdout=log, stderr=log, preexec_fn=_limit
-        )
+    server = RelayServer(config, tmp_path, nofile=SOFT_LIMIT).start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        yield port
+        yield server.port
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
 
 
 def _request(component: str, version: str) -> bytes:
